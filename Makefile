@@ -1,0 +1,83 @@
+# Leadgraph: `make run` serves the API, `make test` runs the suite (on SQLite) and
+# `make test-postgres` runs it again on PostgreSQL. All of them bootstrap .venv.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+GRAPHIQL_DIR := $(VENV)/graphiql
+GRAPHIQL_STAMP := $(GRAPHIQL_DIR)/.complete
+AUDIT_DIR := tests/http_audit
+AUDIT_STAMP := $(AUDIT_DIR)/node_modules/.complete
+# The PostgreSQL server `make test-postgres` uses: it creates a fresh database there for each run
+# and drops it afterwards (the database named here is only used to connect).
+TEST_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
+# The exact versions Strawberry's GraphiQL page pins (its integrity hashes match these files).
+GRAPHIQL_FILES := react@18.2.0:umd/react.production.min.js \
+	react-dom@18.2.0:umd/react-dom.production.min.js \
+	js-cookie@3.0.5:dist/js.cookie.min.js \
+	graphiql@3.8.3:graphiql.min.css \
+	graphiql@3.8.3:graphiql.min.js \
+	@graphiql/plugin-explorer@1.0.2:dist/style.css \
+	@graphiql/plugin-explorer@1.0.2:dist/index.umd.js
+
+.PHONY: run test test-postgres test-fast install graphiql schema lint clean bench
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(INSTALLED): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(INSTALLED)
+
+# GraphiQL served from this machine: the npm registry's tarballs, unpacked once into .venv.
+# Without npm the server falls back to the CDN page and says so in its log.
+$(GRAPHIQL_STAMP):
+	@if ! command -v npm >/dev/null; then echo "npm not found: GraphiQL will load its assets from a CDN"; exit 0; fi; \
+	set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	for spec in $(GRAPHIQL_FILES); do \
+	  pkg=$${spec%%:*}; file=$${spec#*:}; key=$$(echo "$$pkg" | tr '/@' '__'); \
+	  if [ ! -d "$$tmp/$$key" ]; then \
+	    mkdir -p "$$tmp/$$key"; \
+	    (cd "$$tmp/$$key" && npm pack --silent "$$pkg" >/dev/null && tar xzf *.tgz); \
+	  fi; \
+	  mkdir -p "$(GRAPHIQL_DIR)/$$pkg/$$(dirname $$file)"; \
+	  cp "$$tmp/$$key/package/$$file" "$(GRAPHIQL_DIR)/$$pkg/$$file"; \
+	done; \
+	touch $@
+
+graphiql: $(GRAPHIQL_STAMP)
+
+# The graphql-http server audit runs in node, from the suite; npm ci installs exactly the lock file.
+$(AUDIT_STAMP): $(AUDIT_DIR)/package.json $(AUDIT_DIR)/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  cd $(AUDIT_DIR) && npm ci --silent --no-audit --no-fund && touch node_modules/.complete; \
+	else echo "npm not found: the graphql-http audit test will fail"; fi
+
+run: $(INSTALLED) $(GRAPHIQL_STAMP)
+	$(PY) server.py serve
+
+# SQLite, whatever TEST_DATABASE_URL the environment holds.
+test: $(INSTALLED) $(GRAPHIQL_STAMP) $(AUDIT_STAMP)
+	env -u TEST_DATABASE_URL $(PY) -m pytest
+
+test-postgres: $(INSTALLED) $(GRAPHIQL_STAMP) $(AUDIT_STAMP)
+	TEST_DATABASE_URL='$(TEST_DATABASE_URL)' $(PY) -m tests.run_postgres
+
+# Issue 5's benchmark: seeds bench/.data/, drives the server and its floor, writes bench/results.md.
+# BENCH_N, BENCH_DURATION, BENCH_CONNECTIONS, BENCH_DATABASE_URL, ...: see bench/README.md.
+bench: $(INSTALLED)
+	$(PY) -m bench
+
+schema: $(INSTALLED)
+	$(PY) server.py export-schema --output schema/schema.graphql
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) $(AUDIT_DIR)/node_modules leadgraph.db leadgraph.db-wal leadgraph.db-shm

@@ -1,0 +1,1 @@
+"""Data layer: settings, engine and sessions, tables, repositories, migrations."""

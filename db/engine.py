@@ -1,0 +1,229 @@
+"""Engines and sessions.
+
+SQLite allows one writer at a time. A transaction that starts as a reader and later writes can
+fail at once with "database is locked" (the busy timeout does not apply to that upgrade), so on
+SQLite writes go through their own engine whose transactions start with BEGIN IMMEDIATE and wait
+for the lock up front. Reads use a separate pool with ordinary deferred transactions; in WAL mode
+they never block, nor are they blocked by, the writer. On PostgreSQL both are the same engine.
+
+Statements past ``DB_STATEMENT_TIMEOUT_MS`` are cancelled by the server on PostgreSQL
+(``statement_timeout``) and by a progress handler on SQLite; either way ``read()`` and
+``write()`` raise ``StatementTimeout`` after the connection is back in its pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from db.errors import StatementTimeout, is_statement_timeout, is_transient_conflict
+from db.settings import Settings
+
+# SQLite calls the progress handler every this many virtual machine instructions: often enough
+# to stop a runaway statement within milliseconds, rarely enough to cost nothing measurable.
+_PROGRESS_STEPS = 10_000
+# How often a unit of work runs when the database keeps aborting it for a deadlock.
+TRANSACTION_ATTEMPTS = 5
+
+T = TypeVar("T")
+logger = logging.getLogger("leadgraph.db")
+
+
+def _sqlite_pragmas(settings: Settings) -> list[str]:
+    return [
+        "PRAGMA journal_mode=WAL",
+        "PRAGMA synchronous=NORMAL",
+        "PRAGMA foreign_keys=ON",
+        f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}",
+        f"PRAGMA cache_size=-{int(settings.sqlite_cache_size_kib)}",
+        f"PRAGMA mmap_size={int(settings.sqlite_mmap_size)}",
+        "PRAGMA temp_store=MEMORY",
+    ]
+
+
+class _Deadline:
+    """When the statement running on one SQLite connection must stop (None: nothing running)."""
+
+    __slots__ = ("at",)
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+
+    def passed(self) -> int:
+        # Runs on aiosqlite's thread; a non-zero answer interrupts the statement.
+        at = self.at
+        return 1 if at is not None and time.monotonic() > at else 0
+
+
+def _configure_sqlite(engine: AsyncEngine, settings: Settings, begin: str) -> None:
+    pragmas = _sqlite_pragmas(settings)
+    timeout_s = settings.db_statement_timeout_ms / 1000
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, record: Any) -> None:
+        # Take transaction control from the driver so that BEGIN is ours to emit.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in pragmas:
+            cursor.execute(pragma)
+        cursor.close()
+        if timeout_s:
+            deadline = _Deadline()
+            record.info["deadline"] = deadline
+            dbapi_connection.run_async(
+                lambda driver: driver.set_progress_handler(deadline.passed, _PROGRESS_STEPS)
+            )
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql(begin)
+
+    if timeout_s:
+
+        @event.listens_for(engine.sync_engine, "before_cursor_execute")
+        def start_clock(conn: Connection, *_args: Any) -> None:
+            deadline = conn.info.get("deadline")
+            if deadline is not None:
+                deadline.at = time.monotonic() + timeout_s
+
+        @event.listens_for(engine.sync_engine, "after_cursor_execute")
+        def stop_clock(conn: Connection, *_args: Any) -> None:
+            deadline = conn.info.get("deadline")
+            if deadline is not None:
+                deadline.at = None
+
+        @event.listens_for(engine.sync_engine, "handle_error")
+        def stop_clock_on_error(context: Any) -> None:
+            conn = context.connection
+            deadline = conn.info.get("deadline") if conn is not None else None
+            if deadline is not None:
+                deadline.at = None
+
+
+def _configure_postgresql(engine: AsyncEngine, settings: Settings) -> None:
+    timeout_ms = int(settings.db_statement_timeout_ms)
+    if not timeout_ms:
+        return
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # A session-level SET on the driver, outside any transaction, once per connection. Not
+        # a startup parameter: PgBouncer refuses connections that carry unknown ones.
+        dbapi_connection.run_async(
+            lambda driver: driver.execute(f"SET statement_timeout = {timeout_ms}")
+        )
+
+
+@contextmanager
+def no_statement_timeout(conn: Connection) -> Iterator[None]:
+    """Lifts ``DB_STATEMENT_TIMEOUT_MS`` for the statements run on ``conn`` inside the block:
+    migrations may rebuild tables or indexes for minutes."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SET LOCAL statement_timeout = 0"))  # until the transaction ends
+        yield
+        return
+    deadline = conn.info.pop("deadline", None)
+    try:
+        yield
+    finally:
+        if deadline is not None:
+            conn.info["deadline"] = deadline
+
+
+class Database:
+    """The engines and session factories of one process."""
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        self.url = make_url(url)
+        self.dialect = self.url.get_backend_name()
+        pool = {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow}
+        if self.dialect == "sqlite":
+            self.engine = create_async_engine(self.url, **pool)
+            # One writer connection: SQLite serialises writers anyway; queueing them in the pool
+            # is cheaper than having them spin on the file lock.
+            self.writer = create_async_engine(self.url, pool_size=1, max_overflow=0)
+            _configure_sqlite(self.engine, settings, "BEGIN")
+            _configure_sqlite(self.writer, settings, "BEGIN IMMEDIATE")
+        else:
+            # pre_ping replaces connections the server dropped (a restart, a failover), so the
+            # pool recovers by itself once the database is back.
+            self.engine = create_async_engine(
+                self.url,
+                pool_pre_ping=True,
+                connect_args={"server_settings": {"application_name": "leadgraph"}},
+                **pool,
+            )
+            _configure_postgresql(self.engine, settings)
+            self.writer = self.engine
+        self._write_sessions = async_sessionmaker(self.writer, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for read-only statements."""
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except DBAPIError as exc:
+            if is_statement_timeout(exc):
+                raise StatementTimeout from exc
+            raise
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """One unit of work: commits when the block ends normally, rolls back otherwise."""
+        try:
+            async with self._write_sessions() as session, session.begin():
+                yield session
+        except DBAPIError as exc:
+            if is_statement_timeout(exc):
+                raise StatementTimeout from exc
+            raise
+
+    async def transaction(
+        self,
+        work: Callable[[AsyncSession], Awaitable[T]],
+        *,
+        attempts: int = TRANSACTION_ATTEMPTS,
+    ) -> T:
+        """``work(session)`` as one unit of work (as in ``write()``), run again from the start
+        when PostgreSQL aborts it to break a deadlock or a serialization conflict.
+
+        ``work`` must keep its effects inside the session (or redo them idempotently): each
+        attempt starts from a fresh transaction. Other exceptions end the unit of work at once.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.write() as session:
+                    return await work(session)
+            except DBAPIError as exc:
+                if attempt == attempts or not is_transient_conflict(exc):
+                    raise
+                logger.info("transaction aborted by the database (%s); retrying", exc.orig)
+                # Jittered backoff, so that the two sides of a deadlock do not meet again.
+                await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        if self.writer is not self.engine:
+            await self.writer.dispose()

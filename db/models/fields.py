@@ -1,0 +1,112 @@
+"""Field types shared by the Create/Update models: trimming, limits and value checks.
+
+Errors carry a pydantic error type that the resolvers map to a UserErrorCode: ``blank`` (and
+pydantic's own ``missing``) become REQUIRED, everything else INVALID.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import pycountry
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+from pydantic_core import PydanticCustomError
+
+# Column sizes, shared by the tables and the validation models.
+EMAIL_MAX = 254
+NAME_MAX = 100
+PHONE_MAX = 50
+COMPANY_MAX = 200
+PLACE_MAX = 100
+POSTAL_CODE_MAX = 20
+SOURCE_MAX = 100
+STREET_MAX = 200
+NOTES_MAX = 10_000
+METADATA_MAX_BYTES = 16 * 1024
+
+
+def _strip(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+def _blank_to_none(value: Any) -> Any:
+    value = _strip(value)
+    return None if value == "" else value
+
+
+def _required(value: Any) -> Any:
+    value = _strip(value)
+    if value is None or value == "":
+        raise PydanticCustomError("blank", "This field is required and cannot be blank.")
+    return value
+
+
+def _email(value: str) -> str:
+    if len(value) > EMAIL_MAX:
+        raise PydanticCustomError(
+            "too_long", "Email must be at most {max} characters.", {"max": EMAIL_MAX}
+        )
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise PydanticCustomError("email", "{reason}", {"reason": str(exc)}) from None
+
+
+def _metadata(value: Any) -> Any:
+    if value is None:
+        return value
+    if not isinstance(value, dict):
+        raise PydanticCustomError("not_object", "Metadata must be a JSON object.")
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > METADATA_MAX_BYTES:
+        raise PydanticCustomError(
+            "too_large",
+            "Metadata must be at most {max} bytes of JSON (got {size}).",
+            {"max": METADATA_MAX_BYTES, "size": size},
+        )
+    return value
+
+
+def _country(value: str | None) -> str | None:
+    if value is None:
+        return None
+    code = value.upper()
+    if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None:
+        raise PydanticCustomError(
+            "country", "Country must be an ISO 3166-1 alpha-2 code, such as US or DE."
+        )
+    return code
+
+
+Email = Annotated[str, BeforeValidator(_required), AfterValidator(_email)]
+RequiredName = Annotated[str, BeforeValidator(_required), Field(max_length=NAME_MAX)]
+
+
+def text(max_length: int) -> Any:
+    """Optional text: trimmed, blank becomes null, at most ``max_length`` characters."""
+    return Annotated[
+        Annotated[str, StringConstraints(max_length=max_length)] | None,
+        BeforeValidator(_blank_to_none),
+    ]
+
+
+Metadata = Annotated[dict[str, Any] | None, BeforeValidator(_metadata)]
+Country = Annotated[str | None, BeforeValidator(_blank_to_none), AfterValidator(_country)]
+Score = Annotated[int, Field(ge=0, le=100)]
+
+
+def fold(value: str | None) -> str:
+    """The key a value is matched and sorted by: Unicode case-folded, '' for null."""
+    return value.casefold() if value else ""
+
+
+def full_name(first: str | None, last: str | None) -> str | None:
+    """'first last', either part alone, or None when both are missing."""
+    return " ".join(part for part in (first, last) if part) or None
+
+
+def search_key(*values: str | None) -> str:
+    """The text that `search` matches substrings in, one line per searchable value."""
+    return "\n".join(fold(v) for v in values if v)

@@ -1,0 +1,14 @@
+"""Named queries, one repository per table. Scoping to the workspace happens here, once."""
+
+from db.repositories.base import Keyset, Repository
+from db.repositories.clients import ClientFilterSpec, ClientRepository
+from db.repositories.leads import LeadFilterSpec, LeadRepository
+
+__all__ = [
+    "ClientFilterSpec",
+    "ClientRepository",
+    "Keyset",
+    "LeadFilterSpec",
+    "LeadRepository",
+    "Repository",
+]

@@ -1,0 +1,101 @@
+"""What every repository shares: scoped lookups, keyset pages and counts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from sqlalchemy import ColumnElement, Row, Table, func, insert, literal, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from db.types import utcnow
+
+
+@dataclass(frozen=True)
+class Keyset:
+    """Where a page starts: strictly past (value, id) in the scan direction."""
+
+    value: Any
+    id: int
+
+
+class Repository:
+    """Base for a workspace-scoped table. ``conn`` is a connection (reads) or a session (writes)."""
+
+    table: ClassVar[Table]
+
+    def __init__(self, conn: AsyncConnection | AsyncSession, workspace_id: int) -> None:
+        self.conn = conn
+        self.workspace_id = workspace_id
+
+    @property
+    def c(self) -> Any:
+        return self.table.c
+
+    def scoped(self, *conditions: ColumnElement[bool]) -> list[ColumnElement[bool]]:
+        """The conditions, plus the one that keeps every query inside the workspace."""
+        return [self.c.workspace_id == self.workspace_id, *conditions]
+
+    async def get(self, id_: int, *, for_update: bool = False) -> Row[Any] | None:
+        stmt = select(self.table).where(*self.scoped(self.c.id == id_))
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.conn.execute(stmt)).first()
+
+    async def get_many(self, ids: Iterable[int]) -> list[Row[Any]]:
+        stmt = select(self.table).where(*self.scoped(self.c.id.in_(list(ids))))
+        return list((await self.conn.execute(stmt)).all())
+
+    async def page(
+        self,
+        conditions: Sequence[ColumnElement[bool]],
+        sort_column: str,
+        descending: bool,
+        start: Keyset | None,
+        limit: int,
+    ) -> list[Row[Any]]:
+        """Up to ``limit`` rows in (sort_column, id) order, strictly past ``start``."""
+        col, id_col = self.c[sort_column], self.c.id
+        stmt = select(self.table).where(*self.scoped(*conditions))
+        if start is not None:
+            key = tuple_(col, id_col)
+            bound = tuple_(literal(start.value, col.type), literal(start.id, id_col.type))
+            stmt = stmt.where(key < bound if descending else key > bound)
+        order = (col.desc(), id_col.desc()) if descending else (col.asc(), id_col.asc())
+        stmt = stmt.order_by(*order).limit(limit)
+        return list((await self.conn.execute(stmt)).all())
+
+    async def count(self, conditions: Sequence[ColumnElement[bool]]) -> int:
+        stmt = select(func.count()).select_from(self.table).where(*self.scoped(*conditions))
+        return int((await self.conn.execute(stmt)).scalar_one())
+
+    def derived(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The derived columns (case-folded keys) for a row with these values."""
+        return {}
+
+    async def insert(self, values: dict[str, Any]) -> Row[Any]:
+        now = utcnow()
+        row = {"created_at": now, "updated_at": now, **values}
+        stmt = (
+            insert(self.table)
+            .values(**row, **self.derived(row), workspace_id=self.workspace_id)
+            .returning(self.table)
+        )
+        return (await self.conn.execute(stmt)).one()
+
+    async def update(self, current: Row[Any], changes: dict[str, Any]) -> Row[Any]:
+        """Writes ``changes`` over ``current`` (a row read in this transaction)."""
+        merged = {**current._asdict(), **changes}
+        values = {
+            **changes,
+            **self.derived(merged),
+            "updated_at": changes.get("updated_at", utcnow()),
+        }
+        stmt = (
+            update(self.table)
+            .where(*self.scoped(self.c.id == current.id))
+            .values(**values)
+            .returning(self.table)
+        )
+        return (await self.conn.execute(stmt)).one()

@@ -1,0 +1,66 @@
+"""Configuration from environment variables (and an optional .env file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob the server reads; names are the environment variables, case-insensitive."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./leadgraph.db"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: Annotated[
+        Literal["critical", "error", "warning", "info", "debug"],
+        BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v),
+    ] = "info"
+
+    # GraphiQL is served at GET /graphql from these self-hosted assets (see the Makefile).
+    graphiql: bool = True
+    graphiql_assets_dir: Path = Path(".venv/graphiql")
+
+    # Accounts and access.
+    session_idle_timeout_minutes: int = Field(default=7 * 24 * 60, ge=1)
+    session_max_age_minutes: int = Field(default=30 * 24 * 60, ge=1)
+    auth_rate_limit_per_minute: int = Field(default=10, ge=1)
+    anonymous_introspection: bool = True
+    # Trusted proxies whose X-Forwarded-For gives the client address (uvicorn's setting).
+    forwarded_allow_ips: str | None = None
+
+    # Email: real SMTP when SMTP_HOST is set, otherwise messages go to the server log.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = True
+    email_from: str = "Leadgraph <no-reply@localhost>"
+
+    # Guards against expensive documents.
+    max_query_depth: int = Field(default=12, ge=1)
+    max_aliases: int = Field(default=30, ge=1)
+
+    # SQLite page cache and memory map, per connection.
+    sqlite_cache_size_kib: int = 65536
+    sqlite_mmap_size: int = 268435456
+    sqlite_busy_timeout_ms: int = 5000
+
+    # Connection pool and statement timeout. On PostgreSQL the pool is the server's one pool
+    # (per process); on SQLite it is the reader pool (the writer is always one connection).
+    db_pool_size: int = Field(default=5, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    # A statement running longer is cancelled and answered with a TIMEOUT error; 0 = no limit.
+    db_statement_timeout_ms: int = Field(default=30000, ge=0)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Query and mutation logic: validates input, calls repositories, owns transactions."""

@@ -1,0 +1,270 @@
+"""Leads: listing, lookup, create/update/delete and conversion into a client."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+from sqlalchemy import Row
+from sqlalchemy.exc import IntegrityError
+
+from db.models import LeadCreate, LeadUpdate, Role
+from db.models.clients import AddressIn, ClientCreate
+from db.repositories import ClientRepository, LeadFilterSpec, LeadRepository
+from db.types import utcnow
+from resolvers import inputs
+from resolvers.auth import Principal, actor_columns
+from resolvers.errors import Problem, UserErrorCode, camel, not_found, problems_from
+from resolvers.ids import pk_for_mutation, pk_for_query, to_global_id
+from resolvers.outcome import Abort, Outcome
+from resolvers.pagination import Page, SortKey, fetch_page, page_args
+
+if TYPE_CHECKING:
+    from schema.context import Context
+
+LEAD_SORTS = {
+    "CREATED_AT": SortKey("created_at", "datetime"),
+    "UPDATED_AT": SortKey("updated_at", "datetime"),
+    "SCORE": SortKey("score", "int"),
+    "NAME": SortKey("name_key", "str"),
+    "EMAIL": SortKey("email_key", "str"),
+}
+
+
+async def list_leads(
+    ctx: Context,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    filter_: Any,
+    order_by: Any,
+) -> Page:
+    ctx.require(Role.VIEWER)
+    field, direction = inputs.order(order_by)
+    sort = LEAD_SORTS[field]
+    order = f"{field}:{direction}"
+    args = page_args(first, after, last, before, order, sort)
+    spec = LeadFilterSpec(**inputs.lead_filter(filter_)) if filter_ else LeadFilterSpec()
+
+    def repository(conn: Any) -> LeadRepository:
+        return LeadRepository(conn, ctx.workspace_id)
+
+    conditions = repository(None).conditions(spec)
+    return await fetch_page(ctx.db, repository, conditions, sort, direction == "DESC", order, args)
+
+
+async def get_lead(ctx: Context, id_: str) -> Row[Any] | None:
+    ctx.require(Role.VIEWER)
+    pk = pk_for_query(id_, "Lead")
+    return None if pk is None else await ctx.loaders.lead_by_id.load(pk)
+
+
+def _row_values(data: LeadCreate | LeadUpdate, *, only_set: bool) -> dict[str, Any]:
+    values = data.model_dump(exclude_unset=only_set)
+    if values.get("status") is not None:
+        values["status"] = values["status"].value
+    if "meta" in values and values["meta"] is None:
+        values["meta"] = {}
+    return values
+
+
+async def create_lead(ctx: Context, values: dict[str, Any]) -> Outcome:
+    principal = ctx.require(Role.MEMBER)
+    try:
+        data = LeadCreate.model_validate(values)
+    except ValidationError as exc:
+        return Outcome(problems=problems_from(exc))
+    async with ctx.db.write() as session:
+        row = await LeadRepository(session, ctx.workspace_id).insert(
+            _row_values(data, only_set=False) | actor_columns(principal, created=True)
+        )
+    ctx.loaders.clear()
+    return Outcome(lead=row)
+
+
+async def update_lead(ctx: Context, id_: str, values: dict[str, Any]) -> Outcome:
+    principal = ctx.require(Role.MEMBER)
+    pk, problem = pk_for_mutation(id_, "Lead", ["id"])
+    problems = [problem] if problem else []
+    try:
+        data = LeadUpdate.model_validate(values)
+    except ValidationError as exc:
+        problems += problems_from(exc)
+    if problems or pk is None:
+        return Outcome(problems=problems)
+    async with ctx.db.write() as session:
+        repo = LeadRepository(session, ctx.workspace_id)
+        current = await repo.get(pk, for_update=True)
+        if current is None:
+            return Outcome(problems=[not_found("lead")])
+        changes = _row_values(data, only_set=True)
+        if changes:
+            changes |= actor_columns(principal, created=False)
+        row = await repo.update(current, changes) if changes else current
+    ctx.loaders.clear()
+    return Outcome(lead=row)
+
+
+async def delete_lead(ctx: Context, id_: str) -> Outcome:
+    ctx.require(Role.ADMIN)
+    pk, problem = pk_for_mutation(id_, "Lead", ["id"])
+    if pk is None:
+        return Outcome(problems=[problem] if problem else [])
+    async with ctx.db.write() as session:
+        deleted = await LeadRepository(session, ctx.workspace_id).delete(pk)
+    if not deleted:
+        return Outcome(problems=[not_found("lead")])
+    ctx.loaders.clear()
+    return Outcome(deleted_id=to_global_id("Lead", pk))
+
+
+async def convert_lead(ctx: Context, id_: str, values: dict[str, Any]) -> Outcome:
+    """Creates (or links) the client and marks the lead WON, all in one transaction."""
+    principal = ctx.require(Role.MEMBER)
+    pk, problem = pk_for_mutation(id_, "Lead", ["id"])
+    problems = [problem] if problem else []
+    client_pk: int | None = None
+    if values.get("client_id") is not None:
+        client_pk, problem = pk_for_mutation(
+            values.pop("client_id"), "Client", ["input", "clientId"]
+        )
+        problems += [problem] if problem else []
+    else:
+        values.pop("client_id", None)
+    try:
+        data = inputs.ConvertLead.model_validate(values)
+    except ValidationError as exc:
+        problems += problems_from(exc)
+    if problems or pk is None:
+        return Outcome(problems=problems)
+
+    email = ""
+    try:
+        async with ctx.db.write() as session:
+            leads = LeadRepository(session, ctx.workspace_id)
+            clients = ClientRepository(session, ctx.workspace_id)
+            lead = await leads.get(pk, for_update=True)
+            if lead is None:
+                raise Abort([not_found("lead")])
+            if lead.converted_at is not None:
+                raise Abort([_already_converted()])
+            email = lead.email
+            if client_pk is not None:
+                client = await _link_client(clients, client_pk, lead, data, principal)
+            else:
+                client = await _new_client(clients, lead, data, principal)
+            now = utcnow()
+            converted = await leads.mark_converted(
+                lead, client.id, now, actor_columns(principal, created=False)
+            )
+            if converted is None:  # converted by a concurrent request since we read it
+                raise Abort([_already_converted()])
+    except Abort as abort:
+        return Outcome(problems=abort.problems)
+    except IntegrityError:
+        # A concurrent request took the email between our check and our insert.
+        return Outcome(problems=[_email_taken(email)])
+    ctx.loaders.clear()
+    return Outcome(lead=converted, client=client)
+
+
+def _already_converted() -> Problem:
+    return Problem("This lead has already been converted.", UserErrorCode.ALREADY_CONVERTED, ["id"])
+
+
+def _email_taken(email: str) -> Problem:
+    return Problem(
+        f"A client with the email {email} already exists; pass input.clientId to convert "
+        "the lead into that client.",
+        UserErrorCode.TAKEN,
+        ["id"],
+    )
+
+
+def _lead_address(lead: Row[Any], data: inputs.ConvertLead) -> dict[str, Any]:
+    address = {"city": lead.city, "state": lead.state, "postal_code": lead.postal_code}
+    if data.address is not None:
+        address.update(data.address.model_dump(exclude_unset=True))
+    return address
+
+
+async def _new_client(
+    clients: ClientRepository, lead: Row[Any], data: inputs.ConvertLead, principal: Principal
+) -> Row[Any]:
+    given = data.model_dump(exclude_unset=True, exclude={"address"})
+    values = {
+        "email": lead.email,
+        "first_name": given.get("first_name") or lead.first_name,
+        "last_name": given.get("last_name") or lead.last_name,
+        "phone": given.get("phone", lead.phone),
+        "company": given.get("company", lead.company),
+        "notes": given.get("notes", lead.notes),
+        "meta": {**lead.meta, **(given.get("meta") or {})},
+        "address": AddressIn.model_validate(_lead_address(lead, data)).model_dump(),
+    }
+    try:
+        create = ClientCreate.model_validate(values)
+    except ValidationError as exc:
+        # Only the names can be missing here: everything else was validated already.
+        raise Abort(problems_from(exc)) from None
+    if await clients.email_taken(create.email):
+        raise Abort([_email_taken(create.email)])
+    row = create.model_dump(exclude={"address"})
+    row.update(create.address.model_dump() if create.address else {})
+    return await clients.insert(
+        {**row, "meta": row["meta"] or {}, "status": "ACTIVE"}
+        | actor_columns(principal, created=True)
+    )
+
+
+async def _link_client(
+    clients: ClientRepository,
+    client_pk: int,
+    lead: Row[Any],
+    data: inputs.ConvertLead,
+    principal: Principal,
+) -> Row[Any]:
+    """The existing client: given values win, the lead fills what the client lacks."""
+    client = await clients.get(client_pk, for_update=True)
+    if client is None:
+        raise Abort([not_found("client", ["input", "clientId"])])
+    if client.status == "ARCHIVED":
+        raise Abort(
+            [
+                Problem(
+                    "This client is archived; restore it before converting into it.",
+                    UserErrorCode.ALREADY_ARCHIVED,
+                    ["input", "clientId"],
+                )
+            ]
+        )
+    given = data.model_dump(exclude_unset=True, exclude={"address"})
+    changes: dict[str, Any] = {}
+    for name in ("first_name", "last_name", "phone", "company", "notes"):
+        if name in given:
+            changes[name] = given[name]
+        elif getattr(client, name) is None and getattr(lead, name) is not None:
+            changes[name] = getattr(lead, name)
+    given_parts = data.address.model_dump(exclude_unset=True) if data.address else {}
+    for name, value in {**_lead_address(lead, data), **given_parts}.items():
+        given_here = name in given_parts
+        if given_here or (getattr(client, name) is None and value is not None):
+            changes[name] = value
+    meta = {**lead.meta, **client.meta, **(given.get("meta") or {})}
+    if meta != client.meta:
+        changes["meta"] = meta
+    for name in ("first_name", "last_name"):
+        if name in changes and changes[name] is None:
+            raise Abort(
+                [
+                    Problem(
+                        "A client's name cannot be cleared.",
+                        UserErrorCode.REQUIRED,
+                        ["input", camel(name)],
+                    )
+                ]
+            )
+    if not changes:
+        return client
+    return await clients.update(client, changes | actor_columns(principal, created=False))

@@ -1,0 +1,78 @@
+"""Per-request DataLoaders: one query per relation per batch, results in key order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row
+from strawberry.dataloader import DataLoader
+
+from db.engine import Database
+from db.repositories import ClientRepository, LeadRepository, Repository
+from db.repositories.auth import ApiKeyRepository, UserRepository
+
+
+def _by_id(
+    db: Database, workspace_id: int, repository: Callable[[Any, int], Repository]
+) -> DataLoader[int, Row[Any] | None]:
+    async def load(ids: Sequence[int]) -> list[Row[Any] | None]:
+        # Each batch has its own connection: concurrent resolvers never share one.
+        async with db.read() as conn:
+            rows = await repository(conn, workspace_id).get_many(ids)
+        found = {row.id: row for row in rows}
+        return [found.get(i) for i in ids]
+
+    return DataLoader(load_fn=load)
+
+
+def _converted_from(db: Database, workspace_id: int) -> DataLoader[int, Row[Any] | None]:
+    async def load(client_ids: Sequence[int]) -> list[Row[Any] | None]:
+        async with db.read() as conn:
+            rows = await LeadRepository(conn, workspace_id).converted_into(client_ids)
+        first: dict[int, Row[Any]] = {}
+        for row in rows:  # earliest conversion first
+            first.setdefault(row.converted_client_id, row)
+        return [first.get(i) for i in client_ids]
+
+    return DataLoader(load_fn=load)
+
+
+def _users(db: Database) -> DataLoader[int, Row[Any] | None]:
+    async def load(ids: Sequence[int]) -> list[Row[Any] | None]:
+        async with db.read() as conn:
+            found = {r.id: r for r in await UserRepository(conn).get_many(ids)}
+        return [found.get(i) for i in ids]
+
+    return DataLoader(load_fn=load)
+
+
+@dataclass
+class Loaders:
+    lead_by_id: DataLoader[int, Row[Any] | None]
+    client_by_id: DataLoader[int, Row[Any] | None]
+    lead_converted_into: DataLoader[int, Row[Any] | None]
+    user_by_id: DataLoader[int, Row[Any] | None]
+    api_key_by_id: DataLoader[int, Row[Any] | None]
+
+    @classmethod
+    def create(cls, db: Database, workspace_id: int) -> Loaders:
+        return cls(
+            lead_by_id=_by_id(db, workspace_id, LeadRepository),
+            client_by_id=_by_id(db, workspace_id, ClientRepository),
+            lead_converted_into=_converted_from(db, workspace_id),
+            user_by_id=_users(db),
+            api_key_by_id=_by_id(db, workspace_id, ApiKeyRepository),  # type: ignore[arg-type]
+        )
+
+    def clear(self) -> None:
+        """Forget cached rows; called after a write so later fields see the new state."""
+        for loader in (
+            self.lead_by_id,
+            self.client_by_id,
+            self.lead_converted_into,
+            self.user_by_id,
+            self.api_key_by_id,
+        ):
+            loader.clear_all()

@@ -1,0 +1,64 @@
+"""Outgoing email: SMTP through aiosmtplib when configured, the server log otherwise."""
+
+from __future__ import annotations
+
+import logging
+from email.message import EmailMessage
+from typing import Protocol
+
+import aiosmtplib
+
+from db.settings import Settings
+
+logger = logging.getLogger("leadgraph.mail")
+
+
+class Mailer(Protocol):
+    async def send(self, to: str, subject: str, body: str) -> None: ...
+
+
+class LogMailer:
+    """For a server without SMTP: the message (and so any code in it) goes to the log."""
+
+    async def send(self, to: str, subject: str, body: str) -> None:
+        logger.warning("Email to %s (SMTP_HOST is not set)\nSubject: %s\n\n%s", to, subject, body)
+
+
+class SmtpMailer:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def send(self, to: str, subject: str, body: str) -> None:
+        message = EmailMessage()
+        message["From"] = self.settings.email_from
+        message["To"] = to
+        message["Subject"] = subject
+        message.set_content(body)
+        s = self.settings
+        await aiosmtplib.send(
+            message,
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            username=s.smtp_username,
+            password=s.smtp_password,
+            start_tls=s.smtp_starttls,
+            timeout=15,
+        )
+
+
+def mailer_for(settings: Settings) -> Mailer:
+    return SmtpMailer(settings) if settings.smtp_host else LogMailer()
+
+
+def code_email(code: str, purpose: str, workspace: str | None = None) -> tuple[str, str]:
+    """Subject and body for a one-time code."""
+    what = {
+        "VERIFY_EMAIL": "verify your email address",
+        "SIGN_IN": "sign in",
+        "INVITATION": f"join the workspace {workspace!r}",
+    }[purpose]
+    body = (
+        f"Your Leadgraph code to {what} is:\n\n    {code}\n\n"
+        "It expires in 10 minutes and works once. If you did not ask for it, ignore this email."
+    )
+    return f"Your Leadgraph code: {code}", body

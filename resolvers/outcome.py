@@ -1,0 +1,29 @@
+"""What a mutation resolver hands back to the schema layer, and how it aborts a transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Row
+
+from resolvers.errors import Problem
+
+
+@dataclass
+class Outcome:
+    """Either rows that were written, or the problems that stopped anything from changing."""
+
+    problems: list[Problem] = field(default_factory=list)
+    lead: Row[Any] | None = None
+    client: Row[Any] | None = None
+    deleted_id: str | None = None
+
+
+class Abort(Exception):
+    """Raised inside a unit of work to roll it back and report problems instead."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        super().__init__("mutation aborted")
+        self.problems = list(problems)

@@ -1,0 +1,190 @@
+"""Keyset (cursor) pagination: argument checks, opaque cursors, and the page itself.
+
+A cursor holds the order it was made under, the sort value and the id of its row. The page
+query asks for rows strictly past (value, id) in the scan direction, ordered by (value, id):
+ties on the sort value are broken by id, so pages never repeat or skip a row, and no OFFSET is
+ever used. ``last``/``before`` scan the same index backwards and reverse the slice.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, Row
+
+from db.engine import Database
+from db.repositories import Keyset, Repository
+from resolvers.errors import BadInput
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+_MAX_CURSOR_LENGTH = 1024
+
+
+def _is_int64(value: Any) -> bool:
+    """An int the database can bind (a signed 64-bit integer)."""
+    return type(value) is int and -(2**63) <= value < 2**63
+
+
+def _is_text(value: Any) -> bool:
+    """A str the database can bind: JSON can carry lone surrogates, which UTF-8 cannot."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+_VALUE_CHECKS = {
+    "int": _is_int64,
+    "str": _is_text,
+}
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """An orderBy field: its column and the type of value its cursors carry."""
+
+    column: str
+    kind: Literal["datetime", "int", "str"]
+
+
+@dataclass(frozen=True)
+class PageArgs:
+    limit: int
+    backward: bool
+    start: Keyset | None
+
+
+@dataclass
+class Page:
+    rows: list[Row[Any]]
+    cursors: list[str]
+    has_next_page: bool
+    has_previous_page: bool
+    count: Callable[[], Awaitable[int]]
+
+
+def _size(value: int, argument: str) -> int:
+    if value < 0:
+        raise BadInput(f"Argument '{argument}' must not be negative.", argument)
+    if value > MAX_PAGE_SIZE:
+        raise BadInput(
+            f"Argument '{argument}' must be at most {MAX_PAGE_SIZE} (got {value}).", argument
+        )
+    return value
+
+
+def encode_cursor(order: str, value: Any, id_: int) -> str:
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    raw = json.dumps([order, value, id_], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, argument: str, order: str, sort: SortKey) -> Keyset:
+    """The keyset a cursor points at, or BadInput naming the argument."""
+    malformed = BadInput(f"Argument '{argument}' is not a valid cursor.", argument)
+    if len(cursor) > _MAX_CURSOR_LENGTH:
+        raise malformed
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        made_under, value, id_ = json.loads(raw)
+    except (binascii.Error, ValueError, TypeError):
+        raise malformed from None
+    if not isinstance(made_under, str) or not _is_int64(id_):
+        raise malformed
+    if made_under != order:
+        raise BadInput(
+            f"Argument '{argument}' is a cursor made under a different orderBy "
+            f"({made_under}); request the first page again with the current orderBy.",
+            argument,
+        )
+    if sort.kind == "datetime":
+        try:
+            value = datetime.fromisoformat(value)
+        except (TypeError, ValueError):
+            raise malformed from None
+        if value.tzinfo is None:
+            raise malformed
+        try:
+            # Compared in UTC; near datetime's limits, the offset can push it out of range.
+            value = value.astimezone(UTC)
+        except OverflowError:
+            raise malformed from None
+    elif not _VALUE_CHECKS[sort.kind](value):
+        raise malformed
+    return Keyset(value=value, id=id_)
+
+
+def page_args(
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    order: str,
+    sort: SortKey,
+) -> PageArgs:
+    """Checks the four connection arguments; first/after and last/before do not mix."""
+    if first is not None and last is not None:
+        raise BadInput("Pass either 'first' or 'last', not both.", "last")
+    if after is not None and before is not None:
+        raise BadInput("Pass either 'after' or 'before', not both.", "before")
+    if first is not None and before is not None:
+        raise BadInput("'before' pages backwards: use it with 'last', not 'first'.", "before")
+    if last is not None and after is not None:
+        raise BadInput("'after' pages forwards: use it with 'first', not 'last'.", "after")
+    backward = last is not None or before is not None
+    if backward:
+        limit = DEFAULT_PAGE_SIZE if last is None else _size(last, "last")
+        start = None if before is None else decode_cursor(before, "before", order, sort)
+    else:
+        limit = DEFAULT_PAGE_SIZE if first is None else _size(first, "first")
+        start = None if after is None else decode_cursor(after, "after", order, sort)
+    return PageArgs(limit=limit, backward=backward, start=start)
+
+
+async def fetch_page(
+    db: Database,
+    repository: Callable[[Any], Repository],
+    conditions: Sequence[ColumnElement[bool]],
+    sort: SortKey,
+    descending: bool,
+    order: str,
+    args: PageArgs,
+) -> Page:
+    """One page of rows; the count runs only if the caller asks for it."""
+    rows: list[Row[Any]] = []
+    if args.limit:
+        async with db.read() as conn:
+            rows = await repository(conn).page(
+                conditions,
+                sort.column,
+                descending != args.backward,
+                args.start,
+                args.limit + 1,
+            )
+    more = len(rows) > args.limit
+    rows = rows[: args.limit]
+    if args.backward:
+        rows.reverse()
+
+    async def count() -> int:
+        async with db.read() as conn:
+            return await repository(conn).count(conditions)
+
+    return Page(
+        rows=rows,
+        cursors=[encode_cursor(order, getattr(r, sort.column), r.id) for r in rows],
+        has_next_page=args.start is not None if args.backward else more,
+        has_previous_page=more if args.backward else args.start is not None,
+        count=count,
+    )

@@ -1,0 +1,98 @@
+"""The Schema: per-domain Query and Mutation classes merged into one federation subgraph."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from graphql import ASTValidationRule, GraphQLError
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCache, ValidationCache
+from strawberry.extensions.max_aliases import create_validator as alias_limit
+from strawberry.extensions.query_depth_limiter import create_validator as depth_limit
+from strawberry.federation.schema import FederationAny
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext, Info
+from strawberry.utils.inspect import get_func_args
+
+from resolvers.errors import BadInput
+from schema.auth import AuthMutation, AuthQuery
+from schema.clients import ClientMutation, ClientQuery
+from schema.extensions import AnonymousIntrospection, ErrorPolicy
+from schema.leads import LeadMutation, LeadQuery
+from schema.nodes import NodeQuery
+from schema.scalars import JSON, DateTime, JSONValue
+
+
+class Schema(strawberry.federation.Schema):
+    """The federation schema, without Strawberry's logging of every error at ERROR level:
+    client mistakes are not server errors, and ErrorPolicy logs the unexpected ones."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        return None
+
+    def entities_resolver(
+        self, info: Info, representations: list[FederationAny]
+    ) -> list[FederationAny]:
+        """Strawberry's _entities, for the representations it can resolve; the others (not an
+        object, an unknown __typename, keys other than the entity's) become BAD_USER_INPUT
+        errors in their place instead of a TypeError, KeyError or AttributeError."""
+        results: list[Any] = [
+            None
+            if self._is_reference(representation)
+            else BadInput(
+                f"Argument 'representations[{index}]' is not a valid entity representation.",
+                "representations",
+            )
+            for index, representation in enumerate(representations)
+        ]
+        valid = [i for i, result in enumerate(results) if result is None]
+        resolved = super().entities_resolver(info, [representations[i] for i in valid])
+        for index, result in zip(valid, resolved, strict=True):
+            results[index] = result
+        return results
+
+    def _is_reference(self, representation: Any) -> bool:
+        """An object naming an entity type with a resolve_reference, and exactly its keys."""
+        typename = representation.get("__typename") if isinstance(representation, dict) else None
+        if not isinstance(typename, str):
+            return False
+        type_ = self.schema_converter.type_map.get(typename)
+        origin = getattr(getattr(type_, "definition", None), "origin", None)
+        resolve_reference = getattr(origin, "resolve_reference", None)
+        if resolve_reference is None:
+            return False
+        keys = set(get_func_args(resolve_reference)) - {"info"}
+        return set(representation) - {"__typename"} == keys
+
+
+def build_schema(max_depth: int = 12, max_aliases: int = 30) -> Schema:
+    """A fresh Schema; the server passes the limits from its settings."""
+    # The limit rules are built once: QueryDepthLimiter and MaxAliasesLimiter make a new rule
+    # class per request, which changes ValidationCache's key so that it never hits.
+    limits: list[type[ASTValidationRule]] = [
+        depth_limit(max_depth, None, None),
+        alias_limit(max_aliases),
+    ]
+    query = merge_types("Query", (NodeQuery, LeadQuery, ClientQuery, AuthQuery))
+    mutation = merge_types("Mutation", (LeadMutation, ClientMutation, AuthMutation))
+    return Schema(
+        query=query,
+        mutation=mutation,
+        federation_version="2.11",
+        config=StrawberryConfig(scalar_map={datetime: DateTime, JSON: JSONValue}),
+        extensions=[
+            lambda: MaxTokensLimiter(max_token_count=5000),
+            lambda: AddValidationRules(limits),
+            AnonymousIntrospection,
+            lambda: ParserCache(maxsize=1024),
+            lambda: ValidationCache(maxsize=1024),
+            ErrorPolicy,
+        ],
+    )
+
+
+schema = build_schema()

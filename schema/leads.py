@@ -1,0 +1,289 @@
+"""Lead types, inputs and payloads, and the Query/Mutation fields for leads."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from sqlalchemy import Row
+
+from db.models import LeadStatus as _LeadStatus
+from db.models.fields import full_name
+from resolvers import leads as resolve
+from resolvers.ids import to_global_id
+from schema.auth import Audited, audit_fields
+from schema.context import Info
+from schema.errors import UserError, user_errors
+from schema.relay import Connection, Node, SortDirection, input_values
+from schema.scalars import JSON
+
+if TYPE_CHECKING:
+    from schema.clients import AddressInput, Client
+
+LeadStatus = strawberry.enum(_LeadStatus, name="LeadStatus")
+ClientRef = Annotated["Client", strawberry.lazy("schema.clients")]
+
+
+@strawberry.enum
+class LeadSortField(enum.Enum):
+    CREATED_AT = "CREATED_AT"
+    UPDATED_AT = "UPDATED_AT"
+    SCORE = "SCORE"
+    NAME = "NAME"
+    EMAIL = "EMAIL"
+
+
+@strawberry.federation.type(keys=["id"], description="A prospect; only the email is required.")
+class Lead(Node, Audited):
+    id: strawberry.ID
+    email: str
+    first_name: str | None
+    last_name: str | None
+    phone: str | None
+    company: str | None
+    city: str | None
+    state: str | None
+    postal_code: str | None
+    source: str | None
+    notes: str | None
+    status: LeadStatus  # type: ignore[valid-type]
+    score: int
+    metadata: JSON
+    created_at: datetime
+    updated_at: datetime
+    converted_at: datetime | None
+    converted_client_id: strawberry.Private[int | None]
+
+    @strawberry.field(description='"firstName lastName"; null when both are null.')
+    def name(self) -> str | None:
+        return full_name(self.first_name, self.last_name)
+
+    @strawberry.field(description="The client created by (or linked in) convertLead.")
+    async def converted_client(self, info: Info) -> ClientRef | None:
+        if self.converted_client_id is None:
+            return None
+        from schema.clients import Client
+
+        row = await info.context.loaders.client_by_id.load(self.converted_client_id)
+        return Client.from_row(row) if row is not None else None
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Lead:
+        return cls(
+            id=strawberry.ID(to_global_id("Lead", row.id)),
+            email=row.email,
+            first_name=row.first_name,
+            last_name=row.last_name,
+            phone=row.phone,
+            company=row.company,
+            city=row.city,
+            state=row.state,
+            postal_code=row.postal_code,
+            source=row.source,
+            notes=row.notes,
+            status=_LeadStatus(row.status),
+            score=row.score,
+            metadata=row.meta,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            converted_at=row.converted_at,
+            converted_client_id=row.converted_client_id,
+            **audit_fields(row),
+        )
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Lead | None:
+        row = await resolve.get_lead(info.context, id)
+        return cls.from_row(row) if row is not None else None
+
+
+LeadConnection = Connection[Lead]
+
+
+@strawberry.input
+class IntRange:
+    gte: int | None = None
+    lte: int | None = None
+
+
+@strawberry.input
+class DateTimeRange:
+    gte: datetime | None = None
+    lt: datetime | None = None
+
+
+@strawberry.input
+class LeadFilter:
+    search: str | None = strawberry.field(
+        default=None, description="Case-insensitive substring of the name, email or company."
+    )
+    status: list[LeadStatus] | None = None  # type: ignore[valid-type]
+    source: list[str] | None = strawberry.field(
+        default=None, description="Any of these sources (exact, case-insensitive)."
+    )
+    city: str | None = None
+    state: str | None = None
+    email: str | None = None
+    score: IntRange | None = None
+    created_at: DateTimeRange | None = None
+    converted: bool | None = None
+
+
+@strawberry.input
+class LeadOrder:
+    field: LeadSortField
+    direction: SortDirection = SortDirection.DESC
+
+
+@strawberry.input
+class CreateLeadInput:
+    email: str
+    first_name: str | None = strawberry.UNSET
+    last_name: str | None = strawberry.UNSET
+    phone: str | None = strawberry.UNSET
+    company: str | None = strawberry.UNSET
+    city: str | None = strawberry.UNSET
+    state: str | None = strawberry.UNSET
+    postal_code: str | None = strawberry.UNSET
+    source: str | None = strawberry.UNSET
+    notes: str | None = strawberry.UNSET
+    status: LeadStatus | None = strawberry.UNSET  # type: ignore[valid-type]
+    score: int | None = strawberry.UNSET
+    metadata: JSON | None = strawberry.UNSET
+
+
+@strawberry.input(
+    description="Every field optional. A field left out is unchanged; a nullable field set to "
+    "null is cleared; email, status, score and metadata cannot be cleared."
+)
+class UpdateLeadInput:
+    email: str | None = strawberry.UNSET
+    first_name: str | None = strawberry.UNSET
+    last_name: str | None = strawberry.UNSET
+    phone: str | None = strawberry.UNSET
+    company: str | None = strawberry.UNSET
+    city: str | None = strawberry.UNSET
+    state: str | None = strawberry.UNSET
+    postal_code: str | None = strawberry.UNSET
+    source: str | None = strawberry.UNSET
+    notes: str | None = strawberry.UNSET
+    status: LeadStatus | None = strawberry.UNSET  # type: ignore[valid-type]
+    score: int | None = strawberry.UNSET
+    metadata: JSON | None = strawberry.UNSET
+
+
+@strawberry.input(
+    description="What convertLead needs beyond what the lead holds. Values given here win; "
+    "the address defaults to the lead's city/state/postalCode."
+)
+class ConvertLeadInput:
+    client_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Convert into this existing client instead of creating one.",
+    )
+    first_name: str | None = strawberry.UNSET
+    last_name: str | None = strawberry.UNSET
+    phone: str | None = strawberry.UNSET
+    company: str | None = strawberry.UNSET
+    address: Annotated[AddressInput, strawberry.lazy("schema.clients")] | None = strawberry.UNSET
+    notes: str | None = strawberry.UNSET
+    metadata: JSON | None = strawberry.UNSET
+
+
+def _lead(row: Row[Any] | None) -> Lead | None:
+    return Lead.from_row(row) if row is not None else None
+
+
+@strawberry.type
+class CreateLeadPayload:
+    lead: Lead | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class UpdateLeadPayload:
+    lead: Lead | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class DeleteLeadPayload:
+    deleted_lead_id: strawberry.ID | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class ConvertLeadPayload:
+    lead: Lead | None
+    client: ClientRef | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class LeadQuery:
+    @strawberry.field
+    async def lead(self, info: Info, id: strawberry.ID) -> Lead | None:
+        return _lead(await resolve.get_lead(info.context, id))
+
+    @strawberry.field(
+        description="Leads, newest first unless orderBy says otherwise. Page with first/after "
+        "or last/before: 20 by default, at most 100."
+    )
+    async def leads(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        filter: LeadFilter | None = None,
+        order_by: LeadOrder | None = None,
+    ) -> LeadConnection:
+        page = await resolve.list_leads(info.context, first, after, last, before, filter, order_by)
+        return LeadConnection.from_page(page, Lead.from_row)
+
+
+@strawberry.type
+class LeadMutation:
+    @strawberry.mutation
+    async def create_lead(self, info: Info, input: CreateLeadInput) -> CreateLeadPayload:
+        out = await resolve.create_lead(info.context, input_values(input))
+        return CreateLeadPayload(lead=_lead(out.lead), user_errors=user_errors(out.problems))
+
+    @strawberry.mutation
+    async def update_lead(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        input: UpdateLeadInput,
+    ) -> UpdateLeadPayload:
+        out = await resolve.update_lead(info.context, id, input_values(input))
+        return UpdateLeadPayload(lead=_lead(out.lead), user_errors=user_errors(out.problems))
+
+    @strawberry.mutation
+    async def delete_lead(self, info: Info, id: strawberry.ID) -> DeleteLeadPayload:
+        out = await resolve.delete_lead(info.context, id)
+        deleted = strawberry.ID(out.deleted_id) if out.deleted_id else None
+        return DeleteLeadPayload(deleted_lead_id=deleted, user_errors=user_errors(out.problems))
+
+    @strawberry.mutation(
+        description="Creates a client from the lead in one transaction, sets the lead's status "
+        "to WON, convertedAt and convertedClient. A lead converts at most once."
+    )
+    async def convert_lead(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        input: ConvertLeadInput | None = None,
+    ) -> ConvertLeadPayload:
+        from schema.clients import Client
+
+        values = input_values(input) if input is not None else {}
+        out = await resolve.convert_lead(info.context, id, values)
+        return ConvertLeadPayload(
+            lead=_lead(out.lead),
+            client=Client.from_row(out.client) if out.client is not None else None,
+            user_errors=user_errors(out.problems),
+        )

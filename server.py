@@ -1,0 +1,463 @@
+"""Leadgraph's ASGI app and command line.
+
+python server.py serve            migrate, then serve the API and GraphiQL (default)
+python server.py migrate          apply the Alembic migrations and exit
+python server.py export-schema    print the SDL (or write it with --output)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextvars
+import logging
+import re
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from pydantic import ValidationError
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.http.parse_content_type import parse_content_type
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.types import ExecutionResult
+
+from db import migrate
+from db.engine import Database
+from db.errors import StatementTimeout
+from db.models import Role
+from db.settings import Settings, get_settings
+from resolvers.auth import authenticate, create_key_for_workspace
+from resolvers.mail import mailer_for
+from schema import build_schema
+from schema.context import Context
+from schema.extensions import INTERNAL_MESSAGE
+
+logger = logging.getLogger("leadgraph")
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+JSON = "application/json"
+GRAPHIQL_CDN = "https://unpkg.com/"
+GRAPHIQL_ASSETS_PATH = "/graphql/assets/"
+GRAPHIQL_FILES = (
+    "react@18.2.0/umd/react.production.min.js",
+    "react-dom@18.2.0/umd/react-dom.production.min.js",
+    "js-cookie@3.0.5/dist/js.cookie.min.js",
+    "graphiql@3.8.3/graphiql.min.css",
+    "graphiql@3.8.3/graphiql.min.js",
+    "@graphiql/plugin-explorer@1.0.2/dist/style.css",
+    "@graphiql/plugin-explorer@1.0.2/dist/index.umd.js",
+)
+
+# ------------------------------------------------------------------ request ids and logging
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+class RequestIdMiddleware:
+    """Tags each request with an id (the caller's X-Request-ID when sane) for logs and errors."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Starlette's ServerErrorMiddleware wraps every user middleware, so its 500 would come
+            # after the id is reset and without the header: answer here while both are known.
+            if scope["type"] != "http" or response_started:
+                raise
+            response = await internal_error(Request(scope, receive), exc)
+            await response(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)
+
+
+# ------------------------------------------------------------------ GraphQL over HTTP
+
+
+def response_media_type(request: Request) -> str:
+    """The one of our two JSON types the Accept header prefers; application/json when it
+    names neither, as the spec allows (a 406 would break clients that send only */*)."""
+    best, best_q = JSON, 0.0
+    for part in request.headers.get("accept", "").split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        # Strictly greater: on equal q the type listed first wins.
+        if media.lower() in (GRAPHQL_RESPONSE_JSON, JSON) and q > best_q:
+            best, best_q = media.lower(), q
+    return best
+
+
+def _wholly_unauthenticated(result: ExecutionResult) -> bool:
+    """Every error is UNAUTHENTICATED and nothing at all was answered."""
+    errors = result.errors or []
+    return (
+        bool(errors)
+        and all((e.extensions or {}).get("code") == "UNAUTHENTICATED" for e in errors)
+        and all(_empty(value) for value in (result.data or {}).values())
+    )
+
+
+def _empty(value: Any) -> bool:
+    """Null, or a list of nulls (``_entities`` checks credentials per representation)."""
+    return value is None or (isinstance(value, list) and all(_empty(v) for v in value))
+
+
+class LeadgraphView(GraphQL[Context, None]):
+    """Strawberry's ASGI view plus the GraphQL-over-HTTP rules for graphql-response+json,
+    our Context, and GraphiQL from self-hosted assets."""
+
+    def __init__(self, *args: Any, graphiql_html: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._graphiql_html = graphiql_html
+
+    async def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
+        request.state.sub_response = response
+        state = request.app.state
+        principal, rejected = await authenticate(
+            state.db, state.settings, request.headers.get("authorization")
+        )
+        return Context(
+            request=request,
+            response=response,
+            db=state.db,
+            settings=state.settings,
+            mailer=state.mailer,
+            request_id=request_id_var.get(),
+            principal=principal,
+            rejected=rejected,
+        )
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        from starlette.responses import HTMLResponse
+
+        return HTMLResponse(self._graphiql_html or self.graphql_ide_html)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            response = await self.run(request)
+        except HTTPException as exc:
+            # Strawberry answers request errors in plain text; clients expect a GraphQL response.
+            response = self.request_error(request, exc)
+        await response(scope, receive, send)
+
+    def request_error(self, request: Request, exc: HTTPException) -> Response:
+        """A request Strawberry refused before executing it, as a GraphQL response without data."""
+        status_code, headers = exc.status_code, {}
+        if isinstance(exc.__cause__, InvalidOperationTypeError):
+            # Strawberry says 400 for a mutation over GET; the spec says 405 and Allow: POST.
+            status_code, headers = 405, {"Allow": "POST"}
+        elif status_code == 405:
+            headers = {"Allow": "GET, POST"}
+        error = {"message": exc.reason, "extensions": {"code": HTTPStatus(status_code).name}}
+        return Response(
+            self.encode_json({"errors": [error]}),
+            status_code=status_code,
+            headers=headers,
+            media_type=f"{response_media_type(request)}; charset=utf-8",
+        )
+
+    async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> Any:
+        # A JSON body that is not an object (a bare string, number or null) reaches Strawberry's
+        # data.get() and would surface as a 500; an array is refused later as a batch.
+        content_type, _ = parse_content_type(request.content_type or "")
+        if (
+            request.method == "POST"
+            and "application/json" in content_type
+            and (await request.get_body()).lstrip()[:1] not in (b"{", b"[")
+        ):
+            raise HTTPException(400, "The request body must be a JSON object.")
+        return await super().parse_http_body(request)
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        response = process_result(result)
+        sub_response: Response = request.state.sub_response
+        media_type = response_media_type(request)
+        sub_response.graphql_media_type = media_type  # type: ignore[attr-defined]
+        failed_before_execution = (
+            result.data is None
+            and bool(result.errors)
+            and all(e.path is None for e in result.errors or [])
+        )
+        if failed_before_execution:
+            # The request never reached execution, so the result has no data entry (GraphQL
+            # spec). Only graphql-response+json clients get a 4xx: application/json ones
+            # expect 200 for every well-formed GraphQL response.
+            response.pop("data", None)
+            if media_type == GRAPHQL_RESPONSE_JSON:
+                sub_response.status_code = 400
+        elif _wholly_unauthenticated(result):
+            sub_response.status_code = 401
+            sub_response.headers["WWW-Authenticate"] = 'Bearer realm="leadgraph"'
+        return response
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        media_type = getattr(sub_response, "graphql_media_type", JSON)
+        response.headers["content-type"] = f"{media_type}; charset=utf-8"
+        return response
+
+
+def graphiql_page(assets_dir: Path, ide_html: str) -> str:
+    """GraphiQL's page pointed at our own copies of its assets, or the stock CDN page."""
+    missing = [f for f in GRAPHIQL_FILES if not (assets_dir / f).is_file()]
+    if missing:
+        logger.warning(
+            "GraphiQL assets not found in %s (make installs them with npm): "
+            "the GraphiQL page will load them from %s",
+            assets_dir,
+            GRAPHIQL_CDN,
+        )
+        return ide_html
+    return ide_html.replace(GRAPHIQL_CDN, GRAPHIQL_ASSETS_PATH)
+
+
+# ------------------------------------------------------------------ health
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    db: Database = request.app.state.db
+    try:
+        async with asyncio.timeout(2):
+            async with db.read() as conn:
+                await conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        logger.warning("readiness check failed: %s", type(exc).__name__)
+        return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+    return JSONResponse({"status": "ok", "database": "ok"})
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, StatementTimeout):
+        # Outside execution (the credential lookup): the same TIMEOUT as inside, as a 503.
+        logger.warning("statement timeout on %s %s", request.method, request.url.path)
+        error = {
+            "message": exc.message,
+            "extensions": {"code": "TIMEOUT", "requestId": request_id_var.get()},
+        }
+        return JSONResponse({"errors": [error]}, status_code=503)
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    body = {
+        "errors": [
+            {
+                "message": INTERNAL_MESSAGE,
+                "extensions": {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id_var.get()},
+            }
+        ]
+    }
+    return JSONResponse(body, status_code=500)
+
+
+# ------------------------------------------------------------------ the app
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """The ASGI app; the lifespan opens the database and brings it to the latest migration."""
+    settings = settings or get_settings()
+    schema = build_schema(settings.max_query_depth, settings.max_aliases)
+    probe = GraphQL(schema)
+    graphiql_html = (
+        graphiql_page(settings.graphiql_assets_dir, probe.graphql_ide_html)
+        if settings.graphiql
+        else None
+    )
+    view = LeadgraphView(
+        schema,
+        graphql_ide="graphiql" if settings.graphiql else None,
+        allow_queries_via_get=True,
+        graphiql_html=graphiql_html,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        db = Database(settings.database_url, settings)
+        await migrate.upgrade(db)
+        app.state.db = db
+        app.state.settings = settings
+        app.state.mailer = mailer_for(settings)
+        if not settings.smtp_host:
+            logger.info("SMTP_HOST is not set: emails (and their codes) go to this log")
+        try:
+            yield
+        finally:
+            await db.dispose()
+
+    routes: list[Any] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+    if settings.graphiql_assets_dir.is_dir():
+        routes.append(
+            Mount(
+                GRAPHIQL_ASSETS_PATH.rstrip("/"),
+                StaticFiles(directory=settings.graphiql_assets_dir),
+            )
+        )
+    routes += [
+        Route("/graphql", view, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", view),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={Exception: internal_error},
+    )
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="server.py", description="Leadgraph GraphQL API")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="migrate, then serve the API (default)")
+    commands.add_parser("migrate", help="apply the database migrations and exit")
+    key = commands.add_parser(
+        "create-api-key", help="create an API key (and the workspace, if it does not exist)"
+    )
+    key.add_argument("--workspace", required=True, help="the workspace's name")
+    key.add_argument("--role", default="OWNER", choices=[r.value for r in Role])
+    key.add_argument("--name", default="Command line", help="a label for the key")
+    export = commands.add_parser("export-schema", help="print the schema SDL")
+    export.add_argument("--output", type=Path, help="write the SDL to this file")
+    args = parser.parse_args(argv)
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            name = ".".join(str(p) for p in error["loc"]).upper()
+            sys.stderr.write(f"Configuration error: {name}: {error['msg']}\n")
+        return 2
+    configure_logging(settings.log_level)
+
+    if args.command == "migrate":
+
+        async def run() -> None:
+            db = Database(settings.database_url, settings)
+            try:
+                await migrate.upgrade(db)
+            finally:
+                await db.dispose()
+
+        asyncio.run(run())
+        return 0
+    if args.command == "create-api-key":
+
+        async def create_key() -> int:
+            db = Database(settings.database_url, settings)
+            try:
+                await migrate.upgrade(db)
+                secret, workspace, created = await create_key_for_workspace(
+                    db, args.workspace, Role(args.role), args.name
+                )
+            except ValueError as exc:
+                sys.stderr.write(f"{exc} Rename one of them first.\n")
+                return 2
+            finally:
+                await db.dispose()
+            made = "created" if created else "existing"
+            sys.stderr.write(
+                f"{args.role} API key for the {made} workspace {workspace.name!r}. "
+                "It is shown only now; send it as 'Authorization: Bearer <key>'.\n"
+            )
+            sys.stdout.write(secret + "\n")
+            return 0
+
+        return asyncio.run(create_key())
+    if args.command == "export-schema":
+        sdl = build_schema().as_str() + "\n"
+        if args.output:
+            args.output.write_text(sdl)
+        else:
+            sys.stdout.write(sdl)
+        return 0
+
+    app = create_app(settings)
+    logger.info("GraphiQL: http://%s:%d/graphql", settings.host, settings.port)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        log_config=None,
+        proxy_headers=settings.forwarded_allow_ips is not None,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,280 @@
+"""A real server on loopback against a real database, shared by the session; tables are emptied
+before each test, so every test starts from a clean database built by the migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import uvicorn
+from aiosmtpd.controller import Controller
+from sqlalchemy import delete, event, text, update
+from sqlmodel import SQLModel
+
+from db.engine import Database
+from db.models import DEFAULT_WORKSPACE_ID, Workspace
+from db.repositories.auth import ApiKeyRepository
+from db.settings import Settings
+from db.types import utcnow
+from resolvers.security import token_hash
+from server import create_app
+from tests.databases import suite_engine
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parent.parent
+OWNER_KEY = "lgk_test-suite-owner-key-of-the-default-workspace"
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: Any
+    loop: asyncio.AbstractEventLoop
+    settings: Settings
+
+    @property
+    def db(self) -> Database:
+        return self.app.state.db
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Runs a coroutine on the server's event loop (where its engines live)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Mailbox:
+    """A real SMTP server on loopback; the test server delivers its email here."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self._lock = threading.Lock()
+        self.port = _free_port()
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = message_from_bytes(envelope.content, policy=default_policy)
+        with self._lock:
+            self.messages.append(message)  # type: ignore[arg-type]
+        return "250 Message accepted for delivery"
+
+    def clear(self) -> None:
+        with self._lock:
+            self.messages.clear()
+
+    def to(self, address: str) -> list[EmailMessage]:
+        with self._lock:
+            return [m for m in self.messages if m["To"] == address]
+
+    def code_for(self, address: str, timeout: float = 10) -> str:
+        """The code in the newest message to ``address`` (waits for it to arrive)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if found := self.to(address):
+                body = found[-1].get_content()
+                match = re.search(r"\b(\d{6})\b", body)
+                assert match, body
+                return match.group(1)
+            time.sleep(0.02)
+        raise AssertionError(f"no email to {address} within {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def smtp() -> Iterator[Mailbox]:
+    mailbox = Mailbox()
+    mailbox.controller.start()
+    yield mailbox
+    mailbox.controller.stop()
+
+
+@pytest.fixture
+def mailbox(smtp: Mailbox) -> Mailbox:
+    smtp.clear()
+    return smtp
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, smtp: Mailbox) -> Iterator[LiveServer]:
+    database_url = os.environ.get("TEST_DATABASE_URL") or (
+        f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'leadgraph.db'}"
+    )
+    settings = Settings(
+        database_url=database_url,
+        graphiql_assets_dir=ROOT / ".venv" / "graphiql",
+        smtp_host="127.0.0.1",
+        smtp_port=smtp.port,
+        smtp_starttls=False,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    app = create_app(settings)
+    port = _free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    uv = uvicorn.Server(config)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(uv.serve(),), daemon=True)
+    thread.start()
+    for _ in range(300):
+        if uv.started:
+            break
+        if not thread.is_alive():
+            loop.close()
+            raise RuntimeError("the test server failed to start")
+        threading.Event().wait(0.05)
+    else:
+        raise RuntimeError("the test server did not start in 15 s")
+    yield LiveServer(url=f"http://127.0.0.1:{port}", app=app, loop=loop, settings=settings)
+    uv.should_exit = True
+    thread.join(timeout=10)
+    loop.close()
+
+
+@pytest.fixture(autouse=True)
+def clean_db(request: pytest.FixtureRequest) -> None:
+    if "server" not in request.fixturenames:
+        return
+    live: LiveServer = request.getfixturevalue("server")
+
+    async def wipe() -> None:
+        # Every table is emptied but the default workspace; ids restart at 1 as on a fresh
+        # database (SQLite reuses max(rowid) + 1 by itself).
+        async with live.db.write() as session:
+            tables = [t for t in SQLModel.metadata.sorted_tables if t.name != "workspaces"]
+            if live.db.is_sqlite:
+                for table in reversed(tables):
+                    await session.execute(delete(table))
+            else:
+                names = ", ".join(t.name for t in tables)
+                await session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            await session.execute(delete(Workspace).where(Workspace.id != DEFAULT_WORKSPACE_ID))
+            await session.execute(
+                update(Workspace).where(Workspace.id == DEFAULT_WORKSPACE_ID).values(name="Default")
+            )
+            # The suite's own credential: an OWNER key of the default workspace, marked as just
+            # used so that no request of a test spends a statement on recording its use.
+            await ApiKeyRepository(session, DEFAULT_WORKSPACE_ID).insert(
+                name="tests",
+                prefix=OWNER_KEY[:12],
+                token_hash=token_hash(OWNER_KEY),
+                role="OWNER",
+                created_at=utcnow(),
+                last_used_at=utcnow(),
+            )
+
+    live.run(wipe())
+    http: httpx.Client = request.getfixturevalue("http")
+    http.headers["Authorization"] = f"Bearer {OWNER_KEY}"
+
+
+@pytest.fixture(scope="session")
+def http(server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client
+
+
+class GraphQLClient:
+    """Posts GraphQL documents over HTTP and returns the decoded body. ``token`` is sent as the
+    bearer credential (the suite's OWNER key by default; None sends no credential)."""
+
+    def __init__(self, http: httpx.Client, token: str | None = OWNER_KEY) -> None:
+        self.http = http
+        self.token = token
+
+    def as_(self, token: str | None) -> GraphQLClient:
+        """The same client with another credential."""
+        return GraphQLClient(self.http, token)
+
+    def __call__(
+        self, query: str, variables: dict[str, Any] | None = None, *, status: int = 200
+    ) -> dict[str, Any]:
+        # An empty header overrides the shared client's default credential.
+        headers = {"Authorization": f"Bearer {self.token}" if self.token else ""}
+        response = self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+        assert response.status_code == status, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def data(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The data of a request that must succeed without errors."""
+        body = self(query, variables)
+        assert "errors" not in body, body["errors"]
+        result: dict[str, Any] = body["data"]
+        return result
+
+
+@pytest.fixture
+def gql(http: httpx.Client) -> GraphQLClient:
+    return GraphQLClient(http)
+
+
+@pytest.fixture
+def anon(http: httpx.Client) -> GraphQLClient:
+    """A client that sends no credentials."""
+    return GraphQLClient(http, None)
+
+
+class StatementCounter:
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+@pytest.fixture
+def count_queries(server: LiveServer) -> Callable[[], Any]:
+    """Counts the SQL statements the server runs inside a ``with count_queries() as c:`` block."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def counting() -> Iterator[StatementCounter]:
+        counter = StatementCounter()
+
+        def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA")):
+                counter.statements.append(statement)
+
+        engines = {server.db.engine.sync_engine, server.db.writer.sync_engine}
+        for engine in engines:
+            event.listen(engine, "before_cursor_execute", record)
+        try:
+            yield counter
+        finally:
+            for engine in engines:
+                event.remove(engine, "before_cursor_execute", record)
+
+    return counting
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"database engine: {suite_engine()} (TEST_DATABASE_URL chooses; make test-postgres)"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``postgresql`` need a database server (one the test can take away): they
+    run in the PostgreSQL run of the suite and are deselected, visibly, on SQLite."""
+    if suite_engine() == "postgresql":
+        return
+    deselected = [item for item in items if item.get_closest_marker("postgresql")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item not in deselected]

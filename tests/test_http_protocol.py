@@ -1,0 +1,223 @@
+"""GraphQL over HTTP: graphql-http's server audit run against the live server, plus the
+behaviours behind it that clients depend on most (status codes, media types, error bodies)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, GraphQLClient, LiveServer
+
+AUDIT_DIR = ROOT / "tests" / "http_audit"
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+JSON = "application/json"
+INTERNAL_MESSAGE = "Internal server error. Quote the requestId when reporting it."
+
+SYNTAX_ERROR = {"query": "{ leads(first: 1) { totalCount }"}
+VALIDATION_ERROR = {"query": "{ leads { noSuchField } }"}
+COERCION_ERROR = {
+    "query": "query ($n: Int) { leads(first: $n) { totalCount } }",
+    "variables": {"n": "not a number"},
+}
+PRE_EXECUTION_ERRORS = pytest.mark.parametrize(
+    "payload",
+    [SYNTAX_ERROR, VALIDATION_ERROR, COERCION_ERROR],
+    ids=["syntax", "validation", "variable-coercion"],
+)
+
+
+def media_type(response: httpx.Response) -> str:
+    return response.headers["content-type"].split(";")[0].strip()
+
+
+def post(
+    http: httpx.Client, payload: Any, accept: str, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    return http.post("/graphql", json=payload, headers={"Accept": accept, **(headers or {})})
+
+
+# ------------------------------------------------------------------ the audit
+
+
+def test_graphql_http_audit_passes_every_check(server: LiveServer) -> None:
+    node = shutil.which("node")
+    assert node, "node is not on PATH: install Node.js (>= 18) to run the graphql-http audit"
+    assert (AUDIT_DIR / "node_modules" / "graphql-http").is_dir(), (
+        f"graphql-http is not installed: run `npm ci` in {AUDIT_DIR} (or `make test`)"
+    )
+    run = subprocess.run(
+        [node, str(AUDIT_DIR / "audit.mjs"), f"{server.url}/graphql"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, f"audit.mjs exited {run.returncode}:\n{run.stderr}"
+    results = json.loads(run.stdout)
+    assert len(results) > 50, f"expected the full audit, got {len(results)} results"
+    failed = [r for r in results if r["status"] != "ok"]
+    assert not failed, f"{len(failed)} of {len(results)} audits not ok:\n" + "\n".join(
+        f"  {r['id']} [{r['status']}] {r['name']}: {r['reason']}" for r in failed
+    )
+
+
+# ------------------------------------------------------------------ methods
+
+
+def test_a_mutation_over_get_is_refused_with_405_and_changes_nothing(
+    http: httpx.Client, gql: GraphQLClient
+) -> None:
+    mutation = 'mutation { createLead(input: {email: "get@example.com"}) { __typename } }'
+    response = http.get(
+        "/graphql", params={"query": mutation}, headers={"Accept": GRAPHQL_RESPONSE_JSON}
+    )
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert media_type(response) == GRAPHQL_RESPONSE_JSON
+    body = response.json()
+    assert "data" not in body
+    assert body["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
+    assert gql.data("{ leads { totalCount } }")["leads"]["totalCount"] == 0
+
+
+def test_a_query_over_get_runs(http: httpx.Client) -> None:
+    response = http.get("/graphql", params={"query": "{ leads { totalCount } }"})
+    assert response.status_code == 200
+    assert response.json() == {"data": {"leads": {"totalCount": 0}}}
+
+
+# ------------------------------------------------------------------ errors before execution
+
+
+@PRE_EXECUTION_ERRORS
+def test_pre_execution_errors_are_4xx_without_data_for_graphql_response_json(
+    http: httpx.Client, payload: dict[str, Any]
+) -> None:
+    response = post(http, payload, GRAPHQL_RESPONSE_JSON)
+    assert 400 <= response.status_code < 500, response.text
+    assert media_type(response) == GRAPHQL_RESPONSE_JSON
+    body = response.json()
+    assert body["errors"]
+    assert "data" not in body
+
+
+@PRE_EXECUTION_ERRORS
+def test_pre_execution_errors_are_200_without_data_for_application_json(
+    http: httpx.Client, payload: dict[str, Any]
+) -> None:
+    response = post(http, payload, JSON)
+    assert response.status_code == 200, response.text
+    assert media_type(response) == JSON
+    body = response.json()
+    assert body["errors"]
+    assert "data" not in body
+
+
+@pytest.mark.parametrize("accept", [GRAPHQL_RESPONSE_JSON, JSON])
+def test_an_error_during_execution_is_200_with_data(http: httpx.Client, accept: str) -> None:
+    response = post(http, {"query": "{ leads(first: 101) { totalCount } }"}, accept)
+    assert response.status_code == 200, response.text
+    assert media_type(response) == accept
+    body = response.json()
+    assert "data" in body
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        ("*/*", JSON),
+        ("", JSON),
+        ("text/html;q=0.9, */*;q=0.8", JSON),
+        (f"{JSON}, {GRAPHQL_RESPONSE_JSON}", JSON),
+        (f"{GRAPHQL_RESPONSE_JSON}, {JSON};q=0.9", GRAPHQL_RESPONSE_JSON),
+        (f"{JSON};q=1, {GRAPHQL_RESPONSE_JSON};q=0.5", JSON),
+        (f"{GRAPHQL_RESPONSE_JSON};q=0, {JSON}", JSON),
+    ],
+)
+def test_the_accept_header_picks_the_preferred_media_type(
+    http: httpx.Client, accept: str, expected: str
+) -> None:
+    response = post(http, VALIDATION_ERROR, accept)
+    assert media_type(response) == expected
+    assert response.status_code == (400 if expected == GRAPHQL_RESPONSE_JSON else 200)
+
+
+# ------------------------------------------------------------------ malformed requests
+
+
+@pytest.mark.parametrize("accept", [GRAPHQL_RESPONSE_JSON, JSON])
+@pytest.mark.parametrize(
+    "content",
+    [b'{"query": "{ leads { totalCount } }"', b"", b'"{ leads { totalCount } }"', b"null", b"42"],
+    ids=["truncated", "empty", "string", "null", "number"],
+)
+def test_a_malformed_body_is_a_clean_400(http: httpx.Client, accept: str, content: bytes) -> None:
+    response = http.post(
+        "/graphql",
+        content=content,
+        headers={"Content-Type": "application/json", "Accept": accept},
+    )
+    assert response.status_code == 400, response.text
+    assert media_type(response) == accept
+    body = response.json()
+    assert "data" not in body
+    assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    assert "Traceback" not in response.text
+
+
+def test_a_post_without_a_query_is_a_400_graphql_error(http: httpx.Client) -> None:
+    response = post(http, {"variables": {}}, JSON)
+    assert response.status_code == 400
+    assert response.json() == {
+        "errors": [
+            {
+                "message": "No GraphQL query found in the request",
+                "extensions": {"code": "BAD_REQUEST"},
+            }
+        ]
+    }
+
+
+# ------------------------------------------------------------------ unexpected exceptions
+
+
+def assert_masked(response: httpx.Response) -> dict[str, Any]:
+    assert "secret internal detail" not in response.text
+    assert "Traceback" not in response.text
+    [error] = response.json()["errors"]
+    assert error["message"] == INTERNAL_MESSAGE
+    assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert error["extensions"]["requestId"] == response.headers["x-request-id"]
+    return error
+
+
+def test_an_exception_in_a_resolver_is_masked_and_tagged_with_the_request_id(
+    http: httpx.Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr("resolvers.leads.list_leads", boom)
+    response = post(http, {"query": "{ leads { totalCount } }"}, GRAPHQL_RESPONSE_JSON)
+    assert response.status_code == 200
+    assert "data" in response.json()
+    assert_masked(response)
+    assert "secret internal detail" in caplog.text  # logged for us, not sent to the client
+
+
+def test_an_exception_outside_graphql_is_a_masked_500_with_the_request_id(
+    http: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr("server.Context", boom)
+    response = post(http, {"query": "{ __typename }"}, JSON, {"X-Request-ID": "trace-500"})
+    assert response.status_code == 500
+    assert assert_masked(response)["extensions"]["requestId"] == "trace-500"

@@ -1,0 +1,65 @@
+"""No N+1: relations resolve through DataLoaders, so statements per request do not grow with
+the page size."""
+
+from __future__ import annotations
+
+from tests.conftest import GraphQLClient, LiveServer
+from tests.factories import client_values, create_clients, create_leads, lead_values
+
+LEADS_WITH_CLIENTS = """
+query ($first: Int!) {
+  leads(first: $first) { edges { node { id convertedClient { name } } } }
+}
+"""
+CLIENTS_WITH_LEADS = """
+query ($first: Int!) {
+  clients(first: $first) { nodes { id convertedFrom { email convertedClient { email } } } }
+}
+"""
+
+
+def seed_converted(server: LiveServer, n: int) -> None:
+    client_ids = create_clients(server, *(client_values() for _ in range(n)))
+    pks = [int(__import__("base64").b64decode(c).decode().split(":")[1]) for c in client_ids]
+    create_leads(
+        server,
+        *(
+            lead_values(
+                converted_client_id=pk, converted_at=lead_values()["created_at"], status="WON"
+            )
+            for pk in pks
+        ),
+    )
+
+
+def test_a_100_lead_page_with_converted_clients_costs_three_statements(
+    server: LiveServer, gql: GraphQLClient, count_queries
+) -> None:
+    seed_converted(server, 100)
+
+    with count_queries() as small:
+        page10 = gql.data(LEADS_WITH_CLIENTS, {"first": 10})
+    with count_queries() as large:
+        page100 = gql.data(LEADS_WITH_CLIENTS, {"first": 100})
+
+    assert len(page10["leads"]["edges"]) == 10
+    assert len(page100["leads"]["edges"]) == 100
+    assert all(e["node"]["convertedClient"]["name"] for e in page100["leads"]["edges"])
+    # The credential lookup, the page, and one batch of clients.
+    # The credential lookup, the page, and one batch of clients.
+    assert (small.count, large.count) == (3, 3)
+
+
+def test_clients_with_converted_from_and_back_cost_four_statements(
+    server: LiveServer, gql: GraphQLClient, count_queries
+) -> None:
+    seed_converted(server, 60)
+
+    with count_queries() as small:
+        gql.data(CLIENTS_WITH_LEADS, {"first": 5})
+    with count_queries() as large:
+        result = gql.data(CLIENTS_WITH_LEADS, {"first": 60})
+
+    assert all(n["convertedFrom"]["convertedClient"] for n in result["clients"]["nodes"])
+    # The credential lookup, the page, one batch of leads, one batch of clients.
+    assert (small.count, large.count) == (4, 4)

@@ -1,0 +1,910 @@
+"""Access rules: every role against every protected query and mutation, for API keys and for
+members signed in with a session; UNAUTHENTICATED without (valid) credentials; and the
+role-escalation refusals that depend on the input.
+
+Roles are ranked OWNER > ADMIN > MEMBER > VIEWER, each with the rights of those below. A field
+needs a minimum role (the table ``OPERATIONS``): a caller who has it gets the field's effect, a
+caller below it gets a top-level FORBIDDEN error, no data for the field, and no change at all.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from db.models import DEFAULT_WORKSPACE_ID
+from db.repositories.auth import MembershipRepository, UserRepository, WorkspaceRepository
+from db.types import utcnow
+from resolvers.ids import to_global_id
+from tests.conftest import OWNER_KEY, GraphQLClient, LiveServer, Mailbox
+
+ROLES = ["OWNER", "ADMIN", "MEMBER", "VIEWER"]  # highest first; each includes those below
+
+# The rule under test: the least role each protected field needs.
+MINIMUM_ROLE = {
+    "leads": "VIEWER",
+    "lead": "VIEWER",
+    "clients": "VIEWER",
+    "client": "VIEWER",
+    "node": "VIEWER",
+    "nodes": "VIEWER",
+    "_entities": "VIEWER",
+    "members": "VIEWER",
+    "me": "VIEWER",
+    "createLead": "MEMBER",
+    "updateLead": "MEMBER",
+    "convertLead": "MEMBER",
+    "createClient": "MEMBER",
+    "updateClient": "MEMBER",
+    "deleteLead": "ADMIN",
+    "archiveClient": "ADMIN",
+    "restoreClient": "ADMIN",
+    "createApiKey": "ADMIN",
+    "revokeApiKey": "ADMIN",
+    "apiKeys": "ADMIN",
+    "inviteMember": "ADMIN",
+    "updateMemberRole": "ADMIN",
+    "removeMember": "ADMIN",
+    "updateWorkspace": "OWNER",
+}
+DEFAULT_NAME = "Default"  # the default workspace's name, from the first migration
+PASSWORD = "a long enough password"
+SIGN_IN_FIRST = "Sign in first: send 'Authorization: Bearer <session token or API key>'."
+INVALID_TOKEN = "The access token is invalid, expired or revoked; sign in again."
+ONLY_OWNERS = "Only an OWNER can grant, change or remove the ADMIN and OWNER roles."
+CHALLENGE = 'Bearer realm="leadgraph"'
+
+
+def allowed(role: str, minimum: str) -> bool:
+    return ROLES.index(role) <= ROLES.index(minimum)
+
+
+def missing_id(type_name: str) -> str:
+    """A well-formed global ID that names no record."""
+    return base64.b64encode(f"{type_name}:999999".encode()).decode()
+
+
+# ---------------------------------------------------------------- documents
+
+WHO = "{ __typename ... on User { email } ... on ApiKey { name } }"
+USER_ERRORS = "userErrors { field code message }"
+
+LEADS = "{ leads { totalCount nodes { id email } } }"
+LEAD = "query ($id: ID!) { lead(id: $id) { id email status convertedClient { id } } }"
+CLIENTS = "{ clients(filter: {status: [ACTIVE, ARCHIVED]}) { totalCount nodes { id email } } }"
+CLIENT = "query ($id: ID!) { client(id: $id) { id email company status archivedAt } }"
+NODE = "query ($id: ID!) { node(id: $id) { __typename id } }"
+NODES = "query ($ids: [ID!]!) { nodes(ids: $ids) { __typename id } }"
+ENTITIES = """
+query ($reps: [_Any!]!) {
+  _entities(representations: $reps) {
+    __typename ... on Lead { id email } ... on Client { id email }
+  }
+}
+"""
+MEMBERS = "{ members { role user { id email } } }"
+ME = "{ me { role workspace { name } } }"
+API_KEYS = "{ apiKeys { id name role revokedAt } }"
+SESSIONS = "{ sessions { id } }"
+
+CREATE_LEAD = f"""
+mutation ($input: CreateLeadInput!) {{
+  createLead(input: $input) {{ lead {{ email createdBy {WHO} }} {USER_ERRORS} }}
+}}
+"""
+UPDATE_LEAD = f"""
+mutation ($id: ID!, $input: UpdateLeadInput!) {{
+  updateLead(id: $id, input: $input) {{ lead {{ id status updatedBy {WHO} }} {USER_ERRORS} }}
+}}
+"""
+DELETE_LEAD = f"""
+mutation ($id: ID!) {{ deleteLead(id: $id) {{ deletedLeadId {USER_ERRORS} }} }}
+"""
+CONVERT_LEAD = f"""
+mutation ($id: ID!) {{
+  convertLead(id: $id) {{ lead {{ id status }} client {{ email createdBy {WHO} }} {USER_ERRORS} }}
+}}
+"""
+CREATE_CLIENT = f"""
+mutation ($input: CreateClientInput!) {{
+  createClient(input: $input) {{ client {{ email createdBy {WHO} }} {USER_ERRORS} }}
+}}
+"""
+UPDATE_CLIENT = f"""
+mutation ($id: ID!, $input: UpdateClientInput!) {{
+  updateClient(id: $id, input: $input) {{ client {{ id company updatedBy {WHO} }} {USER_ERRORS} }}
+}}
+"""
+ARCHIVE_CLIENT = f"""
+mutation ($id: ID!) {{ archiveClient(id: $id) {{ client {{ id status }} {USER_ERRORS} }} }}
+"""
+RESTORE_CLIENT = f"""
+mutation ($id: ID!) {{ restoreClient(id: $id) {{ client {{ id status }} {USER_ERRORS} }} }}
+"""
+CREATE_API_KEY = f"""
+mutation ($input: CreateApiKeyInput!) {{
+  createApiKey(input: $input) {{ secret apiKey {{ id name role }} {USER_ERRORS} }}
+}}
+"""
+REVOKE_API_KEY = f"""
+mutation ($id: ID!) {{
+  revokeApiKey(id: $id) {{ apiKey {{ id name revokedAt }} {USER_ERRORS} }}
+}}
+"""
+INVITE_MEMBER = f"""
+mutation ($input: InviteMemberInput!) {{
+  inviteMember(input: $input) {{ email role {USER_ERRORS} }}
+}}
+"""
+UPDATE_MEMBER_ROLE = f"""
+mutation ($userId: ID!, $role: Role!) {{
+  updateMemberRole(userId: $userId, role: $role) {{ member {{ role user {{ id }} }} {USER_ERRORS} }}
+}}
+"""
+REMOVE_MEMBER = f"""
+mutation ($userId: ID!) {{ removeMember(userId: $userId) {{ removedUserId {USER_ERRORS} }} }}
+"""
+UPDATE_WORKSPACE = f"""
+mutation ($input: UpdateWorkspaceInput!) {{
+  updateWorkspace(input: $input) {{ workspace {{ name }} {USER_ERRORS} }}
+}}
+"""
+SIGN_OUT = "mutation { signOut { session { id } userErrors { code } } }"
+REVOKE_SESSION = (
+    "mutation ($id: ID!) { revokeSession(id: $id) { session { id } userErrors { code } } }"
+)
+ACCEPT_INVITATION = f"""
+mutation ($input: AcceptInvitationInput!) {{
+  acceptInvitation(input: $input) {{ token viewer {{ role user {{ id email }} }} {USER_ERRORS} }}
+}}
+"""
+
+# Everything an OWNER can see of the workspace, for "nothing changed" (lastUsedAt is left out:
+# using a credential is not a change).
+STATE = """
+{
+  me { workspace { name } }
+  leads(first: 100) {
+    totalCount nodes { id email status score convertedAt updatedAt convertedClient { id } }
+  }
+  clients(first: 100, filter: {status: [ACTIVE, ARCHIVED]}) {
+    totalCount nodes { id email company status archivedAt updatedAt }
+  }
+  apiKeys { id name role revokedAt }
+  members { role user { id email } }
+}
+"""
+
+
+# ---------------------------------------------------------------- the world a test acts in
+
+
+@dataclass
+class Caller:
+    """A credential with its role, and how it shows up as createdBy/updatedBy."""
+
+    client: GraphQLClient
+    role: str
+    actor: dict[str, str]
+
+
+@dataclass
+class World:
+    server: LiveServer
+    owner: GraphQLClient
+    mailbox: Mailbox
+    anon: GraphQLClient = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.anon = self.owner.as_(None)
+
+    def lead(self, **values: Any) -> str:
+        payload = self.owner.data(
+            "mutation ($input: CreateLeadInput!) { createLead(input: $input) { lead { id } } }",
+            {"input": {"email": "lead@example.com", **values}},
+        )
+        lead_id: str = payload["createLead"]["lead"]["id"]
+        return lead_id
+
+    def client(self, **values: Any) -> str:
+        payload = self.owner.data(
+            "mutation ($input: CreateClientInput!) { createClient(input: $input) "
+            "{ client { id } } }",
+            {"input": {"email": "client@example.com", "firstName": "C", "lastName": "L", **values}},
+        )
+        client_id: str = payload["createClient"]["client"]["id"]
+        return client_id
+
+    def archived_client(self) -> str:
+        client_id = self.client(email="archived@example.com")
+        assert (
+            self.owner.data(ARCHIVE_CLIENT, {"id": client_id})["archiveClient"]["userErrors"] == []
+        )
+        return client_id
+
+    def key(self, role: str, name: str) -> tuple[str, str]:
+        """A new API key of the default workspace: (id, secret)."""
+        payload = self.owner.data(CREATE_API_KEY, {"input": {"name": name, "role": role}})
+        created = payload["createApiKey"]
+        assert created["userErrors"] == []
+        return created["apiKey"]["id"], created["secret"]
+
+    def key_caller(self, role: str) -> Caller:
+        _, secret = self.key(role, f"{role} key")
+        return Caller(self.owner.as_(secret), role, {"__typename": "ApiKey", "name": f"{role} key"})
+
+    def join(self, email: str, role: str) -> tuple[str, str]:
+        """A new member, invited by the OWNER and joined with the emailed code: (user id,
+        session token)."""
+        invited = self.owner.data(INVITE_MEMBER, {"input": {"email": email, "role": role}})
+        assert invited["inviteMember"]["userErrors"] == []
+        values = {
+            "email": email,
+            "code": self.mailbox.code_for(email),
+            "name": email.split("@")[0].title(),
+            "password": PASSWORD,
+        }
+        accepted = self.anon.data(ACCEPT_INVITATION, {"input": values})["acceptInvitation"]
+        assert accepted["userErrors"] == [], accepted
+        assert accepted["viewer"]["role"] == role
+        return accepted["viewer"]["user"]["id"], accepted["token"]
+
+    def member(self, email: str, role: str) -> str:
+        """A person with an account who is a member already (written straight to the
+        database: quicker than an invitation, and no password to hash): their user ID."""
+
+        async def insert() -> int:
+            now = utcnow()
+            async with self.server.db.write() as session:
+                user = await UserRepository(session).insert(
+                    email=email, name="Target", created_at=now, email_verified_at=now
+                )
+                await MembershipRepository(session, DEFAULT_WORKSPACE_ID).insert(user.id, role, now)
+            return int(user.id)
+
+        return to_global_id("User", self.server.run(insert()))
+
+    def session_caller(self, role: str) -> Caller:
+        email = f"{role.lower()}.member@example.com"
+        _, token = self.join(email, role)
+        return Caller(self.owner.as_(token), role, {"__typename": "User", "email": email})
+
+    def state(self) -> dict[str, Any]:
+        """The workspace as its OWNER sees it, and how many emails have gone out."""
+        return {"api": self.owner.data(STATE), "emails": len(self.mailbox.messages)}
+
+
+@pytest.fixture
+def world(server: LiveServer, gql: GraphQLClient, mailbox: Mailbox) -> Iterator[World]:
+    yield World(server, gql, mailbox)
+
+    # updateWorkspace renames the default workspace, which the per-test wipe keeps.
+    async def restore_name() -> None:
+        async with server.db.write() as session:
+            await WorkspaceRepository(session).rename(DEFAULT_WORKSPACE_ID, DEFAULT_NAME)
+
+    server.run(restore_name())
+
+
+# ---------------------------------------------------------------- the table of operations
+
+Given = Callable[[World], dict[str, Any]]
+Then = Callable[[World, Caller, Any, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Operation:
+    field: str
+    minimum: str
+    document: str
+    given: Given
+    then: Then
+
+
+OPERATIONS: dict[str, Operation] = {}
+
+
+def operation(field: str, document: str, given: Given) -> Callable[[Then], Then]:
+    """Registers how to set up, call and check a field; its role comes from MINIMUM_ROLE."""
+
+    def register(then: Then) -> Then:
+        OPERATIONS[field] = Operation(field, MINIMUM_ROLE[field], document, given, then)
+        return then
+
+    return register
+
+
+def query(field: str, document: str, given: Given) -> None:
+    """A query's effect is its answer: the same as the OWNER's, and not empty."""
+
+    def then(world: World, caller: Caller, answer: Any, variables: dict[str, Any]) -> None:
+        assert answer
+        assert answer == world.owner.data(document, variables)[field]
+
+    operation(field, document, given)(then)
+
+
+def nothing(world: World) -> dict[str, Any]:
+    return {}
+
+
+def seeded(make: Callable[[World], object]) -> Given:
+    """Records the field will find, and no variables."""
+
+    def given(world: World) -> dict[str, Any]:
+        make(world)
+        return {}
+
+    return given
+
+
+query("leads", LEADS, seeded(World.lead))
+query("lead", LEAD, lambda w: {"id": w.lead()})
+query("clients", CLIENTS, seeded(World.client))
+query("client", CLIENT, lambda w: {"id": w.client()})
+query("node", NODE, lambda w: {"id": w.client()})
+query("nodes", NODES, lambda w: {"ids": [w.lead(), w.client()]})
+query(
+    "_entities",
+    ENTITIES,
+    lambda w: {
+        "reps": [
+            {"__typename": "Lead", "id": w.lead()},
+            {"__typename": "Client", "id": w.client()},
+        ]
+    },
+)
+query("members", MEMBERS, seeded(lambda w: w.member("listed@example.com", "MEMBER")))
+query("apiKeys", API_KEYS, nothing)
+
+
+@operation("me", ME, nothing)
+def then_me(world: World, caller: Caller, me: Any, variables: dict[str, Any]) -> None:
+    assert me == {"role": caller.role, "workspace": {"name": DEFAULT_NAME}}
+
+
+@operation("createLead", CREATE_LEAD, lambda w: {"input": {"email": "new@example.com"}})
+def then_create_lead(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {
+        "lead": {"email": "new@example.com", "createdBy": caller.actor},
+        "userErrors": [],
+    }
+    leads = world.owner.data(LEADS)["leads"]
+    assert [n["email"] for n in leads["nodes"]] == ["new@example.com"]
+
+
+@operation(
+    "updateLead",
+    UPDATE_LEAD,
+    lambda w: {"id": w.lead(), "input": {"status": "CONTACTED"}},
+)
+def then_update_lead(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {
+        "lead": {"id": variables["id"], "status": "CONTACTED", "updatedBy": caller.actor},
+        "userErrors": [],
+    }
+    assert world.owner.data(LEAD, variables)["lead"]["status"] == "CONTACTED"
+
+
+@operation(
+    "convertLead",
+    CONVERT_LEAD,
+    lambda w: {"id": w.lead(email="won@example.com", firstName="Wyn", lastName="Oh")},
+)
+def then_convert_lead(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {
+        "lead": {"id": variables["id"], "status": "WON"},
+        "client": {"email": "won@example.com", "createdBy": caller.actor},
+        "userErrors": [],
+    }
+    lead = world.owner.data(LEAD, variables)["lead"]
+    assert lead["status"] == "WON"
+    assert lead["convertedClient"] is not None
+
+
+@operation(
+    "createClient",
+    CREATE_CLIENT,
+    lambda w: {"input": {"email": "new@example.com", "firstName": "N", "lastName": "E"}},
+)
+def then_create_client(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {
+        "client": {"email": "new@example.com", "createdBy": caller.actor},
+        "userErrors": [],
+    }
+    clients = world.owner.data(CLIENTS)["clients"]
+    assert [n["email"] for n in clients["nodes"]] == ["new@example.com"]
+
+
+@operation(
+    "updateClient",
+    UPDATE_CLIENT,
+    lambda w: {"id": w.client(), "input": {"company": "Changed Ltd"}},
+)
+def then_update_client(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {
+        "client": {"id": variables["id"], "company": "Changed Ltd", "updatedBy": caller.actor},
+        "userErrors": [],
+    }
+    assert world.owner.data(CLIENT, variables)["client"]["company"] == "Changed Ltd"
+
+
+@operation("deleteLead", DELETE_LEAD, lambda w: {"id": w.lead()})
+def then_delete_lead(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {"deletedLeadId": variables["id"], "userErrors": []}
+    assert world.owner.data(LEAD, variables) == {"lead": None}
+
+
+@operation("archiveClient", ARCHIVE_CLIENT, lambda w: {"id": w.client()})
+def then_archive_client(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {"client": {"id": variables["id"], "status": "ARCHIVED"}, "userErrors": []}
+    assert world.owner.data(CLIENT, variables)["client"]["status"] == "ARCHIVED"
+
+
+@operation("restoreClient", RESTORE_CLIENT, lambda w: {"id": w.archived_client()})
+def then_restore_client(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {"client": {"id": variables["id"], "status": "ACTIVE"}, "userErrors": []}
+    client = world.owner.data(CLIENT, variables)["client"]
+    assert (client["status"], client["archivedAt"]) == ("ACTIVE", None)
+
+
+@operation(
+    "createApiKey",
+    CREATE_API_KEY,
+    lambda w: {"input": {"name": "made by the caller", "role": "VIEWER"}},
+)
+def then_create_api_key(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload["userErrors"] == []
+    key = {"id": payload["apiKey"]["id"], "name": "made by the caller", "role": "VIEWER"}
+    assert payload["apiKey"] == key
+    assert key | {"revokedAt": None} in world.owner.data(API_KEYS)["apiKeys"]
+    # The secret works, with the role asked for.
+    assert world.owner.as_(payload["secret"]).data(ME)["me"]["role"] == "VIEWER"
+
+
+@operation("revokeApiKey", REVOKE_API_KEY, lambda w: {"id": w.key("VIEWER", "to revoke")[0]})
+def then_revoke_api_key(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload["userErrors"] == []
+    assert payload["apiKey"]["id"] == variables["id"]
+    [revoked] = [k for k in world.owner.data(API_KEYS)["apiKeys"] if k["id"] == variables["id"]]
+    assert revoked["revokedAt"] is not None
+
+
+@operation(
+    "inviteMember",
+    INVITE_MEMBER,
+    lambda w: {"input": {"email": "invitee@example.com", "role": "MEMBER"}},
+)
+def then_invite_member(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {"email": "invitee@example.com", "role": "MEMBER", "userErrors": []}
+    assert world.mailbox.code_for("invitee@example.com")
+
+
+@operation(
+    "updateMemberRole",
+    UPDATE_MEMBER_ROLE,
+    lambda w: {"userId": w.member("target@example.com", "MEMBER"), "role": "VIEWER"},
+)
+def then_update_member_role(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {
+        "member": {"role": "VIEWER", "user": {"id": variables["userId"]}},
+        "userErrors": [],
+    }
+    target = {"role": "VIEWER", "user": {"id": variables["userId"], "email": "target@example.com"}}
+    assert target in world.owner.data(MEMBERS)["members"]
+
+
+@operation(
+    "removeMember",
+    REMOVE_MEMBER,
+    lambda w: {"userId": w.member("target@example.com", "MEMBER")},
+)
+def then_remove_member(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {"removedUserId": variables["userId"], "userErrors": []}
+    members = world.owner.data(MEMBERS)["members"]
+    assert variables["userId"] not in [m["user"]["id"] for m in members]
+
+
+@operation("updateWorkspace", UPDATE_WORKSPACE, lambda w: {"input": {"name": "Renamed Co"}})
+def then_update_workspace(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {"workspace": {"name": "Renamed Co"}, "userErrors": []}
+    assert world.owner.data(ME)["me"]["workspace"] == {"name": "Renamed Co"}
+
+
+def forbidden(field: str, minimum: str, role: str) -> dict[str, Any]:
+    """The whole answer to a caller below the field's role (every protected field is non-null,
+    so the error nulls the whole data)."""
+    return {
+        "data": None,
+        "errors": [
+            {
+                "message": f"This needs the {minimum} role in this workspace (you have {role}).",
+                "path": [field],
+                "extensions": {"code": "FORBIDDEN"},
+            }
+        ],
+    }
+
+
+def without_locations(body: dict[str, Any]) -> dict[str, Any]:
+    errors = [{k: v for k, v in e.items() if k != "locations"} for e in body.get("errors", [])]
+    return body | {"errors": errors}
+
+
+def check_cell(world: World, caller: Caller, op: Operation) -> None:
+    """Given the operation's records, when the caller runs it, then it has its effect if the
+    caller's role is enough, and is FORBIDDEN with nothing changed otherwise."""
+    variables = op.given(world)
+    if allowed(caller.role, op.minimum):
+        body = caller.client(op.document, variables)
+
+        assert "errors" not in body, body["errors"]
+        op.then(world, caller, body["data"][op.field], variables)
+    else:
+        before = world.state()
+
+        body = caller.client(op.document, variables)
+
+        assert without_locations(body) == forbidden(op.field, op.minimum, caller.role)
+        assert world.state() == before
+
+
+# ---------------------------------------------------------------- every role, every field
+
+MATRIX = [pytest.param(role, name, id=f"{name}-{role}") for name in OPERATIONS for role in ROLES]
+
+
+FIELDS = "{ __schema { queryType { fields { name } } mutationType { fields { name } } } }"
+
+
+def test_the_table_covers_every_protected_field(gql: GraphQLClient) -> None:
+    schema = gql.data(FIELDS)["__schema"]
+    fields = {f["name"] for kind in ("queryType", "mutationType") for f in schema[kind]["fields"]}
+    public_queries = {"_service"}
+    public_mutations = {
+        "signUp",
+        "verifyEmail",
+        "signIn",
+        "requestSignInCode",
+        "signInWithCode",
+        "acceptInvitation",
+    }
+    user_only = {"sessions", "signOut", "revokeSession"}  # sessions, not roles
+    assert set(MINIMUM_ROLE) == fields - public_queries - public_mutations - user_only
+    assert set(OPERATIONS) == set(MINIMUM_ROLE)
+
+
+@pytest.mark.parametrize(("role", "name"), MATRIX)
+def test_role_matrix_with_api_keys(world: World, role: str, name: str) -> None:
+    check_cell(world, world.key_caller(role), OPERATIONS[name])
+
+
+SESSION_CELLS = [
+    ("MEMBER", "createLead"),
+    ("MEMBER", "updateClient"),
+    ("MEMBER", "deleteLead"),
+    ("MEMBER", "apiKeys"),
+    ("VIEWER", "leads"),
+    ("VIEWER", "me"),
+    ("VIEWER", "convertLead"),
+    ("VIEWER", "inviteMember"),
+]
+
+
+@pytest.mark.parametrize(
+    ("role", "name"), [pytest.param(r, n, id=f"{n}-{r}") for r, n in SESSION_CELLS]
+)
+def test_the_same_rules_hold_for_a_signed_in_member(world: World, role: str, name: str) -> None:
+    check_cell(world, world.session_caller(role), OPERATIONS[name])
+
+
+def test_a_new_role_applies_to_a_session_at_once(world: World) -> None:
+    # Given a VIEWER signed in, who may not create leads
+    user_id, token = world.join("riser@example.com", "VIEWER")
+    member = world.owner.as_(token)
+    lead = {"input": {"email": "x@example.com"}}
+    assert member(CREATE_LEAD, lead)["errors"][0]["extensions"] == {"code": "FORBIDDEN"}
+
+    # When an OWNER makes them a MEMBER, then the same session may
+    changed = world.owner.data(UPDATE_MEMBER_ROLE, {"userId": user_id, "role": "MEMBER"})
+    assert changed["updateMemberRole"]["userErrors"] == []
+    assert member.data(CREATE_LEAD, lead)["createLead"]["userErrors"] == []
+
+    # and once removed from the workspace, the session no longer signs them in.
+    removed = world.owner.data(REMOVE_MEMBER, {"userId": user_id})
+    assert removed["removeMember"]["userErrors"] == []
+    body = member(ME, status=401)
+    assert body["errors"][0]["extensions"] == {"code": "UNAUTHENTICATED"}
+
+
+# ---------------------------------------------------------------- no credentials
+
+
+USER_ONLY: dict[str, tuple[str, Given]] = {
+    "sessions": (SESSIONS, nothing),
+    "signOut": (SIGN_OUT, nothing),
+    "revokeSession": (REVOKE_SESSION, lambda w: {"id": missing_id("Session")}),
+}
+PROTECTED = {name: (op.document, op.given) for name, op in OPERATIONS.items()} | USER_ONLY
+
+
+def post(http: httpx.Client, authorization: str, document: str, variables: Any) -> httpx.Response:
+    return http.post(
+        "/graphql",
+        json={"query": document, "variables": variables},
+        headers={"Authorization": authorization},
+    )
+
+
+def assert_unauthenticated(
+    response: httpx.Response, field: str, variables: dict[str, Any], message: str
+) -> None:
+    """401 with a Bearer challenge, an UNAUTHENTICATED error for the field, and no data."""
+    error = {"message": message, "extensions": {"code": "UNAUTHENTICATED"}}
+    if field == "_entities":
+        # Resolved one representation at a time: a null and an error for each.
+        count = len(variables["reps"])
+        expected = {
+            "data": {field: [None] * count},
+            "errors": [error | {"path": [field, i]} for i in range(count)],
+        }
+    else:
+        expected = {
+            # lead, client and node are nullable: the data keeps them, as null; any other
+            # protected field is non-null, so its error nulls the whole data.
+            "data": {field: None} if field in ("lead", "client", "node") else None,
+            "errors": [error | {"path": [field]}],
+        }
+    assert response.status_code == 401, response.text
+    assert response.headers["WWW-Authenticate"] == CHALLENGE
+    assert without_locations(response.json()) == expected
+
+
+@pytest.mark.parametrize("name", list(PROTECTED))
+def test_every_protected_field_needs_credentials(
+    world: World, http: httpx.Client, name: str
+) -> None:
+    document, given = PROTECTED[name]
+    variables = given(world)
+    before = world.state()
+
+    response = post(http, "", document, variables)
+
+    assert_unauthenticated(response, name, variables, SIGN_IN_FIRST)
+    assert world.state() == before
+
+
+BAD_CREDENTIALS = {
+    "garbage-bearer": "Bearer not-a-token",
+    "unknown-api-key": "Bearer lgk_" + "x" * 43,
+    "unknown-session": "Bearer lgs_" + "x" * 43,
+    "basic-scheme": "Basic " + base64.b64encode(b"owner:password").decode(),
+    "valid-key-other-scheme": f"Token {OWNER_KEY}",
+    "valid-key-no-scheme": OWNER_KEY,
+}
+
+
+@pytest.mark.parametrize("name", ["leads", "createLead", "apiKeys", "updateWorkspace"])
+@pytest.mark.parametrize("authorization", list(BAD_CREDENTIALS.values()), ids=list(BAD_CREDENTIALS))
+def test_bad_credentials_are_unauthenticated(
+    world: World, http: httpx.Client, authorization: str, name: str
+) -> None:
+    document, given = PROTECTED[name]
+    variables = given(world)
+    before = world.state()
+
+    response = post(http, authorization, document, variables)
+
+    assert_unauthenticated(response, name, variables, INVALID_TOKEN)
+    assert world.state() == before
+
+
+def test_a_public_field_beside_a_protected_one_is_still_answered(http: httpx.Client) -> None:
+    response = post(
+        http,
+        "",
+        "query ($id: ID!) { _service { sdl } lead(id: $id) { id } }",
+        {"id": missing_id("Lead")},
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["data"]["lead"] is None
+    assert body["data"]["_service"]["sdl"].startswith("schema @link")
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["UNAUTHENTICATED"]
+
+
+PUBLIC_MUTATIONS = {
+    "signUp": (
+        "mutation ($input: SignUpInput!) { signUp(input: $input) { user { email } userErrors "
+        "{ code } } }",
+        {"email": "new@example.com", "password": PASSWORD, "name": "N", "workspaceName": "W"},
+        {"user": {"email": "new@example.com"}, "userErrors": []},
+    ),
+    "verifyEmail": (
+        "mutation ($input: VerifyEmailInput!) { verifyEmail(input: $input) { token userErrors "
+        "{ code } } }",
+        {"email": "new@example.com", "code": "000000"},
+        {"token": None, "userErrors": [{"code": "INVALID_CODE"}]},
+    ),
+    "signIn": (
+        "mutation ($input: SignInInput!) { signIn(input: $input) { token userErrors { code } } }",
+        {"email": "nobody@example.com", "password": PASSWORD},
+        {"token": None, "userErrors": [{"code": "INVALID_CREDENTIALS"}]},
+    ),
+    "requestSignInCode": (
+        "mutation ($input: RequestSignInCodeInput!) { requestSignInCode(input: $input) "
+        "{ sent userErrors { code } } }",
+        {"email": "nobody@example.com"},
+        {"sent": True, "userErrors": []},
+    ),
+    "signInWithCode": (
+        "mutation ($input: SignInWithCodeInput!) { signInWithCode(input: $input) { token "
+        "userErrors { code } } }",
+        {"email": "nobody@example.com", "code": "000000"},
+        {"token": None, "userErrors": [{"code": "INVALID_CODE"}]},
+    ),
+    "acceptInvitation": (
+        "mutation ($input: AcceptInvitationInput!) { acceptInvitation(input: $input) { token "
+        "userErrors { code } } }",
+        {"email": "nobody@example.com", "code": "000000", "name": "N", "password": PASSWORD},
+        {"token": None, "userErrors": [{"code": "INVALID_CODE"}]},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(PUBLIC_MUTATIONS))
+def test_public_mutations_need_no_credentials(anon: GraphQLClient, name: str) -> None:
+    document, input_, payload = PUBLIC_MUTATIONS[name]
+    assert anon(document, {"input": input_}) == {"data": {name: payload}}
+
+
+# ---------------------------------------------------------------- role escalation
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """A call an ADMIN may make in general, but not with this input: only an OWNER may."""
+
+    field: str
+    document: str
+    given: Given
+    error: dict[str, Any]
+    then: Callable[[World, Any, dict[str, Any]], None]
+
+
+def invited(role: str) -> Callable[[World, Any, dict[str, Any]], None]:
+    def then(world: World, payload: Any, variables: dict[str, Any]) -> None:
+        assert payload == {"email": "boss@example.com", "role": role, "userErrors": []}
+        assert world.mailbox.code_for("boss@example.com")
+
+    return then
+
+
+def member_now(role: str) -> Callable[[World, Any, dict[str, Any]], None]:
+    def then(world: World, payload: Any, variables: dict[str, Any]) -> None:
+        assert payload == {
+            "member": {"role": role, "user": {"id": variables["userId"]}},
+            "userErrors": [],
+        }
+        roles = {m["user"]["id"]: m["role"] for m in world.owner.data(MEMBERS)["members"]}
+        assert roles[variables["userId"]] == role
+
+    return then
+
+
+def removed(world: World, payload: Any, variables: dict[str, Any]) -> None:
+    assert payload == {"removedUserId": variables["userId"], "userErrors": []}
+    ids = [m["user"]["id"] for m in world.owner.data(MEMBERS)["members"]]
+    assert variables["userId"] not in ids
+
+
+def key_made(role: str) -> Callable[[World, Any, dict[str, Any]], None]:
+    def then(world: World, payload: Any, variables: dict[str, Any]) -> None:
+        assert payload["userErrors"] == []
+        assert payload["apiKey"] | {"id": None} == {"id": None, "name": "root", "role": role}
+        assert world.owner.as_(payload["secret"]).data(ME)["me"]["role"] == role
+
+    return then
+
+
+def key_revoked(world: World, payload: Any, variables: dict[str, Any]) -> None:
+    assert payload["userErrors"] == []
+    assert payload["apiKey"]["id"] == variables["id"]
+    assert payload["apiKey"]["revokedAt"] is not None
+
+
+def role_error(*path: str) -> dict[str, Any]:
+    return {"field": list(path), "code": "FORBIDDEN", "message": ONLY_OWNERS}
+
+
+ESCALATIONS = {
+    "invite-an-admin": Escalation(
+        "inviteMember",
+        INVITE_MEMBER,
+        lambda w: {"input": {"email": "boss@example.com", "role": "ADMIN"}},
+        {"email": None, "role": None, "userErrors": [role_error("input", "role")]},
+        invited("ADMIN"),
+    ),
+    "invite-an-owner": Escalation(
+        "inviteMember",
+        INVITE_MEMBER,
+        lambda w: {"input": {"email": "boss@example.com", "role": "OWNER"}},
+        {"email": None, "role": None, "userErrors": [role_error("input", "role")]},
+        invited("OWNER"),
+    ),
+    "demote-an-admin": Escalation(
+        "updateMemberRole",
+        UPDATE_MEMBER_ROLE,
+        lambda w: {"userId": w.member("admin@example.com", "ADMIN"), "role": "MEMBER"},
+        {"member": None, "userErrors": [role_error("role")]},
+        member_now("MEMBER"),
+    ),
+    "promote-a-member-to-admin": Escalation(
+        "updateMemberRole",
+        UPDATE_MEMBER_ROLE,
+        lambda w: {"userId": w.member("member@example.com", "MEMBER"), "role": "ADMIN"},
+        {"member": None, "userErrors": [role_error("role")]},
+        member_now("ADMIN"),
+    ),
+    "remove-an-admin": Escalation(
+        "removeMember",
+        REMOVE_MEMBER,
+        lambda w: {"userId": w.member("admin@example.com", "ADMIN")},
+        {"removedUserId": None, "userErrors": [role_error("userId")]},
+        removed,
+    ),
+    "create-an-owner-api-key": Escalation(
+        "createApiKey",
+        CREATE_API_KEY,
+        lambda w: {"input": {"name": "root", "role": "OWNER"}},
+        {"secret": None, "apiKey": None, "userErrors": [role_error("input", "role")]},
+        key_made("OWNER"),
+    ),
+    "create-an-admin-api-key": Escalation(
+        "createApiKey",
+        CREATE_API_KEY,
+        lambda w: {"input": {"name": "root", "role": "ADMIN"}},
+        {"secret": None, "apiKey": None, "userErrors": [role_error("input", "role")]},
+        key_made("ADMIN"),
+    ),
+    "revoke-an-owner-api-key": Escalation(
+        "revokeApiKey",
+        REVOKE_API_KEY,
+        lambda w: {
+            "id": w.owner.data(CREATE_API_KEY, {"input": {"name": "root", "role": "OWNER"}})[
+                "createApiKey"
+            ]["apiKey"]["id"]
+        },
+        {"apiKey": None, "userErrors": [role_error("id")]},
+        key_revoked,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ESCALATIONS))
+def test_an_admin_cannot_grant_or_touch_admin_and_owner_roles(world: World, case: str) -> None:
+    escalation = ESCALATIONS[case]
+    admin = world.key_caller("ADMIN")
+    variables = escalation.given(world)
+    before = world.state()
+
+    body = admin.client(escalation.document, variables)
+
+    assert body == {"data": {escalation.field: escalation.error}}
+    assert world.state() == before
+
+
+@pytest.mark.parametrize("case", list(ESCALATIONS))
+def test_an_owner_can_grant_and_touch_admin_and_owner_roles(world: World, case: str) -> None:
+    escalation = ESCALATIONS[case]
+    owner = world.key_caller("OWNER")
+    variables = escalation.given(world)
+
+    payload = owner.client.data(escalation.document, variables)[escalation.field]
+
+    escalation.then(world, payload, variables)
