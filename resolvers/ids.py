@@ -29,6 +29,11 @@ def parse_global_id(global_id: str) -> tuple[str, int] | None:
     value = int(pk)
     if not 0 < value <= _MAX_PK or pk != str(value):
         return None
+    # base64 decoding forgives extra padding and stray bits in the last character, so several
+    # strings decode to one record; clients compare and cache IDs as strings, so only the one
+    # we hand out names it.
+    if global_id != to_global_id(type_name, value):
+        return None
     return type_name, value
 
 
