@@ -19,6 +19,7 @@ from strawberry.utils.inspect import get_func_args
 from resolvers.errors import BadInput
 from schema.auth import AuthMutation, AuthQuery
 from schema.clients import ClientMutation, ClientQuery
+from schema import execution
 from schema.extensions import AnonymousIntrospection, ErrorPolicy
 from schema.leads import LeadMutation, LeadQuery
 from schema.nodes import NodeQuery
@@ -83,6 +84,7 @@ def build_schema(max_depth: int = 12, max_aliases: int = 30) -> Schema:
         query=query,
         mutation=mutation,
         federation_version="2.11",
+        execution_context_class=execution.ExecutionContext,
         config=StrawberryConfig(scalar_map={datetime: DateTime, JSON: JSONValue}),
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=5000),

@@ -61,9 +61,7 @@ class Client(Node, Audited):
     updated_at: datetime
     pk: strawberry.Private[int]
 
-    @strawberry.field
-    def name(self) -> str:
-        return full_name(self.first_name, self.last_name) or ""
+    name: str  # "firstName lastName", computed in from_row
 
     @strawberry.field(description="The lead this client was converted from, if any.")
     async def converted_from(self, info: Info) -> LeadRef | None:
@@ -79,6 +77,7 @@ class Client(Node, Audited):
             email=row.email,
             first_name=row.first_name,
             last_name=row.last_name,
+            name=full_name(row.first_name, row.last_name) or "",
             phone=row.phone,
             company=row.company,
             address=Address(

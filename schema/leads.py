@@ -56,9 +56,8 @@ class Lead(Node, Audited):
     converted_at: datetime | None
     converted_client_id: strawberry.Private[int | None]
 
-    @strawberry.field(description='"firstName lastName"; null when both are null.')
-    def name(self) -> str | None:
-        return full_name(self.first_name, self.last_name)
+    # Computed once per row in from_row: a plain field is cheaper to execute than a resolver.
+    name: str | None = strawberry.field(description='"firstName lastName"; null when both are null.')
 
     @strawberry.field(description="The client created by (or linked in) convertLead.")
     async def converted_client(self, info: Info) -> ClientRef | None:
@@ -76,6 +75,7 @@ class Lead(Node, Audited):
             email=row.email,
             first_name=row.first_name,
             last_name=row.last_name,
+            name=full_name(row.first_name, row.last_name),
             phone=row.phone,
             company=row.company,
             city=row.city,

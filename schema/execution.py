@@ -1,0 +1,162 @@
+"""A leaner execution of leaf fields.
+
+graphql-core executes every field the same way: it builds a ``GraphQLResolveInfo``, calls the
+resolver, then walks ``complete_value`` down to the scalar's serializer. For a page of 20 leads
+that is ~270 fields, nearly all of them plain attributes (``email``, ``score``, ``cursor``...),
+and that machinery was the largest single cost of a list request (see bench/README.md).
+
+Here a field that Strawberry marks as basic (no resolver, no extensions, no arguments) and whose
+type is a scalar or an enum, possibly non-null, is read and serialized directly. Anything unusual
+(an exception, a null where the type forbids it, a serializer that refuses the value) goes
+through graphql-core's ordinary path again, which produces exactly the error it always did:
+reading an attribute has no side effects, so doing it twice is safe.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import (
+    GraphQLField,
+    GraphQLLeafType,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    Undefined,
+    is_leaf_type,
+)
+from graphql.pyutils import Path, gather_with_cancel
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+
+# Per field definition: (python attribute, leaf type, nullable), or None if not eligible.
+_Plan = tuple[str, GraphQLLeafType, bool] | None
+_plans: dict[int, tuple[GraphQLField, _Plan]] = {}
+
+
+def _plan(field_def: GraphQLField) -> _Plan:
+    if field_def.args or field_def.subscribe is not None:
+        return None
+    resolve = field_def.resolve
+    if resolve is None or not getattr(resolve, "_is_default", False):
+        return None
+    definition = (field_def.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    python_name = getattr(definition, "python_name", None)
+    default_resolver = getattr(definition, "default_resolver", None)
+    if not python_name or default_resolver is not getattr:
+        return None
+    type_ = field_def.type
+    nullable = not isinstance(type_, GraphQLNonNull)
+    named = type_ if nullable else type_.of_type
+    if not is_leaf_type(named):
+        return None
+    return python_name, named, nullable
+
+
+def _plan_for(field_def: GraphQLField) -> _Plan:
+    entry = _plans.get(id(field_def))
+    if entry is None or entry[0] is not field_def:
+        entry = (field_def, _plan(field_def))
+        _plans[id(field_def)] = entry
+    return entry[1]
+
+
+_MISS = object()
+
+
+def _read_leaf(plan: tuple[str, GraphQLLeafType, bool], source: Any) -> Any:
+    """The serialized value of a planned leaf field, or _MISS to take the ordinary path."""
+    python_name, leaf_type, nullable = plan
+    try:
+        value = getattr(source, python_name)
+        if value is None:
+            return None if nullable else _MISS
+        if isinstance(value, Exception):
+            return _MISS
+        coerced = leaf_type.coerce_output_value(value)
+    except Exception:
+        return _MISS
+    return _MISS if coerced is None or coerced is Undefined else coerced
+
+
+class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Strawberry always passes a MiddlewareManager; it wraps resolvers only when a schema
+        # extension implements ``resolve``, and then every field must go through it.
+        manager = self.middleware_manager
+        self.leaves_direct = getattr(manager, "_middleware_resolvers", None) is None
+        # Per selection set (graphql-core reuses one per type within a request): its fields with
+        # their plans. The set itself is kept alongside, so that its id is not reused.
+        self._selections: dict[tuple[int, str], tuple[Any, list[tuple[str, Any, _Plan]]]] = {}
+
+    def _planned(
+        self, parent_type: GraphQLObjectType, grouped_field_set: Any
+    ) -> list[tuple[str, Any, _Plan]]:
+        key = (id(grouped_field_set), parent_type.name)
+        entry = self._selections.get(key)
+        if entry is None or entry[0] is not grouped_field_set:
+            planned = []
+            for response_name, field_details_list in grouped_field_set.items():
+                node = field_details_list[0].node
+                field_def = self.schema.get_field(parent_type, node.name.value)
+                plan = None
+                if field_def is not None and not node.arguments:
+                    plan = _plan_for(field_def)
+                planned.append((response_name, field_details_list, plan))
+            entry = (grouped_field_set, planned)
+            self._selections[key] = entry
+        return entry[1]
+
+    def execute_fields(  # type: ignore[override]
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: Any,
+        position_context: Any,
+    ) -> Any:
+        """graphql-core's execute_fields, with planned leaves read in place."""
+        if not self.leaves_direct:
+            return super().execute_fields(
+                parent_type, source_value, path, grouped_field_set, position_context
+            )
+        results: dict[str, Any] = {}
+        is_awaitable = self.is_awaitable
+        awaitable_fields: list[str] = []
+        try:
+            for response_name, field_details_list, plan in self._planned(
+                parent_type, grouped_field_set
+            ):
+                if plan is not None:
+                    value = _read_leaf(plan, source_value)
+                    if value is not _MISS:
+                        results[response_name] = value
+                        continue
+                result = self.execute_field(
+                    parent_type,
+                    source_value,
+                    field_details_list,
+                    Path(path, response_name, parent_type.name),
+                    position_context,
+                )
+                if result is not Undefined:
+                    results[response_name] = result
+                    if is_awaitable(result):
+                        awaitable_fields.append(response_name)
+        except Exception:
+            if awaitable_fields:
+                self.settle_in_background([results[field] for field in awaitable_fields])
+            raise
+        if not awaitable_fields:
+            return results
+
+        async def get_results() -> dict[str, Any]:
+            if len(awaitable_fields) == 1:
+                field = awaitable_fields[0]
+                results[field] = await results[field]
+            else:
+                awaited = await gather_with_cancel(*(results[f] for f in awaitable_fields))
+                results.update(zip(awaitable_fields, awaited, strict=True))
+            return results
+
+        return get_results()
