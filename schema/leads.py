@@ -57,7 +57,9 @@ class Lead(Node, Audited):
     converted_client_id: strawberry.Private[int | None]
 
     # Computed once per row in from_row: a plain field is cheaper to execute than a resolver.
-    name: str | None = strawberry.field(description='"firstName lastName"; null when both are null.')
+    name: str | None = strawberry.field(
+        description='"firstName lastName"; null when both are null.'
+    )
 
     @strawberry.field(description="The client created by (or linked in) convertLead.")
     async def converted_client(self, info: Info) -> ClientRef | None:

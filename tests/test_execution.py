@@ -123,7 +123,8 @@ def test_the_plain_case_reads_every_leaf() -> None:
 def test_wrong_values_are_errors_at_their_path() -> None:
     data, errors = _run("null_in_non_null", fast=True)
     assert data is None  # items is non-null all the way up
-    assert errors == [("Cannot return null for non-nullable field Item.name.", ("items", 1, "name"))]
+    message = "Cannot return null for non-nullable field Item.name."
+    assert errors == [(message, ("items", 1, "name"))]
 
 
 def test_a_resolve_extension_still_sees_every_field() -> None:
