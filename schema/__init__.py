@@ -7,7 +7,7 @@ from typing import Any
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError
-from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCache, ValidationCache
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ValidationCache
 from strawberry.extensions.max_aliases import create_validator as alias_limit
 from strawberry.extensions.query_depth_limiter import create_validator as depth_limit
 from strawberry.federation.schema import FederationAny
@@ -20,7 +20,7 @@ from resolvers.errors import BadInput
 from schema.auth import AuthMutation, AuthQuery
 from schema.clients import ClientMutation, ClientQuery
 from schema import execution
-from schema.extensions import AnonymousIntrospection, ErrorPolicy
+from schema.extensions import AnonymousIntrospection, CachedParse, ErrorPolicy
 from schema.leads import LeadMutation, LeadQuery
 from schema.nodes import NodeQuery
 from schema.scalars import JSON, DateTime, JSONValue
@@ -90,7 +90,7 @@ def build_schema(max_depth: int = 12, max_aliases: int = 30) -> Schema:
             lambda: MaxTokensLimiter(max_token_count=5000),
             lambda: AddValidationRules(limits),
             AnonymousIntrospection,
-            lambda: ParserCache(maxsize=1024),
+            lambda: CachedParse(maxsize=1024),
             lambda: ValidationCache(maxsize=1024),
             ErrorPolicy,
         ],

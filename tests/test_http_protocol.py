@@ -119,6 +119,64 @@ def test_pre_execution_errors_are_200_without_data_for_application_json(
 
 
 @pytest.mark.parametrize("accept", [GRAPHQL_RESPONSE_JSON, JSON])
+@pytest.mark.parametrize(
+    ("payload", "error"),
+    [
+        (
+            SYNTAX_ERROR,
+            {
+                "message": "Syntax Error: Expected Name, found <EOF>.",
+                "locations": [{"line": 1, "column": 33}],
+                "extensions": {"code": "GRAPHQL_PARSE_FAILED"},
+            },
+        ),
+        (
+            {"query": "{ " + "__typename " * 5001 + "}"},
+            {
+                "message": "Syntax Error: Document contains more than 5000 tokens. "
+                "Parsing aborted.",
+                "locations": [{"line": 1, "column": 54992}],
+                "extensions": {"code": "GRAPHQL_PARSE_FAILED"},
+            },
+        ),
+        (
+            {"query": '{ leads(filter: {search: "\\ud800"}) { totalCount } }'},
+            {
+                "message": "Syntax Error: Invalid Unicode escape sequence: '\\ud800'.",
+                "locations": [{"line": 1, "column": 27}],
+                "extensions": {"code": "GRAPHQL_PARSE_FAILED"},
+            },
+        ),
+        (
+            VALIDATION_ERROR,
+            {
+                "message": "Cannot query field 'noSuchField' on type 'LeadConnection'.",
+                "locations": [{"line": 1, "column": 11}],
+                "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"},
+            },
+        ),
+        (
+            COERCION_ERROR,
+            {
+                "message": "Variable '$n' has invalid value: "
+                "Int cannot represent non-integer value: 'not a number'",
+                "locations": [{"line": 1, "column": 8}],
+                "extensions": {"code": "BAD_USER_INPUT"},
+            },
+        ),
+    ],
+    ids=["syntax", "too-many-tokens", "bad-escape", "validation", "variable-coercion"],
+)
+def test_pre_execution_errors_carry_apollo_error_codes(
+    http: httpx.Client, accept: str, payload: dict[str, Any], error: dict[str, Any]
+) -> None:
+    response = post(http, payload, accept)
+    # The status the GraphQL-over-HTTP spec asks for, whatever the code.
+    assert response.status_code == (400 if accept == GRAPHQL_RESPONSE_JSON else 200)
+    assert response.json() == {"errors": [error]}
+
+
+@pytest.mark.parametrize("accept", [GRAPHQL_RESPONSE_JSON, JSON])
 def test_an_error_during_execution_is_200_with_data(http: httpx.Client, accept: str) -> None:
     response = post(http, {"query": "{ leads(first: 101) { totalCount } }"}, accept)
     assert response.status_code == 200, response.text
