@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextvars
+import json
 import logging
 import re
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from pathlib import Path
@@ -148,6 +149,98 @@ def response_media_type(request: Request) -> str:
     return best
 
 
+class RefusedJSON(json.JSONDecodeError):
+    """JSON we will not read: not UTF-8, nested past the parser's depth, or holding a string that
+    is not Unicode text. A JSONDecodeError, so that a WebSocket message of this kind is refused
+    like any other bad JSON (Strawberry closes the socket with 4400)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, "", 0)
+        self.reason = reason
+
+
+# A \uD800-\uDFFF escape (or such a character itself): the only way a JSON text decodes to a
+# string with an unpaired surrogate, which no database driver can encode. Most requests hold
+# none, so only those that do are walked.
+_MAYBE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _unpaired_surrogate(value: Any) -> tuple[list[str | int], bool, str] | None:
+    """(path, in_a_key, the surrogate) of a string in ``value`` that is not Unicode text, or
+    None. Iterative, so it cannot fail where json.loads did not; paths are linked (key, parent)
+    pairs, spelled out only for the string at fault."""
+    stack: list[tuple[Any, Any]] = [(value, None)]
+    while stack:
+        item, link = stack.pop()
+        if isinstance(item, str):
+            if bad := _surrogate_in(item):
+                return _unlink(link), False, bad
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if bad := _surrogate_in(key):
+                    return _unlink((key, link)), True, bad
+                stack.append((child, (key, link)))
+        elif isinstance(item, list):
+            stack.extend((child, (n, link)) for n, child in enumerate(item))
+    return None
+
+
+def _unlink(link: Any) -> list[str | int]:
+    path: list[str | int] = []
+    while link is not None:
+        key, link = link
+        path.append(key)
+    return path[::-1]
+
+
+def _surrogate_in(text: str) -> str | None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return text[exc.start]
+    return None
+
+
+def _json_path(path: list[str | int]) -> str:
+    """variables.input.tags[2], or variables["odd key"]."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _NAME.fullmatch(part):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{json.dumps(part)}]"
+    return out
+
+
+def decode_request_json(data: str | bytes, within: str | None = None) -> Any:
+    """json.loads for request bodies, URL parameters and WebSocket messages, strict where
+    Python's is lenient: UTF-8 only, and every string Unicode text. ``within`` names the URL
+    parameter the JSON came from, for the error message."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")  # strict: no encoded surrogates either
+        except UnicodeDecodeError as exc:
+            raise RefusedJSON(
+                f"The request is not valid UTF-8 (at byte {exc.start}); send JSON as UTF-8."
+            ) from None
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise RefusedJSON("The JSON is nested too deeply.") from None
+    if _MAYBE_SURROGATE.search(data) and (found := _unpaired_surrogate(value)):
+        path, in_a_key, char = found
+        where = _json_path([within, *path] if within else path) or "the JSON"
+        raise RefusedJSON(
+            f"Invalid text {'in the key ' if in_a_key else 'at '}{where}: "
+            f"{json.dumps(char)} is an unpaired UTF-16 surrogate, which is not Unicode; "
+            "send the character itself or both halves of its surrogate pair."
+        )
+    return value
+
+
 def _wholly_unauthenticated(result: ExecutionResult) -> bool:
     """Every error is UNAUTHENTICATED and nothing at all was answered."""
     errors = result.errors or []
@@ -220,6 +313,25 @@ class LeadgraphView(GraphQL[Context, None]):
             headers=headers,
             media_type=f"{response_media_type(request)}; charset=utf-8",
         )
+
+    def decode_json(self, data: str | bytes) -> object:
+        return decode_request_json(data)
+
+    def parse_json(self, data: str | bytes, within: str | None = None) -> Any:
+        try:
+            return decode_request_json(data, within)
+        except RefusedJSON as exc:
+            raise HTTPException(400, exc.reason) from exc
+        except json.JSONDecodeError as exc:
+            raise HTTPException(400, "Unable to parse request body as JSON") from exc
+
+    def parse_query_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        # Strawberry's, but naming the parameter a bad JSON text came from.
+        parsed = dict(params)
+        for name in ("variables", "extensions"):
+            if parsed.get(name):
+                parsed[name] = self.parse_json(parsed[name], within=name)
+        return parsed
 
     async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> Any:
         # A JSON body that is not an object (a bare string, number or null) reaches Strawberry's
