@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from db import sqlite_driver
 from db.errors import StatementTimeout, is_statement_timeout, is_transient_conflict
 from db.settings import Settings
 
@@ -92,7 +93,12 @@ def _configure_sqlite(engine: AsyncEngine, settings: Settings, begin: str) -> No
 
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql(begin)
+        dbapi_connection = conn.connection.dbapi_connection
+        if isinstance(dbapi_connection, sqlite_driver.Connection):
+            # Sent with the transaction's first statement, in the same hand-off to the thread.
+            dbapi_connection.defer_begin(begin)
+        else:
+            conn.exec_driver_sql(begin)
 
     if timeout_s:
 
@@ -154,10 +160,11 @@ class Database:
         self.dialect = self.url.get_backend_name()
         pool = {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow}
         if self.dialect == "sqlite":
-            self.engine = create_async_engine(self.url, **pool)
+            driver = sqlite_driver.dbapi()  # aiosqlite with fewer thread hand-offs
+            self.engine = create_async_engine(self.url, module=driver, **pool)
             # One writer connection: SQLite serialises writers anyway; queueing them in the pool
             # is cheaper than having them spin on the file lock.
-            self.writer = create_async_engine(self.url, pool_size=1, max_overflow=0)
+            self.writer = create_async_engine(self.url, module=driver, pool_size=1, max_overflow=0)
             _configure_sqlite(self.engine, settings, "BEGIN")
             _configure_sqlite(self.writer, settings, "BEGIN IMMEDIATE")
         else:

@@ -1,0 +1,209 @@
+"""aiosqlite for SQLAlchemy, with one thread hand-off per statement.
+
+aiosqlite runs each call on the connection's own thread, and every call is a round trip from the
+event loop to that thread and back (a queue, a thread wake-up, the GIL handed over twice, a
+``call_soon_threadsafe``). SQLAlchemy's adapter makes four of them per statement (open a cursor,
+execute, fetch, close) and one more to roll back every connection it returns to its pool, a
+transaction open or not: 17 per ``createLead`` (a SELECT on a reader, an INSERT on the writer). On
+a busy event loop these hand-offs, not SQLite, were the largest cost of a write.
+
+This adapter runs a statement's whole life (cursor, BEGIN if one is pending, execute, fetchall,
+close) in one hand-off, and answers COMMIT and ROLLBACK without one when the connection has no
+transaction open (SQLite would do nothing anyway). ``Database`` passes it as the engine's
+``module``; SQLAlchemy's dialect, compilation and result handling are unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import sqlite3
+from functools import partial
+from typing import Any, cast
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+from sqlalchemy.util import EMPTY_DICT
+from sqlalchemy.util.concurrency import await_
+
+# What one statement leaves behind: description, rows (None without a description), rowcount,
+# lastrowid.
+_Outcome = tuple[Any, list[Any] | None, int, int | None]
+
+
+def _run_begin(conn: sqlite3.Connection, begin: str | None, landed: list[bool]) -> None:
+    """On aiosqlite's thread: the pending BEGIN alone."""
+    try:
+        if begin is not None:
+            conn.execute(begin)
+    finally:
+        landed[0] = True
+
+
+def _run_statement(
+    conn: sqlite3.Connection,
+    begin: str | None,
+    operation: str,
+    parameters: Any,
+    many: bool,
+    landed: list[bool],
+) -> _Outcome:
+    """On aiosqlite's thread: the pending BEGIN, then the statement, start to finish."""
+    try:
+        if begin is not None:
+            conn.execute(begin)
+        cursor = conn.cursor()
+        try:
+            if many:
+                cursor.executemany(operation, parameters)
+            elif parameters is None:
+                cursor.execute(operation)
+            else:
+                cursor.execute(operation, parameters)
+            description = cursor.description
+            rows = cursor.fetchall() if description else None
+            return description, rows, cursor.rowcount, cursor.lastrowid
+        finally:
+            cursor.close()
+    finally:
+        landed[0] = True
+
+
+class Cursor(AsyncAdapt_aiosqlite_cursor):
+    """A buffered cursor whose execute is a single hand-off; nothing to open or close."""
+
+    __slots__ = ("_arraysize", "_description", "_lastrowid", "_rowcount")
+
+    def __init__(self, adapt_connection: Connection) -> None:  # no hand-off to open a cursor
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]
+        self._soft_closed_memoized = EMPTY_DICT
+        self._rows = collections.deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+        self._arraysize = 1
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> int:
+        return self._lastrowid  # type: ignore[return-value]
+
+    @property
+    def arraysize(self) -> int:
+        return self._arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._arraysize = value
+
+    async def _async_soft_close(self) -> None:
+        return None  # the sqlite3 cursor was closed on the thread already
+
+    def close(self) -> None:
+        self._rows.clear()
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> None:
+        await self._run(operation, parameters, many=False)
+
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> None:
+        await self._run(operation, seq_of_parameters, many=True)
+
+    async def _run(self, operation: Any, parameters: Any, *, many: bool) -> None:
+        adapt = cast(Connection, self._adapt_connection)
+        async with adapt._execute_mutex:
+            outcome: _Outcome = await adapt._hand_off(_run_statement, operation, parameters, many)
+        self._description, rows, self._rowcount, self._lastrowid = outcome
+        if rows is not None:
+            self._rows = collections.deque(rows)
+
+    def setinputsizes(self, *inputsizes: Any) -> None:
+        return None
+
+    def nextset(self) -> None:
+        return None
+
+
+class Connection(AsyncAdapt_aiosqlite_connection):
+    """Hand-offs only when SQLite has work to do."""
+
+    __slots__ = ("_begin", "_landed")
+
+    _cursor_cls = Cursor  # type: ignore[assignment]
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        # A BEGIN to run just before the next statement, on the same hand-off.
+        self._begin: str | None = None
+        # Set by the thread when the last statement handed off has finished: until then, the
+        # thread may still be using the connection (its request was cancelled, say).
+        self._landed = [True]
+
+    def defer_begin(self, sql: str) -> None:
+        """Start a transaction with ``sql`` right before the next statement, in its hand-off.
+        A transaction that runs no statement then costs no hand-off at all."""
+        self._begin = sql
+
+    def cursor(self, server_side: bool = False) -> Any:
+        if server_side and self._begin is not None:
+            # A streaming cursor talks to aiosqlite directly: open the transaction first.
+            await_(self._hand_off(_run_begin))
+        return super().cursor(server_side)
+
+    async def _hand_off(self, fn: Any, *args: Any) -> Any:
+        """``fn(sqlite3_connection, pending_begin, *args, landed)`` on aiosqlite's thread, as
+        aiosqlite's own calls are queued (in order, one at a time)."""
+        aio = self._connection
+        if not aio._running or aio._connection is None:
+            raise ValueError("Connection closed")  # as aiosqlite says it
+        landed = [False]
+        begin, self._begin = self._begin, None
+        self._landed = landed
+        future = asyncio.get_running_loop().create_future()
+        aio._tx.put_nowait((future, partial(fn, aio._conn, begin, *args, landed)))
+        return await future
+
+    def _no_transaction(self) -> bool:
+        """True when SQLite has no transaction open on this connection (and no statement
+        still running on the thread that could open one)."""
+        aio = self._connection
+        if aio._connection is None:
+            return False  # closed: let the base class decide
+        return self._landed[0] and not aio._connection.in_transaction
+
+    def rollback(self) -> None:
+        self._begin = None
+        if not self._no_transaction():
+            super().rollback()
+
+    def commit(self) -> None:
+        self._begin = None
+        if not self._no_transaction():
+            super().commit()
+
+
+class DBAPI(AsyncAdapt_aiosqlite_dbapi):
+    """The module SQLAlchemy sees as the DBAPI; its connections are ``Connection``."""
+
+    def connect(self, *arg: Any, **kw: Any) -> Connection:
+        creator_fn = kw.pop("async_creator_fn", None)
+        connection = creator_fn(*arg, **kw) if creator_fn else aiosqlite.connect(*arg, **kw)
+        connection._thread.daemon = True  # as SQLAlchemy's adapter does
+        return Connection(self, await_(connection))
+
+
+def dbapi() -> DBAPI:
+    """The DBAPI module to pass as ``create_async_engine(..., module=dbapi())``."""
+    return DBAPI(aiosqlite, sqlite3)
