@@ -24,9 +24,16 @@ from db.repositories.auth import (
 )
 from db.settings import Settings
 from db.types import utcnow
-from resolvers.errors import AuthError, Problem, UserErrorCode, not_found, problems_from
+from resolvers.errors import (
+    AuthError,
+    Problem,
+    Unavailable,
+    UserErrorCode,
+    not_found,
+    problems_from,
+)
 from resolvers.ids import pk_for_mutation
-from resolvers.mail import code_email
+from resolvers.mail import MailNotSent, code_email
 from resolvers.outcome import Abort
 from resolvers.security import (
     API_KEY_PREFIX,
@@ -52,6 +59,7 @@ if TYPE_CHECKING:
 # reads cause, at the price of that precision in lastUsedAt and in the idle timeout.
 TOUCH_EVERY = timedelta(seconds=60)
 RATE_WINDOW = timedelta(minutes=1)
+EMAIL_NOT_SENT = "The email with the code could not be sent; try again in a few minutes."
 
 
 @dataclass(frozen=True)
@@ -256,7 +264,7 @@ async def _rate_limited(ctx: Context, action: str, email: str | None) -> Problem
 async def _code_cooldown(ctx: Context, session: Any, key: str) -> Problem | None:
     """At most one code a minute per email and purpose, whether or not the email is known."""
     wait = await ratelimit.hit(
-        session, f"code:{key}", 1, timedelta(seconds=CODE_COOLDOWN_SECONDS), utcnow()
+        session, _cooldown_key(key), 1, timedelta(seconds=CODE_COOLDOWN_SECONDS), utcnow()
     )
     if wait is None:
         return None
@@ -266,6 +274,22 @@ async def _code_cooldown(ctx: Context, session: Any, key: str) -> Problem | None
         ["input", "email"],
         retry_after=wait,
     )
+
+
+def _cooldown_key(key: str) -> str:
+    return f"code:{key}"
+
+
+async def _send_code(ctx: Context, to: str, email: tuple[str, str], cooldown: str) -> None:
+    """Emails a code that was just issued. When the mail server fails (the mailer logs why),
+    the cooldown the code started is taken back, so that asking again at once works, and the
+    caller is told to try again: EMAIL_NOT_SENT. The code stays valid, in case it arrives."""
+    try:
+        await ctx.mailer.send(to, *email)
+    except MailNotSent as exc:
+        async with ctx.db.write() as session:
+            await ratelimit.undo(session, _cooldown_key(cooldown))
+        raise Unavailable(EMAIL_NOT_SENT, "EMAIL_NOT_SENT") from exc
 
 
 async def _issue_code(session: Any, email: str, purpose: CodePurpose, **extra: Any) -> str:
@@ -405,6 +429,7 @@ async def sign_up(ctx: Context, values: dict[str, Any]) -> AuthOutcome:
     if limited := await _rate_limited(ctx, "sign-up", data.email):
         return AuthOutcome(problems=[limited])
     password_hash = await hash_password(data.password)
+    cooldown = f"VERIFY_EMAIL:{f.fold(data.email)}"
     sent: dict[str, str] = {}
 
     async def step(session: Any) -> AuthOutcome:
@@ -421,8 +446,8 @@ async def sign_up(ctx: Context, values: dict[str, Any]) -> AuthOutcome:
                     )
                 ]
             )
-        if cooldown := await _code_cooldown(ctx, session, f"VERIFY_EMAIL:{f.fold(data.email)}"):
-            raise Abort([cooldown])
+        if wait := await _code_cooldown(ctx, session, cooldown):
+            raise Abort([wait])
         now = utcnow()
         if user is None:
             user = await users.insert(
@@ -437,7 +462,7 @@ async def sign_up(ctx: Context, values: dict[str, Any]) -> AuthOutcome:
 
     outcome = await _run(ctx, step)
     if "code" in sent:
-        await ctx.mailer.send(data.email, *code_email(sent["code"], "VERIFY_EMAIL"))
+        await _send_code(ctx, data.email, code_email(sent["code"], "VERIFY_EMAIL"), cooldown)
     return outcome
 
 
@@ -511,19 +536,20 @@ async def request_sign_in_code(ctx: Context, values: dict[str, Any]) -> AuthOutc
         return AuthOutcome(problems=problems)
     if limited := await _rate_limited(ctx, "sign-in-code", data.email):
         return AuthOutcome(problems=[limited])
+    cooldown = f"SIGN_IN:{f.fold(data.email)}"
     sent: dict[str, str] = {}
 
     async def step(session: Any) -> AuthOutcome:
         sent.clear()  # a retried attempt must not send what a rolled-back one made
-        if cooldown := await _code_cooldown(ctx, session, f"SIGN_IN:{f.fold(data.email)}"):
-            raise Abort([cooldown])
+        if wait := await _code_cooldown(ctx, session, cooldown):
+            raise Abort([wait])
         if await UserRepository(session).by_email(data.email) is not None:
             sent["code"] = await _issue_code(session, data.email, CodePurpose.SIGN_IN)
         return AuthOutcome()
 
     outcome = await _run(ctx, step)
     if "code" in sent:
-        await ctx.mailer.send(data.email, *code_email(sent["code"], "SIGN_IN"))
+        await _send_code(ctx, data.email, code_email(sent["code"], "SIGN_IN"), cooldown)
     return outcome
 
 
@@ -691,6 +717,7 @@ async def invite_member(ctx: Context, values: dict[str, Any]) -> AuthOutcome:
         problems.append(_forbidden_role(["input", "role"]))
     if problems:
         return AuthOutcome(problems=problems)
+    cooldown = f"INVITATION:{principal.workspace_id}:{f.fold(data.email)}"
     sent: dict[str, str] = {}
 
     async def step(session: Any) -> AuthOutcome:
@@ -705,9 +732,8 @@ async def invite_member(ctx: Context, values: dict[str, Any]) -> AuthOutcome:
                     )
                 ]
             )
-        key = f"INVITATION:{principal.workspace_id}:{f.fold(data.email)}"
-        if cooldown := await _code_cooldown(ctx, session, key):
-            raise Abort([cooldown])
+        if wait := await _code_cooldown(ctx, session, cooldown):
+            raise Abort([wait])
         workspace = await WorkspaceRepository(session).get(principal.workspace_id)
         sent["workspace"] = workspace.name if workspace else ""
         sent["code"] = await _issue_code(
@@ -722,9 +748,8 @@ async def invite_member(ctx: Context, values: dict[str, Any]) -> AuthOutcome:
 
     outcome = await _run(ctx, step)
     if "code" in sent:
-        await ctx.mailer.send(
-            data.email, *code_email(sent["code"], "INVITATION", sent["workspace"])
-        )
+        email = code_email(sent["code"], "INVITATION", sent["workspace"])
+        await _send_code(ctx, data.email, email, cooldown)
     return outcome
 
 

@@ -55,6 +55,16 @@ class AuthError(Exception):
         self.code = code
 
 
+class Unavailable(Exception):
+    """A service we depend on failed (the mail server): not the caller's doing, and worth
+    trying again later. A top-level error with its code and the request id."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
 # Python attribute names whose GraphQL names are not simply their camelCase.
 _GRAPHQL_NAMES = {"meta": "metadata"}
 

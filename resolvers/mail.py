@@ -13,8 +13,13 @@ from db.settings import Settings
 logger = logging.getLogger("leadgraph.mail")
 
 
+class MailNotSent(Exception):
+    """The mail server could not be reached or did not take the message (already logged)."""
+
+
 class Mailer(Protocol):
-    async def send(self, to: str, subject: str, body: str) -> None: ...
+    async def send(self, to: str, subject: str, body: str) -> None:
+        """Sends one message; MailNotSent when it could not."""
 
 
 class LogMailer:
@@ -35,15 +40,27 @@ class SmtpMailer:
         message["Subject"] = subject
         message.set_content(body)
         s = self.settings
-        await aiosmtplib.send(
-            message,
-            hostname=s.smtp_host,
-            port=s.smtp_port,
-            username=s.smtp_username,
-            password=s.smtp_password,
-            start_tls=s.smtp_starttls,
-            timeout=15,
-        )
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=s.smtp_host,
+                port=s.smtp_port,
+                username=s.smtp_username,
+                password=s.smtp_password,
+                start_tls=s.smtp_starttls,
+                timeout=15,
+            )
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            # The operator's half of the story (the caller only hears "try again later").
+            logger.error(
+                "email to %s not sent through %s:%s: %s: %s",
+                to,
+                s.smtp_host,
+                s.smtp_port,
+                type(exc).__name__,
+                exc,
+            )
+            raise MailNotSent(str(exc)) from exc
 
 
 def mailer_for(settings: Settings) -> Mailer:

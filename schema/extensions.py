@@ -10,7 +10,7 @@ from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import ParserCache, SchemaExtension
 
 from db.errors import StatementTimeout
-from resolvers.errors import AuthError, BadInput
+from resolvers.errors import AuthError, BadInput, Unavailable
 
 logger = logging.getLogger("leadgraph.errors")
 
@@ -23,7 +23,7 @@ def _code_for(error: GraphQLError) -> str:
         return BadInput.code
     if isinstance(original, StatementTimeout):
         return "TIMEOUT"
-    if isinstance(original, AuthError):
+    if isinstance(original, (AuthError, Unavailable)):
         return original.code
     if error.path is None:
         # Raised before execution: parsing, validation or variable coercion.
@@ -40,7 +40,9 @@ def _is_unexpected(error: GraphQLError) -> bool:
     return (
         error.path is not None
         and original is not None
-        and not isinstance(original, (BadInput, AuthError, GraphQLError, StatementTimeout))
+        and not isinstance(
+            original, (BadInput, AuthError, GraphQLError, StatementTimeout, Unavailable)
+        )
     )
 
 
@@ -79,6 +81,8 @@ class ErrorPolicy(SchemaExtension):
                         request_id,
                     )
                     extensions.setdefault("requestId", request_id)
+                if isinstance(error.original_error, Unavailable):
+                    extensions.setdefault("requestId", request_id)  # its cause is in the log
                 if isinstance(error.original_error, BadInput) and error.original_error.argument:
                     extensions.setdefault("argument", error.original_error.argument)
                 error = GraphQLError(
