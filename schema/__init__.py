@@ -17,9 +17,9 @@ from strawberry.types import ExecutionContext, Info
 from strawberry.utils.inspect import get_func_args
 
 from resolvers.errors import BadInput
+from schema import execution
 from schema.auth import AuthMutation, AuthQuery
 from schema.clients import ClientMutation, ClientQuery
-from schema import execution
 from schema.extensions import AnonymousIntrospection, CachedParse, ErrorPolicy
 from schema.leads import LeadMutation, LeadQuery
 from schema.nodes import NodeQuery

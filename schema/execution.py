@@ -17,12 +17,13 @@ from __future__ import annotations
 from typing import Any
 
 from graphql import (
+    GraphQLEnumType,
     GraphQLField,
     GraphQLLeafType,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLScalarType,
     Undefined,
-    is_leaf_type,
 )
 from graphql.pyutils import Path, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -46,8 +47,8 @@ def _plan(field_def: GraphQLField) -> _Plan:
         return None
     type_ = field_def.type
     nullable = not isinstance(type_, GraphQLNonNull)
-    named = type_ if nullable else type_.of_type
-    if not is_leaf_type(named):
+    named = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
+    if not isinstance(named, (GraphQLScalarType, GraphQLEnumType)):
         return None
     return python_name, named, nullable
 
