@@ -1,4 +1,4 @@
-"""Engines and sessions.
+"""Engines and units of work.
 
 SQLite allows one writer at a time. A transaction that starts as a reader and later writes can
 fail at once with "database is locked" (the busy timeout does not apply to that upgrade), so on
@@ -27,8 +27,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
     create_async_engine,
 )
 
@@ -153,7 +151,7 @@ def no_statement_timeout(conn: Connection) -> Iterator[None]:
 
 
 class Database:
-    """The engines and session factories of one process."""
+    """The engines of one process (a reader and a writer on SQLite, one engine on PostgreSQL)."""
 
     def __init__(self, url: str, settings: Settings) -> None:
         self.url = make_url(url)
@@ -178,7 +176,6 @@ class Database:
             )
             _configure_postgresql(self.engine, settings)
             self.writer = self.engine
-        self._write_sessions = async_sessionmaker(self.writer, expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -196,11 +193,15 @@ class Database:
             raise
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncSession]:
-        """One unit of work: commits when the block ends normally, rolls back otherwise."""
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """One unit of work: commits when the block ends normally, rolls back otherwise.
+
+        A connection in a transaction, not an ``AsyncSession``: every statement is Core, so the
+        session's identity map, state tracking and flush would be pure overhead on the write path.
+        """
         try:
-            async with self._write_sessions() as session, session.begin():
-                yield session
+            async with self.writer.begin() as conn:
+                yield conn
         except DBAPIError as exc:
             if is_statement_timeout(exc):
                 raise StatementTimeout from exc
@@ -208,20 +209,20 @@ class Database:
 
     async def transaction(
         self,
-        work: Callable[[AsyncSession], Awaitable[T]],
+        work: Callable[[AsyncConnection], Awaitable[T]],
         *,
         attempts: int = TRANSACTION_ATTEMPTS,
     ) -> T:
-        """``work(session)`` as one unit of work (as in ``write()``), run again from the start
+        """``work(conn)`` as one unit of work (as in ``write()``), run again from the start
         when PostgreSQL aborts it to break a deadlock or a serialization conflict.
 
-        ``work`` must keep its effects inside the session (or redo them idempotently): each
+        ``work`` must keep its effects inside the transaction (or redo them idempotently): each
         attempt starts from a fresh transaction. Other exceptions end the unit of work at once.
         """
         for attempt in range(1, attempts + 1):
             try:
-                async with self.write() as session:
-                    return await work(session)
+                async with self.write() as conn:
+                    return await work(conn)
             except DBAPIError as exc:
                 if attempt == attempts or not is_transient_conflict(exc):
                     raise

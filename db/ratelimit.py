@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, update
+from sqlalchemy import case
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import RateLimit
 
@@ -16,11 +16,11 @@ _table: Any = RateLimit.__table__  # type: ignore[attr-defined]
 
 
 async def hit(
-    session: AsyncSession, key: str, limit: int, window: timedelta, now: datetime
+    session: AsyncConnection, key: str, limit: int, window: timedelta, now: datetime
 ) -> int | None:
     """Counts one attempt under ``key``: None while within ``limit`` per ``window``, else the
     seconds until the window resets. One upsert, atomic on both engines."""
-    dialect = session.get_bind().dialect.name
+    dialect = session.dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     expired = _table.c.window_start <= now - window
     upsert = insert(_table).values(key=key, window_start=now, count=1)
@@ -35,9 +35,3 @@ async def hit(
     if count <= limit:
         return None
     return max(1, int((started + window - now).total_seconds() + 0.999))
-
-
-async def undo(session: AsyncSession, key: str) -> None:
-    """Takes back one attempt counted under ``key``, for one that did not happen after all."""
-    stmt = update(_table).where(_table.c.key == key, _table.c.count > 0)
-    await session.execute(stmt.values(count=_table.c.count - 1))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, ClassVar
 
 from sqlalchemy import ColumnElement, Row, Table, func, insert, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.dml import Insert
 
 from db.types import utcnow
 
@@ -18,6 +20,12 @@ class Keyset:
 
     value: Any
     id: int
+
+
+@cache
+def _insert_returning(table: Table) -> Insert:
+    """``INSERT INTO table (...) VALUES (...) RETURNING *``; the columns are the parameters'."""
+    return insert(table).returning(table)
 
 
 class Repository:
@@ -77,12 +85,10 @@ class Repository:
     async def insert(self, values: dict[str, Any]) -> Row[Any]:
         now = utcnow()
         row = {"created_at": now, "updated_at": now, **values}
-        stmt = (
-            insert(self.table)
-            .values(**row, **self.derived(row), workspace_id=self.workspace_id)
-            .returning(self.table)
-        )
-        return (await self.conn.execute(stmt)).one()
+        params = {**row, **self.derived(row), "workspace_id": self.workspace_id}
+        # The same INSERT as .values(**params), built once per table: values() would coerce
+        # every value into a new bound parameter and hash the statement again on each call.
+        return (await self.conn.execute(_insert_returning(self.table), params)).one()
 
     async def update(self, current: Row[Any], changes: dict[str, Any]) -> Row[Any]:
         """Writes ``changes`` over ``current`` (a row read in this transaction)."""
