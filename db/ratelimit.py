@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case
+from sqlalchemy import case, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -35,3 +35,9 @@ async def hit(
     if count <= limit:
         return None
     return max(1, int((started + window - now).total_seconds() + 0.999))
+
+
+async def undo(session: AsyncConnection, key: str) -> None:
+    """Takes back one attempt counted under ``key``, for one that did not happen after all."""
+    stmt = update(_table).where(_table.c.key == key, _table.c.count > 0)
+    await session.execute(stmt.values(count=_table.c.count - 1))
