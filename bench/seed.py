@@ -5,7 +5,8 @@ sqlite3 ``executemany`` on SQLite, asyncpg ``COPY`` on PostgreSQL) with every co
 writes, the derived ``*_key``/``search_key`` columns computed by the app's helpers
 (``db.models.fields``), and timestamps stored exactly as SQLAlchemy stores them. Secondary indexes
 are dropped during the load and recreated from their own definitions afterwards (sorting once is
-far cheaper than a million random index inserts).
+far cheaper than a million random index inserts); on SQLite so are the triggers that keep the
+search index (FTS5) in step, which is rebuilt in one pass after the load.
 
 Shape of the data: statuses NEW/CONTACTED/QUALIFIED/LOST with a tenth of the leads converted
 (WON, ``converted_at``, one client each), ten sources, weighted US cities, names (a few with
@@ -37,6 +38,7 @@ from db import migrate
 from db.engine import Database
 from db.models import DEFAULT_WORKSPACE_ID
 from db.models.fields import fold, full_name, search_key
+from db.models.search import FTS_TABLES
 from db.settings import Settings
 from db.types import UTCDateTime
 
@@ -596,6 +598,14 @@ async def seed_sqlite(url: str, p: Plan) -> None:
         ).fetchall()
         for name, _ in indexes:
             con.execute(f'DROP INDEX "{name}"')
+        # The triggers that keep the search index (FTS5) in step would index row by row; the
+        # index is rebuilt in one pass after the load instead, and the triggers put back.
+        triggers = con.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+            "AND tbl_name IN ('leads', 'clients')"
+        ).fetchall()
+        for name, _ in triggers:
+            con.execute(f'DROP TRIGGER "{name}"')
 
         started = time.perf_counter()
         jobs: list[tuple[Any, ...]] = []
@@ -620,10 +630,18 @@ async def seed_sqlite(url: str, p: Plan) -> None:
         copied = time.perf_counter()
         for _, sql in indexes:
             con.execute(sql)
+        indexed = time.perf_counter()
+        for fts in FTS_TABLES.values():
+            con.execute(f"INSERT INTO {fts}({fts}) VALUES ('rebuild')")
+        for _, sql in triggers:
+            con.execute(sql)
+        # No ANALYZE: the app never runs it, and without stat4 SQLite's averages mislead its
+        # planner on these skewed columns (see ARCHITECTURE.md, "Search and query plans").
         con.execute("PRAGMA journal_mode=WAL")
         _log(
             f"rows {built - started:.1f} s ({len(shards)} processes), copy "
-            f"{copied - built:.1f} s, indexes {time.perf_counter() - copied:.1f} s"
+            f"{copied - built:.1f} s, indexes {indexed - copied:.1f} s, search index "
+            f"{time.perf_counter() - indexed:.1f} s"
         )
     finally:
         con.close()

@@ -12,6 +12,7 @@ from sqlmodel import SQLModel
 
 import db.models  # noqa: F401  (registers the tables)
 from db.engine import Database, no_statement_timeout
+from db.models.search import managed_elsewhere
 from db.settings import get_settings
 
 config = context.config
@@ -33,11 +34,15 @@ def serialise_migrations(connection: Connection) -> None:
 
 
 def run_on(connection: Connection) -> None:
+    # The FTS5 tables behind `search` on SQLite are the migrations' own (0004), not the models'.
+    include_name, include_object = managed_elsewhere(connection.dialect.name)
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,
+        include_object=include_object,
     )
     with context.begin_transaction(), no_statement_timeout(connection):
         serialise_migrations(connection)

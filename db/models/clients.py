@@ -13,6 +13,7 @@ from sqlmodel import Field, SQLModel
 
 from db.models import fields as f
 from db.models.leads import _str
+from db.models.search import search_index
 from db.types import JSONType, UTCDateTime
 
 
@@ -35,6 +36,8 @@ class Client(SQLModel, table=True):
         Index("ix_clients_ws_status", "workspace_id", "status", "created_at", "id"),
         Index("ix_clients_ws_city", "workspace_id", "city_key"),
         Index("ix_clients_ws_state", "workspace_id", "state_key"),
+        # search on PostgreSQL; SQLite has the FTS5 table clients_fts (migration 0004).
+        search_index("clients"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))

@@ -12,6 +12,7 @@ from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Integer, Stri
 from sqlmodel import Field, SQLModel
 
 from db.models import fields as f
+from db.models.search import search_index
 from db.types import JSONType, UTCDateTime
 
 
@@ -42,12 +43,15 @@ class Lead(SQLModel, table=True):
         Index("ix_leads_ws_score", "workspace_id", "score", "id"),
         Index("ix_leads_ws_name", "workspace_id", "name_key", "id"),
         Index("ix_leads_ws_email", "workspace_id", "email_key", "id"),
-        # Filters.
+        # Filters. (state, status) counts are answered by the index alone.
         Index("ix_leads_ws_status", "workspace_id", "status", "created_at", "id"),
         Index("ix_leads_ws_city", "workspace_id", "city_key"),
-        Index("ix_leads_ws_state", "workspace_id", "state_key"),
+        Index("ix_leads_ws_state", "workspace_id", "state_key", "status"),
         Index("ix_leads_ws_source", "workspace_id", "source_key"),
-        Index("ix_leads_converted_client", "converted_client_id"),
+        # convertedFrom: the leads converted into a page of clients.
+        Index("ix_leads_ws_converted", "workspace_id", "converted_client_id"),
+        # search on PostgreSQL; SQLite has the FTS5 table leads_fts (migration 0004).
+        search_index("leads"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))

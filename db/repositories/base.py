@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, Row, Table, func, insert, literal, select,
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.dml import Insert
 
+from db.repositories import search
 from db.types import utcnow
 
 
@@ -43,7 +44,27 @@ class Repository:
 
     def scoped(self, *conditions: ColumnElement[bool]) -> list[ColumnElement[bool]]:
         """The conditions, plus the one that keeps every query inside the workspace."""
-        return [self.c.workspace_id == self.workspace_id, *conditions]
+        return [self.scope, *conditions]
+
+    @property
+    def scope(self) -> ColumnElement[bool]:
+        """The condition that keeps every query inside the workspace."""
+        return self.c.workspace_id == self.workspace_id  # type: ignore[no-any-return]
+
+    def _indexed_search(
+        self, conditions: Sequence[ColumnElement[bool]]
+    ) -> tuple[search.TextSearch | None, list[ColumnElement[bool]]]:
+        """The search among ``conditions`` when FTS5 can serve it (SQLite, a term of 3+
+        characters), and the conditions with the search as its plain LIKE."""
+        found, plain = search.split(conditions)
+        if found is None or found.fts_query is None or self._dialect() != "sqlite":
+            return None, plain
+        return found, plain
+
+    def _dialect(self) -> str:
+        bind = self.conn if isinstance(self.conn, AsyncConnection) else self.conn.bind
+        assert bind is not None, "a repository that runs statements needs a connection"
+        return str(bind.dialect.name)
 
     async def get(self, id_: int, *, for_update: bool = False) -> Row[Any] | None:
         stmt = select(self.table).where(*self.scoped(self.c.id == id_))
@@ -65,17 +86,24 @@ class Repository:
     ) -> list[Row[Any]]:
         """Up to ``limit`` rows in (sort_column, id) order, strictly past ``start``."""
         col, id_col = self.c[sort_column], self.c.id
-        stmt = select(self.table).where(*self.scoped(*conditions))
+        indexed, where = self._indexed_search(conditions)
         if start is not None:
             key = tuple_(col, id_col)
             bound = tuple_(literal(start.value, col.type), literal(start.id, id_col.type))
-            stmt = stmt.where(key < bound if descending else key > bound)
+            where.append(key < bound if descending else key > bound)
         order = (col.desc(), id_col.desc()) if descending else (col.asc(), id_col.asc())
-        stmt = stmt.order_by(*order).limit(limit)
+        if indexed is not None:
+            stmt = search.page_statement(indexed, self.scope, where, order, limit)
+        else:
+            stmt = select(self.table).where(self.scope, *where).order_by(*order).limit(limit)
         return list((await self.conn.execute(stmt)).all())
 
     async def count(self, conditions: Sequence[ColumnElement[bool]]) -> int:
-        stmt = select(func.count()).select_from(self.table).where(*self.scoped(*conditions))
+        indexed, where = self._indexed_search(conditions)
+        if indexed is not None:
+            stmt = search.count_statement(indexed, self.scope, where)
+        else:
+            stmt = select(func.count()).select_from(self.table).where(self.scope, *where)
         return int((await self.conn.execute(stmt)).scalar_one())
 
     def derived(self, values: dict[str, Any]) -> dict[str, Any]:

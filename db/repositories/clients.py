@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, exists, select
 from db.models import Client, ClientStatus
 from db.models.fields import fold, full_name, search_key
 from db.repositories.base import Repository
+from db.repositories.search import TextSearch
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class ClientRepository(Repository):
         statuses = spec.statuses if spec.statuses is not None else [ClientStatus.ACTIVE]
         out: list[ColumnElement[bool]] = [c.status.in_([s.value for s in statuses])]
         if spec.search:
-            out.append(c.search_key.contains(fold(spec.search), autoescape=True))
+            out.append(TextSearch(self.table, fold(spec.search)))
         if spec.city is not None:
             out.append(c.city_key == fold(spec.city))
         if spec.state is not None:

@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, Row, delete, select, update
 from db.models import Lead, LeadStatus
 from db.models.fields import fold, full_name, search_key
 from db.repositories.base import Repository
+from db.repositories.search import TextSearch
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class LeadRepository(Repository):
         c = self.c
         out: list[ColumnElement[bool]] = []
         if spec.search:
-            out.append(c.search_key.contains(fold(spec.search), autoescape=True))
+            out.append(TextSearch(self.table, fold(spec.search)))
         if spec.statuses is not None:
             out.append(c.status.in_([s.value for s in spec.statuses]))
         if spec.sources is not None:
