@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from db.models import ApiKey, EmailCode, Membership, Session, User, Workspace
@@ -24,6 +24,9 @@ memberships: Any = Membership.__table__  # type: ignore[attr-defined]
 sessions: Any = Session.__table__  # type: ignore[attr-defined]
 api_keys: Any = ApiKey.__table__  # type: ignore[attr-defined]
 email_codes: Any = EmailCode.__table__  # type: ignore[attr-defined]
+
+
+_API_KEY_BY_HASH = select(api_keys).where(api_keys.c.token_hash == bindparam("token_hash"))
 
 
 async def _one(conn: Conn, stmt: Any) -> Row[Any]:
@@ -224,7 +227,8 @@ class ApiKeyRepository:
 
     @staticmethod
     async def by_token_hash(conn: Conn, token_hash: str) -> Row[Any] | None:
-        return await _first(conn, select(api_keys).where(api_keys.c.token_hash == token_hash))
+        # Every request with an API key runs this: the statement is built once.
+        return (await conn.execute(_API_KEY_BY_HASH, {"token_hash": token_hash})).first()
 
     @staticmethod
     async def touch(conn: Conn, id_: int, now: datetime) -> None:

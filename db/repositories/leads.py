@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, delete, select, update
+from sqlalchemy import ColumnElement, Row, Table, Update, delete, select, update
 
 from db.models import Lead, LeadStatus
 from db.models.fields import fold, full_name, search_key
-from db.repositories.base import Repository
+from db.repositories.base import Repository, scoped_by_id
 from db.repositories.search import TextSearch
 
 
@@ -30,6 +31,13 @@ class LeadFilterSpec:
     created_gte: datetime | None = None
     created_lt: datetime | None = None
     converted: bool | None = None
+
+
+@cache
+def _mark_converted(table: Table) -> Update:
+    """UPDATE of a lead in the workspace that is not converted yet, RETURNING it."""
+    where = [*scoped_by_id(table), table.c.converted_at.is_(None)]
+    return update(table).where(*where).returning(table)
 
 
 class LeadRepository(Repository):
@@ -81,19 +89,16 @@ class LeadRepository(Repository):
         self, lead: Row[Any], client_id: int, at: datetime, actor: dict[str, int | None]
     ) -> Row[Any] | None:
         """Sets WON/convertedAt/convertedClient unless the lead was converted meanwhile."""
-        stmt = (
-            update(self.table)
-            .where(*self.scoped(self.c.id == lead.id, self.c.converted_at.is_(None)))
-            .values(
-                status=LeadStatus.WON.value,
-                converted_at=at,
-                converted_client_id=client_id,
-                updated_at=at,
-                **actor,
-            )
-            .returning(self.table)
-        )
-        return (await self.conn.execute(stmt)).first()
+        values = {
+            "status": LeadStatus.WON.value,
+            "converted_at": at,
+            "converted_client_id": client_id,
+            "updated_at": at,
+            **actor,
+        }
+        # SET takes the columns of ``values``; the statement is built once (see base.py).
+        stmt = _mark_converted(self.table)
+        return (await self.conn.execute(stmt, self.by_id(lead.id) | values)).first()
 
     async def converted_into(self, client_ids: Sequence[int]) -> list[Row[Any]]:
         """Leads converted into these clients, earliest conversion first."""
