@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, Row, Table, Update, delete, select, update
 from db.models import Lead, LeadStatus
 from db.models.fields import fold, full_name, search_key
 from db.repositories.base import Repository, scoped_by_id
+from db.repositories.hints import Selective
 from db.repositories.search import TextSearch
 
 
@@ -68,7 +69,7 @@ class LeadRepository(Repository):
         if spec.state is not None:
             out.append(c.state_key == fold(spec.state))
         if spec.email is not None:
-            out.append(c.email_key == fold(spec.email))
+            out.append(Selective(c.email_key == fold(spec.email)))
         if spec.score_gte is not None:
             out.append(c.score >= spec.score_gte)
         if spec.score_lte is not None:
