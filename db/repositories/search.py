@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
     ColumnElement,
     Select,
     Table,
@@ -39,6 +38,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.sqltypes import NullType
 
 from db.models.search import FTS_TABLES
 
@@ -58,7 +58,8 @@ class TextSearch(ColumnElement[bool]):
     """
 
     inherit_cache = False
-    type = Boolean()
+    # Typed as a truth value, it would compile to "... = 1" on SQLite.
+    type = NullType()  # type: ignore[assignment]
 
     def __init__(self, searched: Table, term: str) -> None:
         self.table = searched
