@@ -97,7 +97,8 @@ async def create_client(ctx: Context, values: dict[str, Any]) -> Outcome:
         return Outcome(problems=abort.problems)
     except IntegrityError:  # lost a race for the email to a concurrent request
         return Outcome(problems=[_email_taken()])
-    ctx.loaders.clear()
+    if ctx.loaders_created:
+        ctx.loaders.clear()
     return Outcome(client=row)
 
 
@@ -128,7 +129,8 @@ async def update_client(ctx: Context, id_: str, values: dict[str, Any]) -> Outco
         return Outcome(problems=abort.problems)
     except IntegrityError:
         return Outcome(problems=[_email_taken()])
-    ctx.loaders.clear()
+    if ctx.loaders_created:
+        ctx.loaders.clear()
     return Outcome(client=row)
 
 
@@ -172,5 +174,6 @@ async def set_archived(ctx: Context, id_: str, archived: bool) -> Outcome:
             )
     except Abort as abort:
         return Outcome(problems=abort.problems)
-    ctx.loaders.clear()
+    if ctx.loaders_created:
+        ctx.loaders.clear()
     return Outcome(client=row)

@@ -79,7 +79,8 @@ async def create_lead(ctx: Context, values: dict[str, Any]) -> Outcome:
         row = await LeadRepository(session, ctx.workspace_id).insert(
             _row_values(data, only_set=False) | actor_columns(principal, created=True)
         )
-    ctx.loaders.clear()
+    if ctx.loaders_created:
+        ctx.loaders.clear()
     return Outcome(lead=row)
 
 
@@ -102,7 +103,8 @@ async def update_lead(ctx: Context, id_: str, values: dict[str, Any]) -> Outcome
         if changes:
             changes |= actor_columns(principal, created=False)
         row = await repo.update(current, changes) if changes else current
-    ctx.loaders.clear()
+    if ctx.loaders_created:
+        ctx.loaders.clear()
     return Outcome(lead=row)
 
 
@@ -115,7 +117,8 @@ async def delete_lead(ctx: Context, id_: str) -> Outcome:
         deleted = await LeadRepository(session, ctx.workspace_id).delete(pk)
     if not deleted:
         return Outcome(problems=[not_found("lead")])
-    ctx.loaders.clear()
+    if ctx.loaders_created:
+        ctx.loaders.clear()
     return Outcome(deleted_id=to_global_id("Lead", pk))
 
 
@@ -166,7 +169,8 @@ async def convert_lead(ctx: Context, id_: str, values: dict[str, Any]) -> Outcom
         # The client's email is taken (uq_clients_ws_email): by a client made earlier, or by a
         # concurrent request. Nothing was written.
         return Outcome(problems=[_email_taken(email)])
-    ctx.loaders.clear()
+    if ctx.loaders_created:
+        ctx.loaders.clear()
     return Outcome(lead=converted, client=client)
 
 
