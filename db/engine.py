@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -199,9 +200,20 @@ class Database:
         A connection in a transaction, not an ``AsyncSession``: every statement is Core, so the
         session's identity map, state tracking and flush would be pure overhead on the write path.
         """
+        commits: list[asyncio.Future[None]] = []
         try:
             async with self.writer.begin() as conn:
+                dbapi_connection = conn.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
+                if isinstance(dbapi_connection, sqlite_driver.Connection):
+                    # SQLite's one writer connection goes back to its pool as soon as COMMIT is
+                    # queued; the unit of work still ends only once it is done (below).
+                    dbapi_connection.defer_commit(commits)
                 yield conn
+            for commit in commits:
+                try:
+                    await commit
+                except sqlite3.Error as exc:
+                    raise DBAPIError.instance("COMMIT", None, exc, sqlite3.Error) from exc
         except DBAPIError as exc:
             if is_statement_timeout(exc):
                 raise StatementTimeout from exc

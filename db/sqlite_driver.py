@@ -58,6 +58,21 @@ def _run_begin(conn: sqlite3.Connection, begin: str | None, landed: list[bool]) 
         landed[0] = True
 
 
+def _run_commit(conn: sqlite3.Connection, landed: list[bool]) -> None:
+    """On aiosqlite's thread: COMMIT; if it fails, ROLLBACK, so that no transaction outlives it
+    (the connection may be back in its pool, and the next unit of work queued behind)."""
+    try:
+        conn.commit()
+    except BaseException:
+        try:
+            conn.rollback()
+        except sqlite3.Error:
+            logger.warning("ROLLBACK after a failed COMMIT failed", exc_info=True)
+        raise
+    finally:
+        landed[0] = True
+
+
 def _run_rollback(conn: sqlite3.Connection, landed: list[bool]) -> None:
     """On aiosqlite's thread: ROLLBACK, for nobody to wait on."""
     try:
@@ -162,7 +177,7 @@ class Cursor(AsyncAdapt_aiosqlite_cursor):
 class Connection(AsyncAdapt_aiosqlite_connection):
     """Hand-offs only when SQLite has work to do."""
 
-    __slots__ = ("_begin", "_landed")
+    __slots__ = ("_begin", "_commit_sink", "_committing", "_landed")
 
     _cursor_cls = Cursor  # type: ignore[assignment]
 
@@ -173,6 +188,19 @@ class Connection(AsyncAdapt_aiosqlite_connection):
         # Set by the thread when the last statement handed off has finished: until then, the
         # thread may still be using the connection (its request was cancelled, say).
         self._landed = [True]
+        # Where commit() puts the future of a COMMIT it queued instead of waiting for it (see
+        # defer_commit), and that COMMIT's landed flag while it is the last thing queued.
+        self._commit_sink: list[asyncio.Future[None]] | None = None
+        self._committing: list[bool] | None = None
+
+    def defer_commit(self, sink: list[asyncio.Future[None]]) -> None:
+        """Let this transaction's COMMIT be queued on the thread rather than waited for: its
+        future goes into ``sink``, for the caller to await once the connection is back in the
+        pool. Whoever takes the connection next queues behind the COMMIT, so writes still
+        apply one after the other; the connection is just not held while the event loop gets
+        round to resuming the committing task (a millisecond or more under load, when one
+        writer connection is what every write waits for)."""
+        self._commit_sink = sink
 
     def defer_begin(self, sql: str) -> None:
         """Start a transaction with ``sql`` right before the next statement, in its hand-off.
@@ -194,6 +222,7 @@ class Connection(AsyncAdapt_aiosqlite_connection):
         landed = [False]
         begin, self._begin = self._begin, None
         self._landed = landed
+        self._committing = None
         future = asyncio.get_running_loop().create_future()
         aio._tx.put_nowait((future, partial(fn, aio._conn, begin, *args, landed)))
         return await future
@@ -212,7 +241,9 @@ class Connection(AsyncAdapt_aiosqlite_connection):
         and the event loop is spared a wake-up per read. A failed ROLLBACK is logged, and the
         next BEGIN ends that transaction first."""
         self._begin = None
-        if self._no_transaction():
+        self._commit_sink = None
+        if self._no_transaction() or self._committing is self._landed:
+            # Nothing open, or the last thing queued is a COMMIT, after which nothing is.
             return
         aio = self._connection
         if not aio._running or aio._connection is None:
@@ -224,8 +255,18 @@ class Connection(AsyncAdapt_aiosqlite_connection):
 
     def commit(self) -> None:
         self._begin = None
-        if not self._no_transaction():
+        sink, self._commit_sink = self._commit_sink, None
+        if self._no_transaction():
+            return
+        aio = self._connection
+        if sink is None or not aio._running or aio._connection is None:
             super().commit()
+            return
+        landed = [False]
+        self._landed = self._committing = landed
+        future = asyncio.get_running_loop().create_future()
+        aio._tx.put_nowait((future, partial(_run_commit, aio._conn, landed)))
+        sink.append(future)
 
 
 class DBAPI(AsyncAdapt_aiosqlite_dbapi):

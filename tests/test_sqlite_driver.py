@@ -1,0 +1,151 @@
+"""db/sqlite_driver.py: a statement is one hand-off to aiosqlite's thread, COMMIT and ROLLBACK
+are queued, and none of that changes what a unit of work means. SQLite only, on a file of its
+own (whichever engine the suite runs on)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from db import sqlite_driver
+from db.engine import Database
+from db.settings import Settings
+
+T = TypeVar("T")
+
+SCHEMA = (
+    "CREATE TABLE parent (id INTEGER PRIMARY KEY)",
+    # Checked at COMMIT: the way to make a COMMIT fail on purpose.
+    "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER "
+    "REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)",
+    "INSERT INTO parent (id) VALUES (1)",
+)
+
+
+def on_file(tmp_path: Path, work: Callable[[Database], Awaitable[T]]) -> T:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'driver.db'}"
+
+    async def run() -> T:
+        db = Database(url, Settings(database_url=url, _env_file=None))  # type: ignore[call-arg]
+        try:
+            async with db.write() as conn:
+                for statement in SCHEMA:
+                    await conn.execute(text(statement))
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+@asynccontextmanager
+async def hand_offs(db: Database) -> AsyncIterator[list[str]]:
+    """What the block queues on the writer's and the readers' threads, by function name."""
+    seen: list[str] = []
+    spied: list[tuple[Any, Any]] = []
+
+    class Spy:
+        def __init__(self, queue: Any) -> None:
+            self.queue = queue
+
+        def put_nowait(self, item: Any) -> None:
+            seen.append(getattr(item[1], "func", item[1]).__name__)
+            self.queue.put_nowait(item)
+
+    for engine in (db.writer, db.engine):  # one connection each while nothing runs at once
+        async with engine.connect() as conn:
+            dbapi = (await conn.get_raw_connection()).dbapi_connection
+            assert isinstance(dbapi, sqlite_driver.Connection)
+            aio = dbapi._connection
+            spied.append((aio, aio._tx))
+            aio._tx = Spy(aio._tx)  # the thread keeps reading the queue itself
+    try:
+        yield seen
+    finally:
+        for aio, queue in spied:
+            aio._tx = queue
+
+
+def test_a_write_of_one_statement_is_two_hand_offs_and_a_read_one(tmp_path: Path) -> None:
+    async def work(db: Database) -> tuple[list[str], list[str]]:
+        async with hand_offs(db) as writes, db.write() as conn:
+            await conn.execute(text("INSERT INTO child (parent_id) VALUES (1)"))
+        async with hand_offs(db) as reads, db.read() as conn:
+            await conn.execute(text("SELECT count(*) FROM child"))
+        return writes, reads
+
+    writes, reads = on_file(tmp_path, work)
+    # BEGIN IMMEDIATE rides with the INSERT; the read's ROLLBACK is queued, nobody waits for it.
+    assert writes == ["_run_statement", "_run_commit"]
+    assert reads == ["_run_statement", "_run_rollback"]
+
+
+def test_a_write_is_committed_and_visible_when_the_block_returns(tmp_path: Path) -> None:
+    async def work(db: Database) -> list[int]:
+        counts = []
+        for _ in range(3):
+            async with db.write() as conn:
+                await conn.execute(text("INSERT INTO child (parent_id) VALUES (1)"))
+            async with db.read() as conn:
+                counts.append((await conn.execute(text("SELECT count(*) FROM child"))).scalar())
+        return counts
+
+    assert on_file(tmp_path, work) == [1, 2, 3]
+
+
+def test_a_failed_commit_is_raised_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    async def work(db: Database) -> tuple[int, bool]:
+        with pytest.raises(IntegrityError, match="FOREIGN KEY"):
+            async with db.write() as conn:
+                await conn.execute(text("INSERT INTO child (parent_id) VALUES (1)"))
+                await conn.execute(text("INSERT INTO child (parent_id) VALUES (99)"))
+        # The one writer connection is usable at once, with no transaction left open on it.
+        async with db.write() as conn:
+            await conn.execute(text("INSERT INTO child (parent_id) VALUES (1)"))
+            dbapi = (await conn.get_raw_connection()).dbapi_connection
+        async with db.read() as conn:
+            count = (await conn.execute(text("SELECT count(*) FROM child"))).scalar_one()
+        await asyncio.sleep(0.05)  # the queued COMMIT has landed by now
+        return count, dbapi._connection._conn.in_transaction
+
+    assert on_file(tmp_path, work) == (1, False)
+
+
+def test_a_unit_of_work_that_fails_is_rolled_back_before_the_next_one(tmp_path: Path) -> None:
+    async def work(db: Database) -> list[int]:
+        with pytest.raises(RuntimeError):
+            async with db.write() as conn:
+                await conn.execute(text("INSERT INTO child (parent_id) VALUES (1)"))
+                raise RuntimeError("changed my mind")
+        async with db.write() as conn:
+            await conn.execute(text("INSERT INTO child (id, parent_id) VALUES (7, 1)"))
+        async with db.read() as conn:
+            return list((await conn.execute(text("SELECT id FROM child"))).scalars())
+
+    assert on_file(tmp_path, work) == [7]
+
+
+def test_concurrent_writes_apply_one_after_the_other(tmp_path: Path) -> None:
+    async def work(db: Database) -> tuple[int, list[int]]:
+        async def add(n: int) -> None:
+            async with db.write() as conn:
+                seen = (await conn.execute(text("SELECT count(*) FROM child"))).scalar_one()
+                # Each unit of work sees every earlier one: the read and the insert are atomic.
+                await conn.execute(
+                    text("INSERT INTO child (id, parent_id) VALUES (:id, 1)"), {"id": seen + 1}
+                )
+
+        await asyncio.gather(*(add(n) for n in range(50)))
+        async with db.read() as conn:
+            ids = list((await conn.execute(text("SELECT id FROM child ORDER BY id"))).scalars())
+        return len(ids), ids
+
+    count, ids = on_file(tmp_path, work)
+    assert (count, ids) == (50, list(range(1, 51)))
