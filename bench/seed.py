@@ -558,6 +558,19 @@ def _bulk_pragmas(con: sqlite3.Connection) -> None:
         con.execute(f"PRAGMA {pragma}")
 
 
+def _drop_all(con: sqlite3.Connection, kind: str) -> list[tuple[str, str]]:
+    """Drops every index or trigger of leads and clients (not the automatic indexes, which have
+    no SQL); their (name, sql), to create them again after the load."""
+    found = con.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = ? "
+        "AND tbl_name IN ('leads', 'clients') AND sql IS NOT NULL",
+        (kind,),
+    ).fetchall()
+    for name, _ in found:
+        con.execute(f'DROP {kind.upper()} "{name}"')
+    return found
+
+
 def _fill_shard(path: str, create_table: str, p: Plan, first: int, stop: int) -> None:
     """One process's share of the leads, into a file of its own (the leads table alone)."""
     con = sqlite3.connect(path, isolation_level=None)
@@ -592,20 +605,10 @@ async def seed_sqlite(url: str, p: Plan) -> None:
         (create_leads,) = con.execute(
             "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'leads'"
         ).fetchone()
-        indexes = con.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
-            "AND tbl_name IN ('leads', 'clients') AND sql IS NOT NULL"
-        ).fetchall()
-        for name, _ in indexes:
-            con.execute(f'DROP INDEX "{name}"')
+        indexes = _drop_all(con, "index")
         # The triggers that keep the search index (FTS5) in step would index row by row; the
         # index is rebuilt in one pass after the load instead, and the triggers put back.
-        triggers = con.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
-            "AND tbl_name IN ('leads', 'clients')"
-        ).fetchall()
-        for name, _ in triggers:
-            con.execute(f'DROP TRIGGER "{name}"')
+        triggers = _drop_all(con, "trigger")
 
         started = time.perf_counter()
         jobs: list[tuple[Any, ...]] = []

@@ -16,11 +16,11 @@ _table: Any = RateLimit.__table__  # type: ignore[attr-defined]
 
 
 async def hit(
-    session: AsyncConnection, key: str, limit: int, window: timedelta, now: datetime
+    conn: AsyncConnection, key: str, limit: int, window: timedelta, now: datetime
 ) -> int | None:
     """Counts one attempt under ``key``: None while within ``limit`` per ``window``, else the
     seconds until the window resets. One upsert, atomic on both engines."""
-    dialect = session.dialect.name
+    dialect = conn.dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     expired = _table.c.window_start <= now - window
     upsert = insert(_table).values(key=key, window_start=now, count=1)
@@ -31,13 +31,13 @@ async def hit(
             "window_start": case((expired, now), else_=_table.c.window_start),
         },
     ).returning(_table.c.count, _table.c.window_start)
-    count, started = (await session.execute(stmt)).one()
+    count, started = (await conn.execute(stmt)).one()
     if count <= limit:
         return None
     return max(1, int((started + window - now).total_seconds() + 0.999))
 
 
-async def undo(session: AsyncConnection, key: str) -> None:
+async def undo(conn: AsyncConnection, key: str) -> None:
     """Takes back one attempt counted under ``key``, for one that did not happen after all."""
     stmt = update(_table).where(_table.c.key == key, _table.c.count > 0)
-    await session.execute(stmt.values(count=_table.c.count - 1))
+    await conn.execute(stmt.values(count=_table.c.count - 1))

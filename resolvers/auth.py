@@ -414,8 +414,7 @@ async def _run(ctx: Context, step: Any) -> AuthOutcome:
         outcome = await ctx.db.transaction(attempt)
     except Abort as abort:
         return AuthOutcome(problems=abort.problems)
-    if ctx.loaders_created:
-        ctx.loaders.clear()
+    ctx.clear_loaders()
     return outcome
 
 

@@ -97,8 +97,7 @@ async def create_client(ctx: Context, values: dict[str, Any]) -> Outcome:
         return Outcome(problems=abort.problems)
     except IntegrityError:  # lost a race for the email to a concurrent request
         return Outcome(problems=[_email_taken()])
-    if ctx.loaders_created:
-        ctx.loaders.clear()
+    ctx.clear_loaders()
     return Outcome(client=row)
 
 
@@ -129,8 +128,7 @@ async def update_client(ctx: Context, id_: str, values: dict[str, Any]) -> Outco
         return Outcome(problems=abort.problems)
     except IntegrityError:
         return Outcome(problems=[_email_taken()])
-    if ctx.loaders_created:
-        ctx.loaders.clear()
+    ctx.clear_loaders()
     return Outcome(client=row)
 
 
@@ -174,6 +172,5 @@ async def set_archived(ctx: Context, id_: str, archived: bool) -> Outcome:
             )
     except Abort as abort:
         return Outcome(problems=abort.problems)
-    if ctx.loaders_created:
-        ctx.loaders.clear()
+    ctx.clear_loaders()
     return Outcome(client=row)

@@ -79,8 +79,7 @@ async def create_lead(ctx: Context, values: dict[str, Any]) -> Outcome:
         row = await LeadRepository(session, ctx.workspace_id).insert(
             _row_values(data, only_set=False) | actor_columns(principal, created=True)
         )
-    if ctx.loaders_created:
-        ctx.loaders.clear()
+    ctx.clear_loaders()
     return Outcome(lead=row)
 
 
@@ -103,8 +102,7 @@ async def update_lead(ctx: Context, id_: str, values: dict[str, Any]) -> Outcome
         if changes:
             changes |= actor_columns(principal, created=False)
         row = await repo.update(current, changes) if changes else current
-    if ctx.loaders_created:
-        ctx.loaders.clear()
+    ctx.clear_loaders()
     return Outcome(lead=row)
 
 
@@ -117,8 +115,7 @@ async def delete_lead(ctx: Context, id_: str) -> Outcome:
         deleted = await LeadRepository(session, ctx.workspace_id).delete(pk)
     if not deleted:
         return Outcome(problems=[not_found("lead")])
-    if ctx.loaders_created:
-        ctx.loaders.clear()
+    ctx.clear_loaders()
     return Outcome(deleted_id=to_global_id("Lead", pk))
 
 
@@ -169,8 +166,7 @@ async def convert_lead(ctx: Context, id_: str, values: dict[str, Any]) -> Outcom
         # The client's email is taken (uq_clients_ws_email): by a client made earlier, or by a
         # concurrent request. Nothing was written.
         return Outcome(problems=[_email_taken(email)])
-    if ctx.loaders_created:
-        ctx.loaders.clear()
+    ctx.clear_loaders()
     return Outcome(lead=converted, client=client)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 from starlette.requests import Request
@@ -28,7 +28,6 @@ class Context:
     principal: Principal | None = None
     # Credentials were sent but are invalid, expired or revoked.
     rejected: bool = False
-    loaders_created: bool = field(default=False, init=False)
 
     def require(self, role: Role) -> Principal:
         """The caller, if signed in with at least ``role``; UNAUTHENTICATED/FORBIDDEN otherwise."""
@@ -42,8 +41,13 @@ class Context:
 
     @cached_property
     def loaders(self) -> Loaders:
-        self.loaders_created = True
         return Loaders.create(self.db, self.workspace_id)
+
+    def clear_loaders(self) -> None:
+        """After a write: what the loaders cached may be stale. Loaders not built yet (most
+        mutations) are left unbuilt."""
+        if "loaders" in vars(self):
+            self.loaders.clear()
 
 
 Info = _Info[Context, None]

@@ -11,12 +11,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, bindparam, delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import ApiKey, EmailCode, Membership, Session, User, Workspace
 from db.models.fields import fold
 
-Conn = AsyncConnection | AsyncSession
+Conn = AsyncConnection
 
 users: Any = User.__table__  # type: ignore[attr-defined]
 workspaces: Any = Workspace.__table__  # type: ignore[attr-defined]

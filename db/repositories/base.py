@@ -20,7 +20,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert
 
 from db.repositories import search
@@ -60,11 +60,11 @@ def _select_by_id(table: Table, for_update: bool) -> Select[Any]:
 
 
 class Repository:
-    """Base for a workspace-scoped table. ``conn`` is a connection (reads) or a session (writes)."""
+    """Base for a workspace-scoped table. ``conn``: a read connection or a write() unit."""
 
     table: ClassVar[Table]
 
-    def __init__(self, conn: AsyncConnection | AsyncSession, workspace_id: int) -> None:
+    def __init__(self, conn: AsyncConnection, workspace_id: int) -> None:
         self.conn = conn
         self.workspace_id = workspace_id
 
@@ -87,14 +87,8 @@ class Repository:
         """The search among ``conditions`` when FTS5 can serve it (SQLite, a term of 3+
         characters), and the conditions with the search as its plain LIKE."""
         found, plain = search.split(conditions)
-        if found is None or found.fts_query is None or self._dialect() != "sqlite":
-            return None, plain
-        return found, plain
-
-    def _dialect(self) -> str:
-        bind = self.conn if isinstance(self.conn, AsyncConnection) else self.conn.bind
-        assert bind is not None, "a repository that runs statements needs a connection"
-        return str(bind.dialect.name)
+        usable = found is not None and found.fts_query is not None
+        return (found if usable and self.conn.dialect.name == "sqlite" else None), plain
 
     def by_id(self, id_: int) -> dict[str, int]:
         """The parameters of ``scoped_by_id``: this workspace, that row."""

@@ -122,8 +122,14 @@ def _candidates(searched: Table, query: str) -> Any:
     return hits.cte("fts_hits").prefix_with("MATERIALIZED")
 
 
-def _few(hits: Any) -> ColumnElement[bool]:
-    return select(func.count()).select_from(hits).scalar_subquery() < CANDIDATES
+def _plan_parts(search: TextSearch) -> tuple[Table, str, Any, ColumnElement[bool]]:
+    """What both plans start from: the table, its FTS5 query, the (capped) candidates, and
+    whether they are few."""
+    query = search.fts_query
+    assert query is not None, "only terms the index can serve take these plans"
+    hits = _candidates(search.table, query)
+    few = select(func.count()).select_from(hits).scalar_subquery() < CANDIDATES
+    return search.table, query, hits, few
 
 
 def _only_if(condition: ColumnElement[bool], limit: int) -> Any:
@@ -151,11 +157,7 @@ def page_statement(
     """SQLite: the page of rows in ``scope`` (``workspace_id = :ws``) satisfying ``where``
     (which holds the search's LIKE), from the FTS5 candidates when they are few, from the
     sort index when they are many."""
-    searched = search.table
-    query = search.fts_query
-    assert query is not None
-    hits = _candidates(searched, query)
-    few = _few(hits)
+    searched, _, hits, few = _plan_parts(search)
     ids = searched.c.id
     by_rowid = (
         select(ids)
@@ -184,11 +186,7 @@ def count_statement(
     rows). Many, with other conditions: the planner's choice of index for those, with the
     FTS5 rowid set as a filter, which spares most rows the lookup and the LIKE.
     """
-    searched = search.table
-    query = search.fts_query
-    assert query is not None
-    hits = _candidates(searched, query)
-    few = _few(hits)
+    searched, query, hits, few = _plan_parts(search)
     ids = searched.c.id
     fts = _fts(searched)
     every_hit = select(fts.c.rowid).where(fts.c[fts.name].match(query))
