@@ -1,5 +1,10 @@
 """The served schema holds every name and shape of the public contract, and the committed SDL
-is current."""
+is current.
+
+The contract is ``tests/contract/*.graphql``, a verbatim copy of the shared contract: several
+files read as one document, ``schema.graphql`` first. Each file belongs to a capability; the
+files whose capability has landed are listed in ``IMPLEMENTED`` and every name they declare must
+be served. A capability's issue adds its file there."""
 
 from __future__ import annotations
 
@@ -15,20 +20,65 @@ from graphql import (
     is_input_object_type,
     is_interface_type,
     is_object_type,
+    parse,
 )
 
 from schema import build_schema as build_leadgraph_schema
 from tests.conftest import GraphQLClient
 
 ROOT = Path(__file__).resolve().parent.parent
-CONTRACT = ROOT.parent / "shared" / "contract" / "schema.graphql"
+CONTRACT_DIR = ROOT / "tests" / "contract"
+# The contract files whose capability has landed: every name they declare is checked.
+IMPLEMENTED = ("schema.graphql", "access.graphql")
 
 
-def contract_gaps(want: GraphQLSchema, have: GraphQLSchema) -> list[str]:
-    """Every contract name missing from ``have``, or present with another type or nullability."""
+def contract_files() -> list[Path]:
+    """The contract's files in reading order: ``schema.graphql`` first, then by name."""
+    return sorted(
+        CONTRACT_DIR.glob("*.graphql"), key=lambda p: (p.name != "schema.graphql", p.name)
+    )
+
+
+def contract_document() -> str:
+    return "\n".join(p.read_text() for p in contract_files())
+
+
+def declared_in(file_names: tuple[str, ...]) -> set[tuple[str, str | None]]:
+    """``(type, None)`` for each type a file defines and ``(type, member)`` for each field or
+    enum value a file declares, extensions included, over the named files."""
+    names: set[tuple[str, str | None]] = set()
+    for path in contract_files():
+        if path.name not in file_names:
+            continue
+        for definition in parse(path.read_text()).definitions:
+            type_name = definition.name.value  # type: ignore[attr-defined]
+            if not getattr(definition, "kind", "").endswith("extension"):
+                names.add((type_name, None))
+            for member in [
+                *(getattr(definition, "fields", None) or ()),
+                *(getattr(definition, "values", None) or ()),
+                *(getattr(definition, "types", None) or ()),
+            ]:
+                names.add((type_name, member.name.value))
+    return names
+
+
+def contract_gaps(
+    want: GraphQLSchema,
+    have: GraphQLSchema,
+    only: set[tuple[str, str | None]] | None = None,
+) -> list[str]:
+    """Every contract name missing from ``have``, or present with another type or nullability;
+    with ``only``, just the types and members named there."""
+
+    def wanted_member(type_name: str, member: str) -> bool:
+        return only is None or (type_name, member) in only
+
     gaps: list[str] = []
     for name, wanted in want.type_map.items():
         if name.startswith("__"):
+            continue
+        if only is not None and not any(t == name for t, _ in only):
             continue
         found = have.type_map.get(name)
         if found is None:
@@ -38,7 +88,11 @@ def contract_gaps(want: GraphQLSchema, have: GraphQLSchema) -> list[str]:
             gaps.append(f"{name} is a {type(found).__name__}")
             continue
         if is_enum_type(wanted):
-            gaps += [f"{name}.{v}" for v in wanted.values if v not in found.values]
+            gaps += [
+                f"{name}.{v}"
+                for v in wanted.values
+                if v not in found.values and wanted_member(name, v)
+            ]
         if is_object_type(wanted) or is_interface_type(wanted):
             gaps += [
                 f"{name} implements {i.name}"
@@ -47,6 +101,8 @@ def contract_gaps(want: GraphQLSchema, have: GraphQLSchema) -> list[str]:
             ]
         if is_object_type(wanted) or is_input_object_type(wanted) or is_interface_type(wanted):
             for field_name, field in wanted.fields.items():
+                if not wanted_member(name, field_name):
+                    continue
                 other = found.fields.get(field_name)
                 if other is None:
                     gaps.append(f"{name}.{field_name}")
@@ -68,7 +124,24 @@ def contract_gaps(want: GraphQLSchema, have: GraphQLSchema) -> list[str]:
 
 def test_introspection_holds_every_contract_name(gql: GraphQLClient) -> None:
     served = build_client_schema(gql.data(get_introspection_query()))
-    assert contract_gaps(build_schema(CONTRACT.read_text()), served) == []
+    want = build_schema(contract_document())
+    assert contract_gaps(want, served, only=declared_in(IMPLEMENTED)) == []
+
+
+def test_the_contract_files_read_as_one_document() -> None:
+    names = [p.name for p in contract_files()]
+    assert names[0] == "schema.graphql"
+    assert set(IMPLEMENTED) <= set(names)
+    build_schema(contract_document())  # raises if the files do not fit together
+
+
+def test_the_contract_check_covers_only_landed_files() -> None:
+    want = build_schema(
+        "type Query { a: Int!  b: String }  extend type Query { c: Int }  enum E { X Y }"
+    )
+    have = build_schema("type Query { a: Int! }  enum E { X }")
+    only = {("Query", None), ("Query", "a"), ("Query", "b"), ("E", None), ("E", "Y")}
+    assert contract_gaps(want, have, only=only) == ["Query.b", "E.Y"]
 
 
 def test_the_contract_check_notices_a_missing_field() -> None:
