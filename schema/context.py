@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 from starlette.requests import Request
@@ -28,6 +29,13 @@ class Context:
     principal: Principal | None = None
     # Credentials were sent but are invalid, expired or revoked.
     rejected: bool = False
+    # A WebSocket's connection_init payload (Strawberry sets it; None over HTTP).
+    connection_params: dict[str, object] | None = None
+
+    def for_operation(self) -> Context:
+        """A copy for one operation of a WebSocket connection, which shares one Context: the
+        operation's own request id (the connection's, suffixed) and its own loaders."""
+        return replace(self, request_id=f"{self.request_id}.{uuid.uuid4().hex[:8]}")
 
     def require(self, role: Role) -> Principal:
         """The caller, if signed in with at least ``role``; UNAUTHENTICATED/FORBIDDEN otherwise."""
