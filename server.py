@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, process_result
@@ -61,6 +61,7 @@ WS_SUBPROTOCOL_REFUSED = (
     "library's): offer it in Sec-WebSocket-Protocol. The legacy graphql-ws subprotocol "
     "(subscriptions-transport-ws) is not supported."
 )
+WS_INTERNAL_ERROR = "Internal server error. Quote the requestId when reporting it: {}"
 GRAPHIQL_CDN = "https://unpkg.com/"
 GRAPHIQL_ASSETS_PATH = "/graphql/assets/"
 GRAPHIQL_FILES = (
@@ -315,7 +316,14 @@ class LeadgraphView(GraphQL[Context, None]):
         subprotocol of subscriptions-transport-ws, or none) is refused before it is accepted,
         with a 400 that says why where the server can send one (uvicorn can), else a 403."""
         if GRAPHQL_TRANSPORT_WS_PROTOCOL in websocket.scope.get("subprotocols", []):
-            await self.run(websocket)
+            try:
+                await self.run(websocket)
+            except Exception:
+                # Outside any operation (the credential lookup): masked like a 500, with the
+                # requestId in graphql-ws's close code for server errors.
+                logger.exception("unhandled error on a WebSocket connection")
+                if websocket.application_state != WebSocketState.DISCONNECTED:
+                    await websocket.close(4500, WS_INTERNAL_ERROR.format(request_id_var.get()))
             return
         if "websocket.http.response" not in websocket.scope.get("extensions", {}):
             await websocket.close()

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import websockets
 
+import server as server_module
 from tests.conftest import OWNER_KEY, ROOT, GraphQLClient, LiveServer
 from tests.factories import create_leads, lead_values
 
@@ -63,8 +64,8 @@ def talk(
             init: dict[str, Any] = {"type": "connection_init"}
             if payload is not None:
                 init["payload"] = payload
-            await ws.send(json.dumps(init))
             try:
+                await ws.send(json.dumps(init))
                 assert json.loads(await ws.recv()) == {"type": "connection_ack"}
                 answers = []
                 for n, operation in enumerate(operations):
@@ -249,6 +250,31 @@ def test_the_payload_credential_takes_the_place_of_the_upgrade_header(server: Li
     bad = {"Authorization": "Bearer lgk_not-a-key-of-ours"}
     outcome = talk(server, [{"query": COUNT}], headers=bad, payload=BEARER)
     assert results(outcome) == [{"data": {"leads": {"totalCount": 0}}}]
+
+
+@pytest.mark.parametrize("where", ["payload", "upgrade"])
+def test_a_failure_while_checking_credentials_closes_the_connection_with_a_request_id(
+    server: LiveServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    where: str,
+) -> None:
+    authenticate = server_module.authenticate
+
+    async def fail(db: Any, settings: Any, authorization: str | None) -> Any:
+        if authorization:
+            raise RuntimeError("secret internal detail")
+        return await authenticate(db, settings, authorization)
+
+    monkeypatch.setattr(server_module, "authenticate", fail)
+    headers = {"X-Request-ID": "ws-500", **(BEARER if where == "upgrade" else {})}
+    payload = BEARER if where == "payload" else None
+    outcome = talk(server, [{"query": COUNT}], payload=payload, headers=headers)
+    assert outcome == (
+        4500,
+        "Internal server error. Quote the requestId when reporting it: ws-500",
+    )
+    assert "secret internal detail" in caplog.text
 
 
 # ------------------------------------------------------------------ the legacy subprotocol
