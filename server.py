@@ -277,9 +277,8 @@ class LeadgraphView(GraphQL[Context, None]):
     async def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
         request.state.sub_response = response
         state = request.app.state
-        principal, rejected = await authenticate(
-            state.db, state.settings, request.headers.get("authorization")
-        )
+        authorization = request.headers.get("authorization")
+        principal, rejected = await authenticate(state.db, state.settings, authorization)
         return Context(
             request=request,
             response=response,
@@ -289,6 +288,7 @@ class LeadgraphView(GraphQL[Context, None]):
             request_id=request_id_var.get(),
             principal=principal,
             rejected=rejected,
+            credential=authorization,
         )
 
     async def render_graphql_ide(self, request: Request) -> Response:
@@ -342,9 +342,9 @@ class LeadgraphView(GraphQL[Context, None]):
         if len(sent) > 1 or (sent and not isinstance(sent[0], str)):
             raise ConnectionRejectionError
         if sent:
-            state = context.request.app.state
+            context.credential = cast(str, sent[0])
             context.principal, context.rejected = await authenticate(
-                state.db, state.settings, cast(str, sent[0])
+                context.db, context.settings, context.credential
             )
         if context.rejected:
             raise ConnectionRejectionError

@@ -52,7 +52,7 @@ class Schema(strawberry.federation.Schema):
         """Strawberry's, with a Context per operation: a WebSocket connection passes its one
         Context to every operation it runs, and loaders must not cache across them."""
         if isinstance(context_value, Context):
-            context_value = context_value.for_operation()
+            context_value = await context_value.for_operation()
         return await super().stream(
             query,
             variable_values,

@@ -10,6 +10,7 @@ import json
 import logging
 import shutil
 import subprocess
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -34,6 +35,10 @@ mutation ($id: ID!, $input: UpdateLeadInput!) {
 }
 """
 SERVICE = "{ _service { sdl } }"
+CREATE_KEY = """
+mutation ($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret apiKey { id } } }
+"""
+REVOKE_KEY = "mutation ($id: ID!) { revokeApiKey(id: $id) { userErrors { field } } }"
 SIGN_IN_FIRST = "Sign in first: send 'Authorization: Bearer <session token or API key>'."
 
 
@@ -50,10 +55,11 @@ def talk(
     *,
     payload: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
+    between: Callable[[], None] = lambda: None,
 ) -> Outcome:
     """Opens a graphql-transport-ws connection, sends connection_init (with ``payload``), runs
-    each operation in turn and returns every message it got back for it; or, when the server
-    closes the connection instead, its (code, reason)."""
+    each operation in turn (calling ``between`` after each) and returns every message it got
+    back; or, when the server closes the connection instead, its (code, reason)."""
 
     async def run() -> Outcome:
         async with websockets.connect(
@@ -78,6 +84,7 @@ def talk(
                         assert message["id"] == str(n)
                         messages.append(message)
                     answers.append(messages)
+                    await asyncio.to_thread(between)
             except websockets.ConnectionClosed:
                 return ws.close_code, ws.close_reason or ""
             return [message for messages in answers for message in messages]
@@ -185,29 +192,18 @@ def test_each_operation_of_a_connection_reads_afresh(
 ) -> None:
     """A connection's operations do not share DataLoader caches: each sees the latest rows."""
     [lead_id] = create_leads(server, lead_values(email="old@example.com"))
+    updates = iter([{"input": {"email": "new@example.com"}}])
+
+    def update() -> None:
+        if variables := next(updates, None):
+            updated = gql(UPDATE, {"id": lead_id, **variables})
+            assert updated == {"data": {"updateLead": {"userErrors": []}}}
+
     query = {"query": LEAD, "variables": {"id": lead_id}}
-
-    async def run() -> list[Any]:
-        async with websockets.connect(
-            ws_url(server),
-            subprotocols=[websockets.Subprotocol("graphql-transport-ws")],
-            additional_headers=BEARER,
-        ) as ws:
-            await ws.send(json.dumps({"type": "connection_init"}))
-            await ws.recv()
-            seen = []
-            for n in range(2):
-                await ws.send(json.dumps({"type": "subscribe", "id": str(n), "payload": query}))
-                seen.append(json.loads(await ws.recv())["payload"]["data"])
-                assert json.loads(await ws.recv())["type"] == "complete"
-                if n == 0:
-                    updated = gql(UPDATE, {"id": lead_id, "input": {"email": "new@example.com"}})
-                    assert updated == {"data": {"updateLead": {"userErrors": []}}}
-            return seen
-
-    assert asyncio.run(run()) == [
-        {"lead": {"email": "old@example.com"}},
-        {"lead": {"email": "new@example.com"}},
+    outcome = talk(server, [query, query], headers=BEARER, between=update)
+    assert results(outcome) == [
+        {"data": {"lead": {"email": "old@example.com"}}},
+        {"data": {"lead": {"email": "new@example.com"}}},
     ]
 
 
@@ -275,6 +271,39 @@ def test_a_failure_while_checking_credentials_closes_the_connection_with_a_reque
         "Internal server error. Quote the requestId when reporting it: ws-500",
     )
     assert "secret internal detail" in caplog.text
+
+
+def test_a_key_revoked_during_a_connection_stops_working_for_its_next_operation(
+    server: LiveServer, gql: GraphQLClient
+) -> None:
+    created = gql.data(CREATE_KEY, {"input": {"name": "socket", "role": "VIEWER"}})["createApiKey"]
+    revocations = iter([created["apiKey"]["id"]])
+
+    def revoke() -> None:
+        if key_id := next(revocations, None):
+            assert gql.data(REVOKE_KEY, {"id": key_id})["revokeApiKey"]["userErrors"] == []
+
+    payload = {"Authorization": f"Bearer {created['secret']}"}
+    first, second = results(talk(server, [{"query": COUNT}] * 2, payload=payload, between=revoke))
+    assert first == {"data": {"leads": {"totalCount": 0}}}
+    assert second["errors"][0]["extensions"] == {"code": "UNAUTHENTICATED"}
+
+
+def test_a_failure_while_checking_an_operations_credential_is_masked_with_a_request_id(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def fail(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("secret internal detail")
+
+    # The connection's check passes (server.authenticate); the operation's fails.
+    monkeypatch.setattr("schema.context.authenticate", fail)
+    [result] = results(talk(server, [{"query": COUNT}], payload=BEARER))
+    [error] = result["errors"]
+    assert error["message"] == INTERNAL_MESSAGE
+    assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert error["extensions"]["requestId"] in caplog.text
+    assert "secret internal detail" in caplog.text
+    assert "secret internal detail" not in json.dumps(result)
 
 
 # ------------------------------------------------------------------ the legacy subprotocol
