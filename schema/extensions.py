@@ -105,8 +105,7 @@ class ErrorPolicy(SchemaExtension):
     (HTTP), and to each result before it is sent for a stream (WebSocket), where the operation
     only ends after its results have gone out (the way Strawberry's MaskErrors does both)."""
 
-    def __init__(self) -> None:
-        self._streamed = False
+    _streamed = False  # per operation: Strawberry makes an instance for each
 
     def _shape(self, result: object) -> None:
         errors = getattr(result, "errors", None)
