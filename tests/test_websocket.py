@@ -55,10 +55,10 @@ def talk(
     *,
     payload: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
-    between: Callable[[], None] = lambda: None,
+    between: Callable[[int], None] = lambda n: None,
 ) -> Outcome:
     """Opens a graphql-transport-ws connection, sends connection_init (with ``payload``), runs
-    each operation in turn (calling ``between`` after each) and returns every message it got
+    each operation in turn (calling ``between(n)`` after the n-th) and returns every message it got
     back; or, when the server closes the connection instead, its (code, reason)."""
 
     async def run() -> Outcome:
@@ -79,12 +79,12 @@ def talk(
                         json.dumps({"type": "subscribe", "id": str(n), "payload": operation})
                     )
                     messages = []
-                    while not messages or messages[-1]["type"] in ("next",):
+                    while not messages or messages[-1]["type"] == "next":
                         message = json.loads(await ws.recv())
                         assert message["id"] == str(n)
                         messages.append(message)
                     answers.append(messages)
-                    await asyncio.to_thread(between)
+                    await asyncio.to_thread(between, n)
             except websockets.ConnectionClosed:
                 return ws.close_code, ws.close_reason or ""
             return [message for messages in answers for message in messages]
@@ -192,11 +192,10 @@ def test_each_operation_of_a_connection_reads_afresh(
 ) -> None:
     """A connection's operations do not share DataLoader caches: each sees the latest rows."""
     [lead_id] = create_leads(server, lead_values(email="old@example.com"))
-    updates = iter([{"input": {"email": "new@example.com"}}])
 
-    def update() -> None:
-        if variables := next(updates, None):
-            updated = gql(UPDATE, {"id": lead_id, **variables})
+    def update(n: int) -> None:
+        if n == 0:
+            updated = gql(UPDATE, {"id": lead_id, "input": {"email": "new@example.com"}})
             assert updated == {"data": {"updateLead": {"userErrors": []}}}
 
     query = {"query": LEAD, "variables": {"id": lead_id}}
@@ -277,11 +276,11 @@ def test_a_key_revoked_during_a_connection_stops_working_for_its_next_operation(
     server: LiveServer, gql: GraphQLClient
 ) -> None:
     created = gql.data(CREATE_KEY, {"input": {"name": "socket", "role": "VIEWER"}})["createApiKey"]
-    revocations = iter([created["apiKey"]["id"]])
 
-    def revoke() -> None:
-        if key_id := next(revocations, None):
-            assert gql.data(REVOKE_KEY, {"id": key_id})["revokeApiKey"]["userErrors"] == []
+    def revoke(n: int) -> None:
+        if n == 0:
+            revoked = gql.data(REVOKE_KEY, {"id": created["apiKey"]["id"]})["revokeApiKey"]
+            assert revoked["userErrors"] == []
 
     payload = {"Authorization": f"Bearer {created['secret']}"}
     first, second = results(talk(server, [{"query": COUNT}] * 2, payload=payload, between=revoke))
