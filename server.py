@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
@@ -31,11 +31,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET, UnsetType
 
 from db import migrate
 from db.engine import Database
@@ -52,6 +56,12 @@ logger = logging.getLogger("leadgraph")
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
+WS_SUBPROTOCOL_REFUSED = (
+    "This endpoint speaks the graphql-transport-ws WebSocket subprotocol (the graphql-ws "
+    "library's): offer it in Sec-WebSocket-Protocol. The legacy graphql-ws subprotocol "
+    "(subscriptions-transport-ws) is not supported."
+)
+WS_INTERNAL_ERROR = "Internal server error. Quote the requestId when reporting it: {}"
 GRAPHIQL_CDN = "https://unpkg.com/"
 GRAPHIQL_ASSETS_PATH = "/graphql/assets/"
 GRAPHIQL_FILES = (
@@ -267,9 +277,8 @@ class LeadgraphView(GraphQL[Context, None]):
     async def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
         request.state.sub_response = response
         state = request.app.state
-        principal, rejected = await authenticate(
-            state.db, state.settings, request.headers.get("authorization")
-        )
+        authorization = request.headers.get("authorization")
+        principal, rejected = await authenticate(state.db, state.settings, authorization)
         return Context(
             request=request,
             response=response,
@@ -279,6 +288,7 @@ class LeadgraphView(GraphQL[Context, None]):
             request_id=request_id_var.get(),
             principal=principal,
             rejected=rejected,
+            credential=authorization,
         )
 
     async def render_graphql_ide(self, request: Request) -> Response:
@@ -287,6 +297,9 @@ class LeadgraphView(GraphQL[Context, None]):
         return HTMLResponse(self._graphiql_html or self.graphql_ide_html)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self.handle_websocket(WebSocket(scope, receive, send))
+            return
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
@@ -297,6 +310,45 @@ class LeadgraphView(GraphQL[Context, None]):
             # Strawberry answers request errors in plain text; clients expect a GraphQL response.
             response = self.request_error(request, exc)
         await response(scope, receive, send)
+
+    async def handle_websocket(self, websocket: WebSocket) -> None:
+        """graphql-transport-ws only. A handshake that does not offer it (the legacy graphql-ws
+        subprotocol of subscriptions-transport-ws, or none) is refused before it is accepted,
+        with a 400 that says why where the server can send one (uvicorn can), else a 403."""
+        if GRAPHQL_TRANSPORT_WS_PROTOCOL in websocket.scope.get("subprotocols", []):
+            try:
+                await self.run(websocket)
+            except Exception:
+                # Outside any operation (the credential lookup): masked like a 500, with the
+                # requestId in graphql-ws's close code for server errors.
+                logger.exception("unhandled error on a WebSocket connection")
+                if websocket.application_state != WebSocketState.DISCONNECTED:
+                    await websocket.close(4500, WS_INTERNAL_ERROR.format(request_id_var.get()))
+            return
+        if "websocket.http.response" not in websocket.scope.get("extensions", {}):
+            await websocket.close()
+            return
+        error = {"message": WS_SUBPROTOCOL_REFUSED, "extensions": {"code": "BAD_REQUEST"}}
+        await websocket.send_denial_response(
+            Response(self.encode_json({"errors": [error]}), 400, media_type=JSON)
+        )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Credentials from connection_init's payload, as browsers cannot set headers on the
+        upgrade: {"Authorization": "Bearer <token>"} (any case), in place of the upgrade's
+        header. Credentials that are not valid close the connection with 4403 Forbidden."""
+        params = context.connection_params or {}
+        sent = [value for key, value in params.items() if key.lower() == "authorization"]
+        if len(sent) > 1 or (sent and not isinstance(sent[0], str)):
+            raise ConnectionRejectionError
+        if sent:
+            context.credential = cast(str, sent[0])
+            context.principal, context.rejected = await authenticate(
+                context.db, context.settings, context.credential
+            )
+        if context.rejected:
+            raise ConnectionRejectionError
+        return UNSET
 
     def request_error(self, request: Request, exc: HTTPException) -> Response:
         """A request Strawberry refused before executing it, as a GraphQL response without data."""
@@ -451,6 +503,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         schema,
         graphql_ide="graphiql" if settings.graphiql else None,
         allow_queries_via_get=True,
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         graphiql_html=graphiql_html,
     )
 

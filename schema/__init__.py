@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -12,14 +13,17 @@ from strawberry.extensions.max_aliases import create_validator as alias_limit
 from strawberry.extensions.query_depth_limiter import create_validator as depth_limit
 from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import StreamResult
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, Info
+from strawberry.types.graphql import OperationType
 from strawberry.utils.inspect import get_func_args
 
 from resolvers.errors import BadInput
 from schema import execution
 from schema.auth import AuthMutation, AuthQuery
 from schema.clients import ClientMutation, ClientQuery
+from schema.context import Context
 from schema.extensions import AnonymousIntrospection, CachedParse, ErrorPolicy
 from schema.leads import LeadMutation, LeadQuery
 from schema.nodes import NodeQuery
@@ -34,6 +38,30 @@ class Schema(strawberry.federation.Schema):
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         return None
+
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> StreamResult:
+        """Strawberry's, with a Context per operation: a WebSocket connection passes its one
+        Context to every operation it runs, and loaders must not cache across them."""
+        if isinstance(context_value, Context):
+            context_value = await context_value.for_operation()
+        return await super().stream(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            operation_extensions,
+            allowed_operation_types,
+        )
 
     def entities_resolver(
         self, info: Info, representations: list[FederationAny]
