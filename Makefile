@@ -9,6 +9,8 @@ GRAPHIQL_DIR := $(VENV)/graphiql
 GRAPHIQL_STAMP := $(GRAPHIQL_DIR)/.complete
 AUDIT_DIR := tests/http_audit
 AUDIT_STAMP := $(AUDIT_DIR)/node_modules/.complete
+GATEWAY_DIR := tests/federation_gateway
+GATEWAY_STAMP := $(GATEWAY_DIR)/node_modules/.complete
 # The PostgreSQL server `make test-postgres` uses: it creates a fresh database there for each run
 # and drops it afterwards (the database named here is only used to connect).
 TEST_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
@@ -57,14 +59,20 @@ $(AUDIT_STAMP): $(AUDIT_DIR)/package.json $(AUDIT_DIR)/package-lock.json
 	  cd $(AUDIT_DIR) && npm ci --silent --no-audit --no-fund && touch node_modules/.complete; \
 	else echo "npm not found: the graphql-http audit test will fail"; fi
 
+# An Apollo Gateway in front of the test server, for the federated tracing test (npm ci, as above).
+$(GATEWAY_STAMP): $(GATEWAY_DIR)/package.json $(GATEWAY_DIR)/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  cd $(GATEWAY_DIR) && npm ci --silent --no-audit --no-fund && touch node_modules/.complete; \
+	else echo "npm not found: the Apollo Gateway test will fail"; fi
+
 run: $(INSTALLED) $(GRAPHIQL_STAMP)
 	$(PY) server.py serve
 
 # SQLite, whatever TEST_DATABASE_URL the environment holds.
-test: $(INSTALLED) $(GRAPHIQL_STAMP) $(AUDIT_STAMP)
+test: $(INSTALLED) $(GRAPHIQL_STAMP) $(AUDIT_STAMP) $(GATEWAY_STAMP)
 	env -u TEST_DATABASE_URL $(PY) -m pytest
 
-test-postgres: $(INSTALLED) $(GRAPHIQL_STAMP) $(AUDIT_STAMP)
+test-postgres: $(INSTALLED) $(GRAPHIQL_STAMP) $(AUDIT_STAMP) $(GATEWAY_STAMP)
 	TEST_DATABASE_URL='$(TEST_DATABASE_URL)' $(PY) -m tests.run_postgres
 
 # Issue 5's benchmark: seeds bench/.data/, drives the server and its floor, writes bench/results.md.
@@ -80,4 +88,4 @@ lint: $(INSTALLED)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) $(AUDIT_DIR)/node_modules leadgraph.db leadgraph.db-wal leadgraph.db-shm
+	rm -rf $(VENV) $(AUDIT_DIR)/node_modules $(GATEWAY_DIR)/node_modules leadgraph.db leadgraph.db-wal leadgraph.db-shm

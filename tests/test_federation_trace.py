@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import select
+import shutil
+import subprocess
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,8 +19,11 @@ import pytest
 
 from schema.extensions import INTERNAL_MESSAGE
 from schema.tracing import FederatedTracing, Trace
-from tests.conftest import LiveServer
+from tests.conftest import OWNER_KEY, ROOT, LiveServer
 from tests.factories import create_leads, lead_values
+from tests.processes import free_port
+
+GATEWAY_DIR = ROOT / "tests" / "federation_gateway"
 
 TRACE_HEADER = {"apollo-federation-include-trace": "ftv1"}
 LEADS = """
@@ -195,3 +203,92 @@ def test_an_error_before_execution_is_on_the_root_node(http: httpx.Client) -> No
     assert error.message == response_error["message"]
     assert "nope" in error.message
     assert list(trace.root.child) == []
+
+
+# ------------------------------------------------------------------ through an Apollo Gateway
+
+
+@pytest.fixture(scope="module")
+def gateway(server: LiveServer) -> Iterator[str]:
+    """An Apollo Gateway (tests/federation_gateway) composed from the live server, forwarding
+    Authorization and asking for traces; the URL it serves."""
+    node = shutil.which("node")
+    assert node, "node is not on PATH: install Node.js (>= 20) to run the gateway test"
+    assert (GATEWAY_DIR / "node_modules" / "@apollo" / "gateway").is_dir(), (
+        f"{GATEWAY_DIR}/node_modules is missing: run `make test` (it runs npm ci there)"
+    )
+    env = {
+        **os.environ,
+        "SUBGRAPH_URL": f"{server.url}/graphql",
+        "PORT": str(free_port()),
+        "APOLLO_TELEMETRY_DISABLED": "1",  # the gateway would otherwise export metrics to Apollo
+    }
+    process = subprocess.Popen(
+        [node, str(GATEWAY_DIR / "gateway.mjs")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], 60)
+        line = process.stdout.readline() if ready else ""
+        assert line.startswith("ready "), (
+            f"the gateway did not start: {line}{process.stdout.read()}"
+        )
+        yield line.split()[1]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def test_a_gateway_decodes_the_trace_with_apollos_own_protobuf_code(
+    gateway: str, http: httpx.Client, server: LiveServer
+) -> None:
+    """Given the gateway, when a client queries it with its credential, then the gateway
+    forwards Authorization, asks for a trace, and reads every field's node and the error."""
+    create_leads(server, lead_values(email="a@example.com"))
+    response = httpx.post(
+        gateway,
+        json={"query": '{ leads(first: 1) { edges { node { email } } } x: lead(id: "no") { id } }'},
+        headers={"Authorization": f"Bearer {OWNER_KEY}"},
+        timeout=30,
+    )
+    body = response.json()
+    assert body["data"] == {"leads": {"edges": [{"node": {"email": "a@example.com"}}]}, "x": None}
+    subgraph = body["extensions"]["subgraphTrace"]
+    assert (subgraph["serviceName"], subgraph["traceParsingFailed"]) == ("leadgraph", False)
+
+    trace = subgraph["trace"]  # Apollo's decoding, with its names for the fields
+    assert int(trace["durationNs"]) > 0
+    assert trace["startTime"]["seconds"] <= trace["endTime"]["seconds"]
+    leads, lead = trace["root"]["child"]
+    assert (leads["responseName"], leads["type"], leads["parentType"]) == (
+        "leads",
+        "LeadConnection!",
+        "Query",
+    )
+    [edges] = leads["child"]
+    [item] = edges["child"]
+    assert item["index"] == 0
+    [node] = item["child"]
+    [email] = node["child"]
+    assert (email["responseName"], email["type"], email["parentType"]) == (
+        "email",
+        "String!",
+        "Lead",
+    )
+    assert int(email["startTime"]) <= int(email["endTime"])
+    assert (lead["responseName"], lead["originalFieldName"]) == ("x", "lead")
+    [error] = lead["error"]
+    assert error["message"] == "Argument 'id' is not a valid ID."
+    assert json.loads(error["json"])["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+def test_a_gateway_without_the_clients_credential_gets_nothing(gateway: str) -> None:
+    response = httpx.post(gateway, json={"query": "{ me { role } }"}, timeout=30)
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "UNAUTHENTICATED"
