@@ -4,6 +4,10 @@ its resolvers' timings and errors in ``extensions.ftv1``, the base64 of a protob
 
 Tracing is decided per request: without the header the extension does not wrap any resolver, so
 execution keeps its fast path (schema/execution.py) and nothing is recorded.
+
+Strawberry's own ApolloFederationTracingExtension is not used: it wraps every resolver of every
+request (traced or not), records only fields that have a resolver, and writes each exception's
+own message into the trace, past our error masking.
 """
 
 from __future__ import annotations
