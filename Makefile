@@ -7,10 +7,10 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 GRAPHIQL_DIR := $(VENV)/graphiql
 GRAPHIQL_STAMP := $(GRAPHIQL_DIR)/.complete
-AUDIT_DIR := tests/http_audit
-AUDIT_STAMP := $(AUDIT_DIR)/node_modules/.complete
-WS_CLIENT_DIR := tests/ws_client
-WS_CLIENT_STAMP := $(WS_CLIENT_DIR)/node_modules/.complete
+# Node tools the suite drives, each with its own package.json and lock file: the graphql-http
+# server audit, the graphql-ws client, an Apollo Gateway in front of the test server.
+NODE_TOOLS := tests/http_audit tests/ws_client tests/federation_gateway
+NODE_STAMPS := $(addsuffix /node_modules/.complete,$(NODE_TOOLS))
 # The PostgreSQL server `make test-postgres` uses: it creates a fresh database there for each run
 # and drops it afterwards (the database named here is only used to connect).
 TEST_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
@@ -53,26 +53,20 @@ $(GRAPHIQL_STAMP):
 
 graphiql: $(GRAPHIQL_STAMP)
 
-# The graphql-http server audit runs in node, from the suite; npm ci installs exactly the lock file.
-$(AUDIT_STAMP): $(AUDIT_DIR)/package.json $(AUDIT_DIR)/package-lock.json
+# npm ci installs exactly each tool's lock file, once (the stamp is newer than both files).
+%/node_modules/.complete: %/package.json %/package-lock.json
 	@if command -v npm >/dev/null; then \
-	  cd $(AUDIT_DIR) && npm ci --silent --no-audit --no-fund && touch node_modules/.complete; \
-	else echo "npm not found: the graphql-http audit test will fail"; fi
-
-# The graphql-ws client the WebSocket tests drive (tests/test_websocket.py), installed the same way.
-$(WS_CLIENT_STAMP): $(WS_CLIENT_DIR)/package.json $(WS_CLIENT_DIR)/package-lock.json
-	@if command -v npm >/dev/null; then \
-	  cd $(WS_CLIENT_DIR) && npm ci --silent --no-audit --no-fund && touch node_modules/.complete; \
-	else echo "npm not found: the graphql-ws client tests will fail"; fi
+	  cd $* && npm ci --silent --no-audit --no-fund && touch node_modules/.complete; \
+	else echo "npm not found: the tests that drive $* will fail"; fi
 
 run: $(INSTALLED) $(GRAPHIQL_STAMP)
 	$(PY) server.py serve
 
 # SQLite, whatever TEST_DATABASE_URL the environment holds.
-test: $(INSTALLED) $(GRAPHIQL_STAMP) $(AUDIT_STAMP) $(WS_CLIENT_STAMP)
+test: $(INSTALLED) $(GRAPHIQL_STAMP) $(NODE_STAMPS)
 	env -u TEST_DATABASE_URL $(PY) -m pytest
 
-test-postgres: $(INSTALLED) $(GRAPHIQL_STAMP) $(AUDIT_STAMP) $(WS_CLIENT_STAMP)
+test-postgres: $(INSTALLED) $(GRAPHIQL_STAMP) $(NODE_STAMPS)
 	TEST_DATABASE_URL='$(TEST_DATABASE_URL)' $(PY) -m tests.run_postgres
 
 # Issue 5's benchmark: seeds bench/.data/, drives the server and its floor, writes bench/results.md.
@@ -88,4 +82,4 @@ lint: $(INSTALLED)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) $(AUDIT_DIR)/node_modules $(WS_CLIENT_DIR)/node_modules leadgraph.db leadgraph.db-wal leadgraph.db-shm
+	rm -rf $(VENV) $(addsuffix /node_modules,$(NODE_TOOLS)) leadgraph.db leadgraph.db-wal leadgraph.db-shm

@@ -432,8 +432,165 @@ class LeadgraphView(GraphQL[Context, None]):
         return response
 
 
+# The editor's starting document: how to authenticate, then a first query. Valid against the
+# schema (tests/test_graphiql.py runs it).
+GRAPHIQL_DOCUMENT = """\
+# Leadgraph
+#
+# Each request acts as the credential in the Headers
+# tab (below this editor):
+#
+#   {"Authorization": "Bearer <token>"}
+#
+# <token> is a session token from SignIn below, or an
+# API key (python server.py create-api-key).
+#
+# 1. Put your email and password in the Variables tab
+#    and run SignIn (the run button asks which one of
+#    this document's operations to run).
+# 2. Paste its token into the Headers tab as above.
+# 3. Run Me: your role and workspace.
+#
+# Headers are not saved in this browser unless you
+# turn on Settings (the gear, bottom left) > Persist
+# headers. The editors are saved: clear the password
+# from Variables once you are signed in.
+#
+# Ctrl-Space completes; the book icon shows the docs.
+
+mutation SignIn($email: String!, $password: String!) {
+  signIn(input: {email: $email, password: $password}) {
+    token
+    viewer { role workspace { name } }
+    userErrors { field message code retryAfter }
+  }
+}
+
+query Me {
+  me {
+    role
+    user { email name }
+    apiKey { name }
+    workspace { name }
+  }
+}
+"""
+GRAPHIQL_VARIABLES = '{\n  "email": "",\n  "password": ""\n}'
+
+# GraphiQL 3.8.3 keeps headers out of its saved tabs when shouldPersistHeaders is false, but its
+# history and favorites still save each run's headers: this storage drops them there unless the
+# user turned Persist headers on (GraphiQL records that choice under the key below).
+_GRAPHIQL_STORAGE = """
+      const PERSIST_HEADERS_KEY = "graphiql:shouldPersistHeaders";
+      const HISTORY_KEYS = ["graphiql:queries", "graphiql:favorites"];
+
+      function headersPersisted() {
+        return localStorage.getItem(PERSIST_HEADERS_KEY) === "true";
+      }
+
+      function withoutHeaders(key, value) {
+        if (!HISTORY_KEYS.includes(key) || !value || headersPersisted()) {
+          return value;
+        }
+        try {
+          const saved = JSON.parse(value);
+          const name = key.slice("graphiql:".length);
+          for (const item of saved[name] || []) {
+            delete item.headers;
+          }
+          return JSON.stringify(saved);
+        } catch (error) {
+          return value;
+        }
+      }
+
+      // Headers a run saved before (or while Persist headers was on) go at the next load.
+      for (const key of HISTORY_KEYS) {
+        const saved = localStorage.getItem(key);
+        if (saved) {
+          localStorage.setItem(key, withoutHeaders(key, saved));
+        }
+      }
+
+      const storage = {
+        getItem: (key) => localStorage.getItem(key),
+        setItem: (key, value) => localStorage.setItem(key, withoutHeaders(key, value)),
+        removeItem: (key) => localStorage.removeItem(key),
+        get length() {
+          return Object.keys(localStorage).filter((k) => k.startsWith("graphiql:")).length;
+        },
+        clear() {
+          for (const key of Object.keys(localStorage)) {
+            if (key.startsWith("graphiql:")) {
+              localStorage.removeItem(key);
+            }
+          }
+        },
+      };
+"""
+
+
+_ICON = (
+    '<link rel="icon" href="data:image/svg+xml,'
+    "<svg xmlns=%22http://www.w3.org/2000/svg%22 viewBox=%220 0 100 100%22>"
+    "<circle cx=%2250%22 cy=%2250%22 r=%2248%22 fill=%22%23e10098%22/>"
+    "<text x=%2250%22 y=%2270%22 font-size=%2260%22 font-family=%22sans-serif%22 "
+    'fill=%22white%22 text-anchor=%22middle%22>L</text></svg>" />'
+)
+
+
+def _script_string(value: str) -> str:
+    """A JavaScript string literal that cannot end the <script> element it sits in."""
+    return json.dumps(value).replace("</", "<\\/")
+
+
+def _replace_once(html: str, old: str, new: str) -> str:
+    if html.count(old) != 1:
+        # Strawberry's page changed: fail at startup rather than serve a half-customized one.
+        raise RuntimeError(f"GraphiQL page: expected {old!r} exactly once")
+    return html.replace(old, new)
+
+
+def leadgraph_graphiql(ide_html: str) -> str:
+    """Strawberry's GraphiQL page as Leadgraph's: its title, a starting document that shows how
+    to authenticate, and headers (credentials) kept out of localStorage unless the user opts in."""
+    html = _replace_once(ide_html, "<title>Strawberry GraphiQL</title>", "<title>Leadgraph</title>")
+    icon = html.find('<link\n      rel="icon"')
+    icon_end = html.find("/>", icon)
+    if icon < 0 or icon_end < 0:
+        raise RuntimeError("GraphiQL page: its icon was not found")
+    html = html[:icon] + _ICON + html[icon_end + 2 :]
+    start = html.find("const EXAMPLE_QUERY = `")
+    end = html.find("`;", start + len("const EXAMPLE_QUERY = `"))
+    if start < 0 or end < 0:
+        raise RuntimeError("GraphiQL page: its EXAMPLE_QUERY was not found")
+    html = (
+        html[:start]
+        + f"const EXAMPLE_QUERY = {_script_string(GRAPHIQL_DOCUMENT)};\n"
+        + f"      const EXAMPLE_VARIABLES = {_script_string(GRAPHIQL_VARIABLES)};\n"
+        + _GRAPHIQL_STORAGE
+        + html[end + 2 :]
+    )
+    # The starting variables come with the starting document only; a shared link keeps its own.
+    html = _replace_once(
+        html,
+        "React.useState(\n          parameters.variables,\n        );",
+        "React.useState(\n          parameters.variables ||"
+        " (parameters.q ? undefined : EXAMPLE_VARIABLES),\n        );",
+    )
+    # Variables hold passwords: they stay out of the address bar and the browser's history.
+    html = _replace_once(html, "          updateURL({ variables: newVariables });\n", "")
+    return _replace_once(
+        html,
+        "shouldPersistHeaders: true,",
+        "storage: storage,\n          shouldPersistHeaders: headersPersisted(),\n"
+        "          showPersistHeadersSettings: true,",
+    )
+
+
 def graphiql_page(assets_dir: Path, ide_html: str) -> str:
-    """GraphiQL's page pointed at our own copies of its assets, or the stock CDN page."""
+    """Leadgraph's GraphiQL page pointed at our own copies of its assets, or at the CDN."""
+    html = leadgraph_graphiql(ide_html)
     missing = [f for f in GRAPHIQL_FILES if not (assets_dir / f).is_file()]
     if missing:
         logger.warning(
@@ -442,8 +599,8 @@ def graphiql_page(assets_dir: Path, ide_html: str) -> str:
             assets_dir,
             GRAPHIQL_CDN,
         )
-        return ide_html
-    return ide_html.replace(GRAPHIQL_CDN, GRAPHIQL_ASSETS_PATH)
+        return html
+    return html.replace(GRAPHIQL_CDN, GRAPHIQL_ASSETS_PATH)
 
 
 # ------------------------------------------------------------------ health

@@ -28,6 +28,7 @@ from schema.extensions import AnonymousIntrospection, CachedParse, ErrorPolicy
 from schema.leads import LeadMutation, LeadQuery
 from schema.nodes import NodeQuery
 from schema.scalars import JSON, DateTime, JSONValue
+from schema.tracing import FederatedTracing
 
 
 class Schema(strawberry.federation.Schema):
@@ -121,6 +122,7 @@ def build_schema(max_depth: int = 12, max_aliases: int = 30) -> Schema:
             lambda: CachedParse(maxsize=1024),
             lambda: ValidationCache(maxsize=1024),
             ErrorPolicy,
+            FederatedTracing,  # only when a gateway asks for it (see schema/tracing.py)
         ],
     )
 
