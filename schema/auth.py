@@ -300,8 +300,15 @@ class UpdateWorkspaceInput:
 
 @strawberry.type
 class SignUpPayload:
+    sent: bool = strawberry.field(
+        description="True once the request is accepted: a code is on its way by email. Whether "
+        "the address already had an account is not revealed (if it had, it is emailed a notice "
+        "whose code signs it in through verifyEmail)."
+    )
     user: User | None = strawberry.field(
-        description="The new, unverified account: a code is on its way by email."
+        default=None,
+        deprecation_reason="Always null: the answer does not tell whether the address already "
+        "had an account. Read `me { user }` after verifyEmail.",
     )
     user_errors: list[UserError]
 
@@ -419,14 +426,12 @@ class AuthQuery:
 class AuthMutation:
     @strawberry.mutation(
         description="Creates an unverified account and its workspace (you are its OWNER), and "
-        "emails a 6-digit code for verifyEmail."
+        "emails a 6-digit code for verifyEmail. The answer is the same for an address that "
+        "already has an account."
     )
     async def sign_up(self, info: Info, input: SignUpInput) -> SignUpPayload:
         out = await resolve_sign_in.sign_up(info.context, input_values(input))
-        return SignUpPayload(
-            user=User.from_row(out.user) if out.user else None,
-            user_errors=user_errors(out.problems),
-        )
+        return SignUpPayload(sent=not out.problems, user_errors=user_errors(out.problems))
 
     @strawberry.mutation(description="Verifies the email with its code and signs in.")
     async def verify_email(self, info: Info, input: VerifyEmailInput) -> AuthPayload:

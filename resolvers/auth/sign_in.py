@@ -24,7 +24,7 @@ from resolvers.auth.limits import rate_limited
 from resolvers.context import Context
 from resolvers.errors import Problem, UserErrorCode
 from resolvers.ids import pk_for_mutation
-from resolvers.mail import code_email
+from resolvers.mail import account_exists_email, code_email
 from resolvers.outcome import Abort
 from resolvers.principal import Principal
 from resolvers.security import (
@@ -124,31 +124,26 @@ async def signed_in(
 
 
 async def sign_up(ctx: Context, values: dict[str, Any]) -> AuthOutcome:
+    """Creates an unverified account and its workspace, and emails a code for verifyEmail. The
+    answer is the same whether or not the address already has an account, so that nobody learns
+    who has one: an existing account is left as it is and only emailed (a verified one gets a
+    notice whose code signs it in through verifyEmail; an unverified one its code again)."""
     data, problems = validate(SignUpIn, values)
     if problems:
         return AuthOutcome(problems=problems)
     if limited := await rate_limited(ctx, "sign-up", data.email):
         return AuthOutcome(problems=[limited])
+    # Hashed in every case, so the answer takes as long either way.
     password_hash = await hash_password(data.password)
     cooldown = f"VERIFY_EMAIL:{f.fold(data.email)}"
     sent: dict[str, str] = {}
 
     async def step(session: Any) -> AuthOutcome:
         sent.clear()  # a retried attempt must not send what a rolled-back one made
-        users = UserRepository(session)
-        user = await users.by_email(data.email)
-        if user is not None and user.email_verified_at is not None:
-            raise Abort(
-                [
-                    Problem(
-                        "An account with this email already exists; sign in instead.",
-                        UserErrorCode.TAKEN,
-                        ["input", "email"],
-                    )
-                ]
-            )
         if wait := await code_cooldown(session, cooldown):
             raise Abort([wait])
+        users = UserRepository(session)
+        user = await users.by_email(data.email)
         now = utcnow()
         if user is None:
             user = await users.insert(
@@ -156,14 +151,19 @@ async def sign_up(ctx: Context, values: dict[str, Any]) -> AuthOutcome:
             )
             workspace = await WorkspaceRepository(session).insert(data.workspace_name, now)
             await MembershipRepository(session, workspace.id).insert(user.id, Role.OWNER.value, now)
-        # An unverified account keeps its first password and workspace: only the code is sent
-        # again, so nobody can take over an address they cannot read.
+        # An existing account keeps its password and workspace: only a code is sent, so nobody
+        # can take over an address they cannot read.
         sent["code"] = await issue_code(session, data.email, CodePurpose.VERIFY_EMAIL)
-        return AuthOutcome(user=user)
+        sent["exists"] = "yes" if user.email_verified_at is not None else ""
+        return AuthOutcome()
 
     outcome = await run(ctx, step)
     if "code" in sent:
-        await send_code(ctx, data.email, code_email(sent["code"], "VERIFY_EMAIL"), cooldown)
+        if sent["exists"]:
+            email = account_exists_email(sent["code"])
+        else:
+            email = code_email(sent["code"], "VERIFY_EMAIL")
+        await send_code(ctx, data.email, email, cooldown)
     return outcome
 
 
