@@ -68,9 +68,7 @@ def _imports(name: str, path: Path, modules: dict[str, Path], *, at_load: bool) 
 
 def _graph(*, at_load: bool) -> dict[str, set[str]]:
     modules = _modules()
-    return {
-        name: _imports(name, path, modules, at_load=at_load) for name, path in modules.items()
-    }
+    return {name: _imports(name, path, modules, at_load=at_load) for name, path in modules.items()}
 
 
 def _layer(module: str) -> int:

@@ -20,7 +20,7 @@ from db.repositories.auth import (
 from db.types import utcnow
 from resolvers.auth.codes import code_cooldown, consume_code, invalid_code, issue_code, send_code
 from resolvers.auth.common import AuthOutcome, In, client_address, run, validate
-from resolvers.auth.limits import rate_limited
+from resolvers.auth.limits import password_attempt, password_succeeded, rate_limited
 from resolvers.context import Context
 from resolvers.errors import Problem, UserErrorCode
 from resolvers.ids import pk_for_mutation
@@ -204,7 +204,7 @@ async def sign_in(ctx: Context, values: dict[str, Any]) -> AuthOutcome:
     if problems:
         # A malformed email cannot belong to an account: answer as for any failure.
         return AuthOutcome(problems=[_bad_credentials()])
-    if limited := await rate_limited(ctx, "sign-in", data.email):
+    if limited := await password_attempt(ctx, data.email):
         return AuthOutcome(problems=[limited])
     async with ctx.db.read() as conn:
         user = await UserRepository(conn).by_email(data.email)
@@ -212,6 +212,7 @@ async def sign_in(ctx: Context, values: dict[str, Any]) -> AuthOutcome:
     if not await verify_password(data.password, user.password_hash if user else None):
         return AuthOutcome(problems=[_bad_credentials()])
     assert user is not None
+    await password_succeeded(ctx, data.email)
     if user.email_verified_at is None:
         return AuthOutcome(
             problems=[
@@ -255,4 +256,5 @@ async def request_sign_in_code(ctx: Context, values: dict[str, Any]) -> AuthOutc
 
 
 async def sign_in_with_code(ctx: Context, values: dict[str, Any]) -> AuthOutcome:
-    return await _sign_in_with_code(ctx, values, CodePurpose.SIGN_IN, "sign-in")
+    # Its own counters: failed passwords do not close the emailed-code path.
+    return await _sign_in_with_code(ctx, values, CodePurpose.SIGN_IN, "sign-in-with-code")
