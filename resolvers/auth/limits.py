@@ -37,7 +37,8 @@ def _account(email: str) -> str:
 
 def _keys(ctx: Context, action: str, email: str) -> tuple[str, str, str]:
     """(this address, this address for this account, this account)."""
-    address, account = client_address(ctx), _account(email)
+    # Bounded like the session's ip column: a trusted proxy's X-Forwarded-For could be long.
+    address, account = client_address(ctx)[:64], _account(email)
     return (
         f"{action}:ip:{address}",
         f"{action}:ip:{address}:account:{account}",
