@@ -15,11 +15,11 @@ from db.models import RateLimit
 _table: Any = RateLimit.__table__  # type: ignore[attr-defined]
 
 
-async def hit(
-    conn: AsyncConnection, key: str, limit: int, window: timedelta, now: datetime
-) -> int | None:
-    """Counts one attempt under ``key``: None while within ``limit`` per ``window``, else the
-    seconds until the window resets. One upsert, atomic on both engines."""
+async def count(
+    conn: AsyncConnection, key: str, window: timedelta, now: datetime
+) -> tuple[int, int]:
+    """Counts one attempt under ``key``: (attempts in the current window, this one included;
+    whole seconds until the window resets). One upsert, atomic on both engines."""
     dialect = conn.dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     expired = _table.c.window_start <= now - window
@@ -31,10 +31,17 @@ async def hit(
             "window_start": case((expired, now), else_=_table.c.window_start),
         },
     ).returning(_table.c.count, _table.c.window_start)
-    count, started = (await conn.execute(stmt)).one()
-    if count <= limit:
-        return None
-    return max(1, int((started + window - now).total_seconds() + 0.999))
+    attempts, started = (await conn.execute(stmt)).one()
+    return attempts, max(1, int((started + window - now).total_seconds() + 0.999))
+
+
+async def hit(
+    conn: AsyncConnection, key: str, limit: int, window: timedelta, now: datetime
+) -> int | None:
+    """Counts one attempt under ``key``: None while within ``limit`` per ``window``, else the
+    seconds until the window resets."""
+    attempts, left = await count(conn, key, window, now)
+    return None if attempts <= limit else left
 
 
 async def undo(conn: AsyncConnection, key: str) -> None:

@@ -30,7 +30,10 @@ class Settings(BaseSettings):
     # Accounts and access.
     session_idle_timeout_minutes: int = Field(default=7 * 24 * 60, ge=1)
     session_max_age_minutes: int = Field(default=30 * 24 * 60, ge=1)
+    # Sign-up, sign-in and code attempts: per account from one client address (for passwords,
+    # failed ones), and from one client address whatever the account.
     auth_rate_limit_per_minute: int = Field(default=10, ge=1)
+    auth_rate_limit_per_address_per_minute: int = Field(default=60, ge=1)
     anonymous_introspection: bool = True
     # Trusted proxies whose X-Forwarded-For gives the client address (uvicorn's setting).
     forwarded_allow_ips: str | None = None

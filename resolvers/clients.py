@@ -19,7 +19,7 @@ from resolvers.outcome import Abort, Outcome
 from resolvers.pagination import Page, SortKey, fetch_page, page_args
 
 if TYPE_CHECKING:
-    from schema.context import Context
+    from resolvers.context import Context
 
 CLIENT_SORTS = {
     "CREATED_AT": SortKey("created_at", "datetime"),

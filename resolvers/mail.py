@@ -79,3 +79,17 @@ def code_email(code: str, purpose: str, workspace: str | None = None) -> tuple[s
         "It expires in 10 minutes and works once. If you did not ask for it, ignore this email."
     )
     return f"Your Leadgraph code: {code}", body
+
+
+def account_exists_email(code: str) -> tuple[str, str]:
+    """Subject and body for a sign-up with an address that already has an account: the
+    answer to the sign-up does not say so (it would tell anyone who has an account)."""
+    body = (
+        "Someone, perhaps you, tried to sign up for Leadgraph with this email address, which "
+        "already has an account. Nothing was changed.\n\n"
+        f"If it was you, this code signs you in where the sign-up asks for its code:\n\n"
+        f"    {code}\n\n"
+        "It expires in 10 minutes and works once. You can also sign in with your password or "
+        "ask for a sign-in code. If it was not you, ignore this email."
+    )
+    return "Your Leadgraph account already exists", body

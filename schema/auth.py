@@ -11,9 +11,13 @@ from sqlalchemy import Row
 
 from db.models import Role as _Role
 from db.repositories.auth import ApiKeyRepository, UserRepository, WorkspaceRepository
-from resolvers import auth as resolve
-from resolvers.auth import AuthOutcome, Principal
+from resolvers.auth import api_keys as resolve_keys
+from resolvers.auth import members as resolve_members
+from resolvers.auth import sessions as resolve_sessions
+from resolvers.auth import sign_in as resolve_sign_in
+from resolvers.auth.common import AuthOutcome
 from resolvers.ids import to_global_id
+from resolvers.principal import Principal
 from schema.context import Info
 from schema.errors import UserError, user_errors
 from schema.relay import input_values
@@ -296,8 +300,15 @@ class UpdateWorkspaceInput:
 
 @strawberry.type
 class SignUpPayload:
+    sent: bool = strawberry.field(
+        description="True once the request is accepted: a code is on its way by email. Whether "
+        "the address already had an account is not revealed (if it had, it is emailed a notice "
+        "whose code signs it in through verifyEmail)."
+    )
     user: User | None = strawberry.field(
-        description="The new, unverified account: a code is on its way by email."
+        default=None,
+        deprecation_reason="Always null: the answer does not tell whether the address already "
+        "had an account. Read `me { user }` after verifyEmail.",
     )
     user_errors: list[UserError]
 
@@ -398,39 +409,37 @@ class AuthQuery:
 
     @strawberry.field(description="The signed-in user's sessions, newest first.")
     async def sessions(self, info: Info) -> list[Session]:
-        rows = await resolve.list_sessions(info.context)
+        rows = await resolve_sessions.list_sessions(info.context)
         current = info.context.principal.session_id if info.context.principal else None
         return [Session.from_row(r, current) for r in rows]
 
     @strawberry.field(description="The workspace's API keys (ADMIN).")
     async def api_keys(self, info: Info) -> list[ApiKey]:
-        return [ApiKey.from_row(r) for r in await resolve.list_api_keys(info.context)]
+        return [ApiKey.from_row(r) for r in await resolve_keys.list_api_keys(info.context)]
 
     @strawberry.field(description="The workspace's members.")
     async def members(self, info: Info) -> list[Member]:
-        return [Member.from_row(r) for r in await resolve.list_members(info.context)]
+        return [Member.from_row(r) for r in await resolve_members.list_members(info.context)]
 
 
 @strawberry.type
 class AuthMutation:
     @strawberry.mutation(
         description="Creates an unverified account and its workspace (you are its OWNER), and "
-        "emails a 6-digit code for verifyEmail."
+        "emails a 6-digit code for verifyEmail. The answer is the same for an address that "
+        "already has an account."
     )
     async def sign_up(self, info: Info, input: SignUpInput) -> SignUpPayload:
-        out = await resolve.sign_up(info.context, input_values(input))
-        return SignUpPayload(
-            user=User.from_row(out.user) if out.user else None,
-            user_errors=user_errors(out.problems),
-        )
+        out = await resolve_sign_in.sign_up(info.context, input_values(input))
+        return SignUpPayload(sent=not out.problems, user_errors=user_errors(out.problems))
 
     @strawberry.mutation(description="Verifies the email with its code and signs in.")
     async def verify_email(self, info: Info, input: VerifyEmailInput) -> AuthPayload:
-        return AuthPayload.of(await resolve.verify_email(info.context, input_values(input)))
+        return AuthPayload.of(await resolve_sign_in.verify_email(info.context, input_values(input)))
 
     @strawberry.mutation
     async def sign_in(self, info: Info, input: SignInInput) -> AuthPayload:
-        return AuthPayload.of(await resolve.sign_in(info.context, input_values(input)))
+        return AuthPayload.of(await resolve_sign_in.sign_in(info.context, input_values(input)))
 
     @strawberry.mutation(description="Emails a sign-in code if the address has an account.")
     async def request_sign_in_code(
@@ -438,7 +447,7 @@ class AuthMutation:
         info: Info,
         input: RequestSignInCodeInput,
     ) -> RequestSignInCodePayload:
-        out = await resolve.request_sign_in_code(info.context, input_values(input))
+        out = await resolve_sign_in.request_sign_in_code(info.context, input_values(input))
         return RequestSignInCodePayload(
             sent=not out.problems, user_errors=user_errors(out.problems)
         )
@@ -449,7 +458,9 @@ class AuthMutation:
         info: Info,
         input: SignInWithCodeInput,
     ) -> AuthPayload:
-        return AuthPayload.of(await resolve.sign_in_with_code(info.context, input_values(input)))
+        return AuthPayload.of(
+            await resolve_sign_in.sign_in_with_code(info.context, input_values(input))
+        )
 
     @strawberry.mutation(description="Joins a workspace with the code from an invitation.")
     async def accept_invitation(
@@ -457,23 +468,25 @@ class AuthMutation:
         info: Info,
         input: AcceptInvitationInput,
     ) -> AuthPayload:
-        return AuthPayload.of(await resolve.accept_invitation(info.context, input_values(input)))
+        return AuthPayload.of(
+            await resolve_members.accept_invitation(info.context, input_values(input))
+        )
 
     @strawberry.mutation(description="Ends the session this request is made with.")
     async def sign_out(self, info: Info) -> SignOutPayload:
-        out = await resolve.sign_out(info.context)
+        out = await resolve_sessions.sign_out(info.context)
         return SignOutPayload(session=_session(out, info), user_errors=user_errors(out.problems))
 
     @strawberry.mutation(description="Ends one of your sessions.")
     async def revoke_session(self, info: Info, id: strawberry.ID) -> RevokeSessionPayload:
-        out = await resolve.revoke_session(info.context, id)
+        out = await resolve_sessions.revoke_session(info.context, id)
         return RevokeSessionPayload(
             session=_session(out, info), user_errors=user_errors(out.problems)
         )
 
     @strawberry.mutation(description="A new API key (ADMIN); its secret is in the payload, once.")
     async def create_api_key(self, info: Info, input: CreateApiKeyInput) -> CreateApiKeyPayload:
-        out = await resolve.create_api_key(info.context, input_values(input))
+        out = await resolve_keys.create_api_key(info.context, input_values(input))
         return CreateApiKeyPayload(
             api_key=ApiKey.from_row(out.api_key) if out.api_key else None,
             secret=out.token,
@@ -482,7 +495,7 @@ class AuthMutation:
 
     @strawberry.mutation(description="Stops an API key at once (ADMIN).")
     async def revoke_api_key(self, info: Info, id: strawberry.ID) -> RevokeApiKeyPayload:
-        out = await resolve.revoke_api_key(info.context, id)
+        out = await resolve_keys.revoke_api_key(info.context, id)
         return RevokeApiKeyPayload(
             api_key=ApiKey.from_row(out.api_key) if out.api_key else None,
             user_errors=user_errors(out.problems),
@@ -491,7 +504,7 @@ class AuthMutation:
     @strawberry.mutation(description="Emails an invitation code (ADMIN; OWNER for ADMIN/OWNER).")
     async def invite_member(self, info: Info, input: InviteMemberInput) -> InviteMemberPayload:
         values = input_values(input)
-        out = await resolve.invite_member(info.context, values)
+        out = await resolve_members.invite_member(info.context, values)
         ok = not out.problems
         return InviteMemberPayload(
             email=values["email"].strip() if ok else None,
@@ -506,7 +519,7 @@ class AuthMutation:
         user_id: strawberry.ID,
         role: Role,  # type: ignore[valid-type]
     ) -> UpdateMemberRolePayload:
-        out = await resolve.update_member_role(info.context, user_id, role)
+        out = await resolve_members.update_member_role(info.context, user_id, role)
         return UpdateMemberRolePayload(
             member=Member.from_row(out.membership) if out.membership else None,
             user_errors=user_errors(out.problems),
@@ -514,7 +527,7 @@ class AuthMutation:
 
     @strawberry.mutation(description="Removes a member (ADMIN; OWNER for ADMIN/OWNER).")
     async def remove_member(self, info: Info, user_id: strawberry.ID) -> RemoveMemberPayload:
-        out = await resolve.remove_member(info.context, user_id)
+        out = await resolve_members.remove_member(info.context, user_id)
         removed = _id("User", out.removed_user_id) if out.removed_user_id else None
         return RemoveMemberPayload(removed_user_id=removed, user_errors=user_errors(out.problems))
 
@@ -524,7 +537,7 @@ class AuthMutation:
         info: Info,
         input: UpdateWorkspaceInput,
     ) -> UpdateWorkspacePayload:
-        out = await resolve.rename_workspace(info.context, input.name)
+        out = await resolve_members.rename_workspace(info.context, input.name)
         return UpdateWorkspacePayload(
             workspace=Workspace.from_row(out.workspace) if out.workspace else None,
             user_errors=user_errors(out.problems),

@@ -13,9 +13,9 @@ from strawberry.types import Info as _Info
 from db.engine import Database
 from db.models import Role
 from db.settings import Settings
-from resolvers.auth import Principal, authenticate, require
 from resolvers.loaders import Loaders
 from resolvers.mail import Mailer
+from resolvers.principal import Principal, authenticate, require
 
 
 @dataclass

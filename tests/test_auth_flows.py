@@ -11,7 +11,7 @@ from tests.conftest import GraphQLClient, LiveServer, Mailbox
 
 SIGN_UP = """
 mutation ($input: SignUpInput!) {
-  signUp(input: $input) { user { id email name emailVerified } userErrors { field message code } }
+  signUp(input: $input) { sent user { id } userErrors { field message code retryAfter } }
 }
 """
 AUTH_FIELDS = """
@@ -67,13 +67,7 @@ def test_the_whole_path_sign_up_verify_sign_in_sign_out(
 ) -> None:
     # Sign up: an unverified user and a workspace it owns; a code arrives by email.
     signed_up = sign_up(anon)
-    assert signed_up["userErrors"] == []
-    assert signed_up["user"] | {"id": None} == {
-        "id": None,
-        "email": "ada@example.com",
-        "name": "Ada Lovelace",
-        "emailVerified": False,
-    }
+    assert signed_up == {"sent": True, "user": None, "userErrors": []}
     [message] = mailbox.to("ada@example.com")
     assert message["Subject"].startswith("Your Leadgraph code: ")
 
@@ -184,6 +178,7 @@ def test_sign_up_validation(anon: GraphQLClient, mailbox: Mailbox) -> None:
         {"input": {"email": "bad", "password": "short", "name": " ", "workspaceName": ""}},
     )["signUp"]
     assert payload["user"] is None
+    assert payload["sent"] is False
     assert [(e["field"], e["code"]) for e in payload["userErrors"]] == [
         (["input", "email"], "INVALID"),
         (["input", "password"], "INVALID"),
@@ -206,22 +201,56 @@ def test_sign_up_validation(anon: GraphQLClient, mailbox: Mailbox) -> None:
             "field": ["input", "password"],
             "code": "INVALID",
             "message": "String should have at most 128 characters",
+            "retryAfter": None,
         }
     ]
     assert mailbox.messages == []
 
 
-def test_signing_up_twice(anon: GraphQLClient, mailbox: Mailbox, server: LiveServer) -> None:
+def test_signing_up_with_a_taken_address_answers_as_for_a_new_one(
+    anon: GraphQLClient, mailbox: Mailbox, server: LiveServer
+) -> None:
+    # Given Ada's verified account
     token = verified_session(anon, mailbox)
-    again = sign_up(anon)
-    assert again["userErrors"] == [
-        {
-            "field": ["input", "email"],
-            "code": "TAKEN",
-            "message": "An account with this email already exists; sign in instead.",
-        }
-    ]
+    expire_cooldowns(server)  # a minute later
+    mailbox.clear()
+    # When someone signs up with her address, and someone else with a new one
+    taken = sign_up(anon, password="someone else's password", workspaceName="Hijack")
+    new = sign_up(anon, "bob@example.com")
+    # Then both answers are the same
+    assert taken == new == {"sent": True, "user": None, "userErrors": []}
+    # and Ada is emailed a notice instead of a verification code
+    [notice] = mailbox.to("ada@example.com")
+    assert notice["Subject"] == "Your Leadgraph account already exists"
+    assert "already has an account. Nothing was changed." in notice.get_content()
+    # whose code signs her in where the sign-up asks for its code, into her own workspace
+    code = mailbox.code_for("ada@example.com")
+    verified = anon.data(VERIFY, {"input": {"email": "ada@example.com", "code": code}})
+    assert verified["verifyEmail"]["userErrors"] == []
+    assert verified["verifyEmail"]["viewer"]["workspace"]["name"] == "Analytical Engines"
+    # Nothing else changed: her password and her session still work, no workspace was made.
+    ok = anon.data(SIGN_IN, {"input": {"email": "ada@example.com", "password": PASSWORD}})
+    assert ok["signIn"]["userErrors"] == []
     assert anon.as_(token).data("{ me { role } }") == {"me": {"role": "OWNER"}}
+    hijack = anon.data(
+        SIGN_IN, {"input": {"email": "ada@example.com", "password": "someone else's password"}}
+    )
+    assert [e["code"] for e in hijack["signIn"]["userErrors"]] == ["INVALID_CREDENTIALS"]
+
+
+def test_signing_up_again_within_a_minute_is_refused_alike_for_taken_and_new_addresses(
+    anon: GraphQLClient, mailbox: Mailbox, server: LiveServer
+) -> None:
+    verified_session(anon, mailbox)
+    expire_cooldowns(server)
+    sign_up(anon)
+    sign_up(anon, "bob@example.com")
+    taken, new = sign_up(anon), sign_up(anon, "bob@example.com")
+    for answer in (taken, new):
+        assert answer["sent"] is False
+        assert [(e["field"], e["code"]) for e in answer["userErrors"]] == [
+            (["input", "email"], "RATE_LIMITED")
+        ]
 
 
 def test_an_unverified_sign_up_again_resends_a_code_but_keeps_the_first_password(

@@ -151,6 +151,43 @@ def test_an_expired_session_stops_working(
     )
 
 
+def _age_sessions(server: LiveServer, by: timedelta) -> None:
+    """Moves every session's recorded last use ``by`` into the past, as the clock would."""
+
+    async def age() -> None:
+        async with server.db.write() as s:
+            rows = (await s.execute(select(Session.id, Session.last_used_at))).all()
+            for id_, last_used_at in rows:
+                stmt = update(Session).where(Session.id == id_)  # type: ignore[arg-type]
+                await s.execute(stmt.values(last_used_at=last_used_at - by))
+
+    server.run(age())
+
+
+def test_a_session_in_use_never_expires_from_idleness(
+    anon: GraphQLClient, mailbox: Mailbox, server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a one-minute idle timeout
+    monkeypatch.setattr(server.settings, "session_idle_timeout_minutes", 1)
+    session = anon.as_(verified_session(anon, mailbox))
+    # When the session is used every 10 s for two minutes
+    for _ in range(12):
+        _age_sessions(server, timedelta(seconds=10))
+        # Then every request is answered
+        assert session.data("{ me { role } }") == {"me": {"role": "OWNER"}}
+
+
+def test_an_unused_session_expires_soon_after_the_idle_timeout(
+    anon: GraphQLClient, mailbox: Mailbox, server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server.settings, "session_idle_timeout_minutes", 1)
+    session = anon.as_(verified_session(anon, mailbox))
+    # Unused for the timeout plus a tenth of it (the precision of the recorded last use)
+    _age_sessions(server, timedelta(seconds=67))
+    body = session("{ me { role } }", status=401)
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
 @pytest.mark.parametrize(
     "header",
     ["Bearer nonsense", "Bearer lgk_wrong", "Bearer lgs_wrong", "Basic dXNlcjpwYXNz", "Bearer"],
