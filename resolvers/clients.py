@@ -40,8 +40,9 @@ async def list_clients(
     order_by: Any,
 ) -> Page:
     ctx.require(Role.VIEWER)
-    field, direction = inputs.order(order_by)
+    field, given = inputs.order(order_by)
     sort = CLIENT_SORTS[field]
+    direction = sort.direction(given)
     order = f"{field}:{direction}"
     args = page_args(first, after, last, before, order, sort)
     spec = ClientFilterSpec(**inputs.client_filter(filter_)) if filter_ else ClientFilterSpec()

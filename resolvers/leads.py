@@ -41,8 +41,9 @@ async def list_leads(
     order_by: Any,
 ) -> Page:
     ctx.require(Role.VIEWER)
-    field, direction = inputs.order(order_by)
+    field, given = inputs.order(order_by)
     sort = LEAD_SORTS[field]
+    direction = sort.direction(given)
     order = f"{field}:{direction}"
     args = page_args(first, after, last, before, order, sort)
     spec = LeadFilterSpec(**inputs.lead_filter(filter_)) if filter_ else LeadFilterSpec()

@@ -56,6 +56,11 @@ class SortKey:
     column: str
     kind: Literal["datetime", "int", "str"]
 
+    def direction(self, given: str | None) -> str:
+        """``given``, or when it is left out the natural one: text (names, emails) A to Z,
+        dates and numbers newest and highest first."""
+        return given or ("ASC" if self.kind == "str" else "DESC")
+
 
 @dataclass(frozen=True)
 class PageArgs:

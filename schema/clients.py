@@ -123,7 +123,10 @@ class ClientFilter:
 @strawberry.input
 class ClientOrder:
     field: ClientSortField
-    direction: SortDirection = SortDirection.DESC
+    direction: SortDirection | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Left out or null: ASC for NAME and EMAIL, DESC for dates.",
+    )
 
 
 @strawberry.input

@@ -136,7 +136,10 @@ class LeadFilter:
 @strawberry.input
 class LeadOrder:
     field: LeadSortField
-    direction: SortDirection = SortDirection.DESC
+    direction: SortDirection | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Left out or null: ASC for NAME and EMAIL, DESC for dates and score.",
+    )
 
 
 @strawberry.input
