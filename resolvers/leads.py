@@ -149,7 +149,7 @@ async def convert_lead(ctx: Context, id_: str, values: dict[str, Any]) -> Outcom
             if lead is None:
                 raise Abort([not_found("lead")])
             if lead.converted_at is not None:
-                raise Abort([_already_converted()])
+                raise await _already_converted(lead, clients)
             email = lead.email
             if client_pk is not None:
                 client = await _link_client(clients, client_pk, lead, data, principal)
@@ -160,9 +160,9 @@ async def convert_lead(ctx: Context, id_: str, values: dict[str, Any]) -> Outcom
                 lead, client.id, now, actor_columns(principal, created=False)
             )
             if converted is None:  # converted by a concurrent request since we read it
-                raise Abort([_already_converted()])
+                raise await _already_converted(await leads.get(pk), clients)
     except Abort as abort:
-        return Outcome(problems=abort.problems)
+        return abort.outcome
     except IntegrityError:
         # The client's email is taken (uq_clients_ws_email): by a client made earlier, or by a
         # concurrent request. Nothing was written.
@@ -171,8 +171,15 @@ async def convert_lead(ctx: Context, id_: str, values: dict[str, Any]) -> Outcom
     return Outcome(lead=converted, client=client)
 
 
-def _already_converted() -> Problem:
-    return Problem("This lead has already been converted.", UserErrorCode.ALREADY_CONVERTED, ["id"])
+async def _already_converted(lead: Row[Any] | None, clients: ClientRepository) -> Abort:
+    """ALREADY_CONVERTED, with the lead and the client it went to: a client retrying after a
+    lost response learns the result of its first attempt."""
+    client_pk = lead.converted_client_id if lead is not None else None
+    client = await clients.get(client_pk) if client_pk is not None else None
+    problem = Problem(
+        "This lead has already been converted.", UserErrorCode.ALREADY_CONVERTED, ["id"]
+    )
+    return Abort([problem], lead=lead, client=client)
 
 
 def _email_taken(email: str) -> Problem:

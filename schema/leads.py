@@ -275,7 +275,8 @@ class LeadMutation:
 
     @strawberry.mutation(
         description="Creates a client from the lead in one transaction, sets the lead's status "
-        "to WON, convertedAt and convertedClient. A lead converts at most once."
+        "to WON, convertedAt and convertedClient. A lead converts at most once: again, it "
+        "answers ALREADY_CONVERTED with the lead and the client it went to."
     )
     async def convert_lead(
         self,
