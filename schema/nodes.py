@@ -6,7 +6,7 @@ import strawberry
 
 from db.models import Role
 from resolvers.errors import BadInput
-from resolvers.ids import parse_global_id
+from resolvers.ids import node_key, parse_global_id
 from schema.clients import Client
 from schema.context import Info
 from schema.leads import Lead
@@ -17,10 +17,10 @@ MAX_NODES = 100
 
 async def _node(info: Info, id_: str, argument: str) -> Node | None:
     info.context.require(Role.VIEWER)
-    parsed = parse_global_id(id_)
-    if parsed is None:
-        raise BadInput(f"Argument '{argument}' is not a valid ID.", argument)
-    type_name, pk = parsed
+    key = node_key(id_, argument)
+    if key is None:
+        return None
+    type_name, pk = key
     loaders = info.context.loaders
     if type_name == "Lead":
         row = await loaders.lead_by_id.load(pk)

@@ -317,6 +317,35 @@ def test_a_tampered_cursor_is_refused(server: LiveServer, gql: GraphQLClient) ->
         )
 
 
+def _cursor(*parts: Any) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(list(parts)).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("order", "cursor"),
+    [
+        ({"field": "CREATED_AT"}, _cursor("CREATED_AT:DESC", BASE_TIME.isoformat(), 2**31)),
+        ({"field": "SCORE"}, _cursor("SCORE:DESC", 2**31, 1)),
+        ({"field": "SCORE"}, _cursor("SCORE:DESC", -(2**31) - 1, 1)),
+        ({"field": "NAME"}, _cursor("NAME:ASC", "a\u0000b", 1)),
+    ],
+    ids=["id-past-any-row", "value-past-int", "value-below-int", "nul-in-text"],
+)
+def test_a_cursor_with_values_no_row_can_hold_is_refused(
+    gql: GraphQLClient, order: dict[str, str], cursor: str
+) -> None:
+    # Forged: no page hands these out, and the database could not compare them (an integer
+    # column holds 32 bits on PostgreSQL, and its text no NUL).
+    assert error(gql(LEADS, {"after": cursor, "orderBy": order})) == {
+        "message": "Argument 'after' is not a valid cursor.",
+        "code": "BAD_USER_INPUT",
+        "argument": "after",
+    }
+
+
 def test_total_count_counts_the_filtered_set_not_the_page(
     server: LiveServer, gql: GraphQLClient
 ) -> None:

@@ -14,6 +14,11 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
+# Integer columns are 32-bit on PostgreSQL (SQLite's are 64-bit, and its ids count up from 1
+# as well), so no row on either engine holds a value outside this range, nor an id above it.
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+ID_MAX = INT_MAX
+
 # Column sizes, shared by the tables and the validation models.
 EMAIL_MAX = 254
 NAME_MAX = 100
