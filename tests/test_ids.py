@@ -139,7 +139,7 @@ def test_an_id_beyond_any_row_is_not_found_by_queries(
 
 MUTATIONS = {
     "updateLead": (
-        "mutation ($id: ID!) { updateLead(id: $id, input: {notes: \"x\"}) {"
+        'mutation ($id: ID!) { updateLead(id: $id, input: {notes: "x"}) {'
         " lead { id } userErrors { field code } } }",
         "Lead",
     ),
@@ -152,7 +152,7 @@ MUTATIONS = {
         "Lead",
     ),
     "updateClient": (
-        "mutation ($id: ID!) { updateClient(id: $id, input: {notes: \"x\"}) {"
+        'mutation ($id: ID!) { updateClient(id: $id, input: {notes: "x"}) {'
         " client { id } userErrors { field code } } }",
         "Client",
     ),
