@@ -27,9 +27,9 @@ from graphql import (
 )
 
 NUL = "\x00"
-# A GraphQL string can hold NUL only through an escape, "\u0000" or "\u{0}" (the lexer refuses
-# the character itself), so documents without one are not walked.
-_NUL_ESCAPE = re.compile(r"\\u(?:0000|\{0+\})")
+# A GraphQL string holds NUL as the character itself or through an escape, "\u0000" or
+# "\u{0}": documents without any of them are not walked.
+_MAYBE_NUL = re.compile(r"\x00|\\u(?:0000|\{0+\})")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CODE = "BAD_USER_INPUT"
 
@@ -117,7 +117,7 @@ def nul_errors(document: DocumentNode, variables: dict[str, Any] | None) -> list
         where = _spelled(["variables", *path])
         errors.append(GraphQLError(_message(where, in_a_key), extensions={"code": CODE}))
     source = document.loc.source.body if document.loc else None
-    if source is None or _NUL_ESCAPE.search(source):
+    if source is None or _MAYBE_NUL.search(source):
         literals = _Literals(document)
         visit(document, literals)
         errors += literals.errors

@@ -111,8 +111,13 @@ def test_nul_in_a_cursor_argument_is_refused(gql: GraphQLClient) -> None:
             "$s (default value)",
             21,
         ),
+        (
+            '{ leads(filter: {city: """x\x00"""}) { totalCount } }',
+            "leads(filter.city)",
+            24,
+        ),
     ],
-    ids=["search", "list-item", "metadata", "variable-default"],
+    ids=["search", "list-item", "metadata", "variable-default", "the-character-itself"],
 )
 def test_nul_in_a_literal_is_refused_naming_the_argument(
     gql: GraphQLClient, document: str, where: str, column: int
