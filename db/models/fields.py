@@ -115,3 +115,16 @@ def full_name(first: str | None, last: str | None) -> str | None:
 def search_key(*values: str | None) -> str:
     """The text that `search` matches substrings in, one line per searchable value."""
     return "\n".join(fold(v) for v in values if v)
+
+
+def person_keys(values: dict[str, Any]) -> dict[str, str]:
+    """The derived columns of a row about a person (a lead, a client): case-folded email,
+    name, city and state, and the text ``search`` matches."""
+    name = full_name(values.get("first_name"), values.get("last_name"))
+    return {
+        "email_key": fold(values["email"]),
+        "name_key": fold(name),
+        "city_key": fold(values.get("city")),
+        "state_key": fold(values.get("state")),
+        "search_key": search_key(name, values["email"], values.get("company")),
+    }
