@@ -23,11 +23,9 @@ async def _node(info: Info, id_: str, argument: str) -> Node | None:
     type_name, pk = key
     loaders = info.context.loaders
     if type_name == "Lead":
-        row = await loaders.lead_by_id.load(pk)
-        return Lead.from_row(row) if row is not None else None
+        return Lead.maybe(await loaders.lead_by_id.load(pk))
     if type_name == "Client":
-        row = await loaders.client_by_id.load(pk)
-        return Client.from_row(row) if row is not None else None
+        return Client.maybe(await loaders.client_by_id.load(pk))
     return None  # a well-formed ID of a type that is not a Node
 
 
