@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import pycountry
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, field_validator
 from pydantic_core import PydanticCustomError
 
 # Integer columns are 32-bit on PostgreSQL (SQLite's are 64-bit, and its ids count up from 1
@@ -95,6 +95,17 @@ def text(max_length: int) -> Any:
         Annotated[str, StringConstraints(max_length=max_length)] | None,
         BeforeValidator(_blank_to_none),
     ]
+
+
+def _not_null(cls: Any, value: Any) -> Any:
+    if value is None:
+        raise PydanticCustomError("blank", "This field cannot be cleared.")
+    return value
+
+
+def cannot_clear(*names: str) -> Any:
+    """An Update model's validator: these fields may be left out, but not set to null."""
+    return field_validator(*names, mode="before")(_not_null)
 
 
 Metadata = Annotated[dict[str, Any] | None, BeforeValidator(_metadata)]
