@@ -33,8 +33,6 @@ CLIENTS = RecordType(
     spec=lambda filter_: ClientFilterSpec(**inputs.client_filter(filter_) if filter_ else {}),
     loader=lambda loaders: loaders.client_by_id,
 )
-list_clients = CLIENTS.page
-get_client = CLIENTS.get
 _ADDRESS_PARTS = ("street", "city", "state", "postal_code", "country")
 
 

@@ -39,8 +39,6 @@ LEADS = RecordType(
     spec=lambda filter_: LeadFilterSpec(**inputs.lead_filter(filter_) if filter_ else {}),
     loader=lambda loaders: loaders.lead_by_id,
 )
-list_leads = LEADS.page
-get_lead = LEADS.get
 
 
 def _row_values(data: LeadCreate | LeadUpdate, *, only_set: bool) -> dict[str, Any]:

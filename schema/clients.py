@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -21,7 +20,9 @@ from schema.records import (
     SortDirection,
     connection_field,
     order_direction,
+    record_field,
     search_filter,
+    sort_enum,
 )
 from schema.relay import input_values
 from schema.scalars import JSON
@@ -33,12 +34,7 @@ ClientStatus = strawberry.enum(_ClientStatus, name="ClientStatus")
 LeadRef = Annotated["Lead", strawberry.lazy("schema.leads")]
 
 
-@strawberry.enum
-class ClientSortField(enum.Enum):
-    CREATED_AT = "CREATED_AT"
-    UPDATED_AT = "UPDATED_AT"
-    NAME = "NAME"
-    EMAIL = "EMAIL"
+ClientSortField = sort_enum("ClientSortField", resolve.CLIENT_SORTS)
 
 
 @strawberry.type
@@ -106,7 +102,7 @@ class ClientFilter:
 
 @strawberry.input
 class ClientOrder:
-    field: ClientSortField
+    field: ClientSortField  # type: ignore[valid-type]
     direction: SortDirection | None = order_direction(
         "Left out or null: ASC for NAME and EMAIL, DESC for dates."
     )
@@ -171,15 +167,11 @@ class RestoreClientPayload:
 
 @strawberry.type
 class ClientQuery:
-    @strawberry.field
-    async def client(self, info: Info, id: strawberry.ID) -> Client | None:
-        return Client.maybe(await resolve.get_client(info.context, id))
-
+    client = record_field(Client)
     clients = connection_field(
         Client,
         ClientFilter,
         ClientOrder,
-        resolve.list_clients,
         description="Clients (ACTIVE unless filter.status says otherwise), newest first unless "
         "orderBy says otherwise. Page with first/after or last/before: 20 by default, at most 100.",
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -21,7 +20,9 @@ from schema.records import (
     SortDirection,
     connection_field,
     order_direction,
+    record_field,
     search_filter,
+    sort_enum,
 )
 from schema.relay import input_values
 from schema.scalars import JSON
@@ -33,13 +34,7 @@ LeadStatus = strawberry.enum(_LeadStatus, name="LeadStatus")
 ClientRef = Annotated["Client", strawberry.lazy("schema.clients")]
 
 
-@strawberry.enum
-class LeadSortField(enum.Enum):
-    CREATED_AT = "CREATED_AT"
-    UPDATED_AT = "UPDATED_AT"
-    SCORE = "SCORE"
-    NAME = "NAME"
-    EMAIL = "EMAIL"
+LeadSortField = sort_enum("LeadSortField", resolve.LEAD_SORTS)
 
 
 @strawberry.federation.type(keys=["id"], description="A prospect; only the email is required.")
@@ -102,7 +97,7 @@ class LeadFilter:
 
 @strawberry.input
 class LeadOrder:
-    field: LeadSortField
+    field: LeadSortField  # type: ignore[valid-type]
     direction: SortDirection | None = order_direction(
         "Left out or null: ASC for NAME and EMAIL, DESC for dates and score."
     )
@@ -180,15 +175,11 @@ class ConvertLeadPayload:
 
 @strawberry.type
 class LeadQuery:
-    @strawberry.field
-    async def lead(self, info: Info, id: strawberry.ID) -> Lead | None:
-        return Lead.maybe(await resolve.get_lead(info.context, id))
-
+    lead = record_field(Lead)
     leads = connection_field(
         Lead,
         LeadFilter,
         LeadOrder,
-        resolve.list_leads,
         description="Leads, newest first unless orderBy says otherwise. Page with first/after "
         "or last/before: 20 by default, at most 100.",
     )

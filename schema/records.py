@@ -6,7 +6,8 @@ order inputs, its payloads and how a row's computed fields are made; see schema/
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable
+import enum
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -14,7 +15,7 @@ import strawberry
 from sqlalchemy import Row
 
 from resolvers.ids import to_global_id
-from resolvers.pagination import Page
+from resolvers.pagination import SortKey
 from resolvers.records import RecordType
 from schema.auth import Audited, audit_fields
 from schema.context import Info
@@ -71,15 +72,21 @@ class Record(Node, Audited):
         return cls.maybe(await cls.records.get(info.context, id))
 
 
+def record_field(node: type[Record]) -> Any:
+    """The lookup field of a record type: ``lead(id: ID!): Lead``, null when not found."""
+
+    async def resolve(self: Any, info: Info, id: strawberry.ID) -> Any:
+        return node.maybe(await node.records.get(info.context, id))
+
+    resolve.__annotations__.update(info=Info, id=strawberry.ID, **{"return": node | None})
+    return strawberry.field(resolve)
+
+
 def connection_field(
-    node: type[Record],
-    filter_type: type,
-    order_type: type,
-    page: Callable[..., Awaitable[Page]],
-    description: str,
+    node: type[Record], filter_type: type, order_type: type, description: str
 ) -> Any:
     """The list field of a record type: ``leads(first, after, last, before, filter,
-    orderBy): LeadConnection!``, paged by ``page`` (a ``RecordType.page``)."""
+    orderBy): LeadConnection!``, paged by its resolvers (``RecordType.page``)."""
     connection = Connection[node]  # type: ignore[valid-type]
 
     async def resolve(
@@ -92,8 +99,8 @@ def connection_field(
         filter: Any = None,
         order_by: Any = None,
     ) -> Any:
-        rows = await page(info.context, first, after, last, before, filter, order_by)
-        return connection.from_page(rows, node.from_row)
+        page = await node.records.page(info.context, first, after, last, before, filter, order_by)
+        return connection.from_page(page, node.from_row)
 
     # Annotated here rather than in the signature: the types are this call's arguments.
     resolve.__annotations__.update(
@@ -107,6 +114,12 @@ def connection_field(
         **{"return": connection},
     )
     return strawberry.field(resolve, description=description)
+
+
+def sort_enum(name: str, sorts: Mapping[str, SortKey]) -> Any:
+    """An order input's field enum: one value per sort key the resolvers declare."""
+    values: Any = enum.Enum(name, {field: field for field in sorts})  # type: ignore[misc]
+    return strawberry.enum(values, name=name)
 
 
 def search_filter() -> Any:
@@ -140,5 +153,7 @@ __all__ = [
     "SortDirection",
     "connection_field",
     "order_direction",
+    "record_field",
     "search_filter",
+    "sort_enum",
 ]
