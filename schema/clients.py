@@ -17,12 +17,10 @@ from schema.errors import UserError, user_errors
 from schema.records import (
     DateTimeRange,
     Record,
-    SortDirection,
     connection_field,
-    order_direction,
+    order_input,
     record_field,
     search_filter,
-    sort_enum,
 )
 from schema.relay import input_values
 from schema.scalars import JSON
@@ -32,9 +30,6 @@ if TYPE_CHECKING:
 
 ClientStatus = strawberry.enum(_ClientStatus, name="ClientStatus")
 LeadRef = Annotated["Lead", strawberry.lazy("schema.leads")]
-
-
-ClientSortField = sort_enum("ClientSortField", resolve.CLIENT_SORTS)
 
 
 @strawberry.type
@@ -100,12 +95,11 @@ class ClientFilter:
     created_at: DateTimeRange | None = None
 
 
-@strawberry.input
-class ClientOrder:
-    field: ClientSortField  # type: ignore[valid-type]
-    direction: SortDirection | None = order_direction(
-        "Left out or null: ASC for NAME and EMAIL, DESC for dates."
-    )
+ClientOrder = order_input(
+    "Client",
+    resolve.CLIENT_SORTS,
+    direction="Left out or null: ASC for NAME and EMAIL, DESC for dates.",
+)
 
 
 @strawberry.input

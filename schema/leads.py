@@ -17,12 +17,10 @@ from schema.records import (
     DateTimeRange,
     IntRange,
     Record,
-    SortDirection,
     connection_field,
-    order_direction,
+    order_input,
     record_field,
     search_filter,
-    sort_enum,
 )
 from schema.relay import input_values
 from schema.scalars import JSON
@@ -32,9 +30,6 @@ if TYPE_CHECKING:
 
 LeadStatus = strawberry.enum(_LeadStatus, name="LeadStatus")
 ClientRef = Annotated["Client", strawberry.lazy("schema.clients")]
-
-
-LeadSortField = sort_enum("LeadSortField", resolve.LEAD_SORTS)
 
 
 @strawberry.federation.type(keys=["id"], description="A prospect; only the email is required.")
@@ -95,12 +90,11 @@ class LeadFilter:
     converted: bool | None = None
 
 
-@strawberry.input
-class LeadOrder:
-    field: LeadSortField  # type: ignore[valid-type]
-    direction: SortDirection | None = order_direction(
-        "Left out or null: ASC for NAME and EMAIL, DESC for dates and score."
-    )
+LeadOrder = order_input(
+    "Lead",
+    resolve.LEAD_SORTS,
+    "Left out or null: ASC for NAME and EMAIL, DESC for dates and score.",
+)
 
 
 @strawberry.input(

@@ -116,10 +116,19 @@ def connection_field(
     return strawberry.field(resolve, description=description)
 
 
-def sort_enum(name: str, sorts: Mapping[str, SortKey]) -> Any:
-    """An order input's field enum: one value per sort key the resolvers declare."""
-    values: Any = enum.Enum(name, {field: field for field in sorts})  # type: ignore[misc]
-    return strawberry.enum(values, name=name)
+def order_input(type_name: str, sorts: Mapping[str, SortKey], direction: str) -> Any:
+    """``<type>Order { field: <type>SortField!, direction: SortDirection }``, its field enum
+    one value per sort key the resolvers declare; ``direction`` describes its default."""
+    members: Any = enum.Enum(f"{type_name}SortField", {key: key for key in sorts})  # type: ignore[misc]
+    namespace = {
+        "__module__": __name__,
+        "__annotations__": {
+            "field": strawberry.enum(members, name=f"{type_name}SortField"),
+            "direction": SortDirection | None,
+        },
+        "direction": strawberry.field(default=strawberry.UNSET, description=direction),
+    }
+    return strawberry.input(type(f"{type_name}Order", (), namespace))
 
 
 def search_filter() -> Any:
@@ -127,11 +136,6 @@ def search_filter() -> Any:
     return strawberry.field(
         default=None, description="Case-insensitive substring of the name, email or company."
     )
-
-
-def order_direction(description: str) -> Any:
-    """An order input's ``direction``: optional, its default depends on the field."""
-    return strawberry.field(default=strawberry.UNSET, description=description)
 
 
 @strawberry.input
@@ -152,8 +156,7 @@ __all__ = [
     "Record",
     "SortDirection",
     "connection_field",
-    "order_direction",
+    "order_input",
     "record_field",
     "search_filter",
-    "sort_enum",
 ]
