@@ -9,6 +9,7 @@ import dataclasses
 import enum
 from collections.abc import Mapping
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, ClassVar, TypeVar
 
 import strawberry
@@ -17,14 +18,14 @@ from sqlalchemy import Row
 from resolvers.ids import to_global_id
 from resolvers.pagination import SortKey
 from resolvers.records import RecordType
-from schema.auth import Audited, audit_fields
+from schema.auth import Audited
 from schema.context import Info
 from schema.relay import Connection, Node, SortDirection
 
 R = TypeVar("R", bound="Record")
 
-# Per Record class: (field, column) pairs that from_row copies as they are.
-_COPIED: dict[type, list[tuple[str, str]]] = {}
+# Per Record class: the fields that from_row copies as they are, and a getter of their columns.
+_COPIED: dict[type, tuple[tuple[str, ...], attrgetter[Any]]] = {}
 # Python attribute names whose column is named otherwise (SQLModel reserves ``metadata``).
 _COLUMNS = {"metadata": "meta"}
 
@@ -46,22 +47,22 @@ class Record(Node, Audited):
 
     @classmethod
     def from_row(cls: type[R], row: Row[Any]) -> R:
-        computed = cls.computed(row)
+        values = cls.computed(row)
         copied = _COPIED.get(cls)
         if copied is None:
-            skip = {"id", *computed, *audit_fields(row)}
-            copied = _COPIED[cls] = [
+            skip = {"id", *values}
+            pairs = [
                 (f.name, _COLUMNS.get(f.name, f.name))
                 for f in dataclasses.fields(cls)  # type: ignore[arg-type]
                 if f.init and f.name not in skip
             ]
-        values = {name: getattr(row, column) for name, column in copied}
-        return cls(
-            id=strawberry.ID(to_global_id(cls.records.name, row.id)),
-            **values,
-            **computed,
-            **audit_fields(row),
-        )
+            copied = _COPIED[cls] = (
+                tuple(name for name, _ in pairs),
+                attrgetter(*(column for _, column in pairs)),
+            )
+        names, columns = copied
+        values.update(zip(names, columns(row), strict=True))
+        return cls(id=strawberry.ID(to_global_id(cls.records.name, row.id)), **values)
 
     @classmethod
     def maybe(cls: type[R], row: Row[Any] | None) -> R | None:
