@@ -35,7 +35,7 @@ def _is_int(value: Any) -> bool:
 
 def _is_text(value: Any) -> bool:
     """A str a text column can hold: JSON can carry lone surrogates, which UTF-8 cannot, and
-    NUL, which PostgreSQL's text cannot."""
+    NUL, which not every database's text can hold."""
     if not isinstance(value, str) or "\x00" in value:
         return False
     try:

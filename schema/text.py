@@ -1,10 +1,11 @@
-"""Text input that no database can store: the NUL character (U+0000).
+"""Text input that not every database can store: the NUL character (U+0000).
 
-PostgreSQL's text and JSONB refuse NUL while SQLite stores it, so it is refused for both, once,
-where a request's values enter execution (``ExecutionContext.build``): every string in the
-variables, and every string literal in the document. Every argument of every field, filter and
-mutation is covered, on every transport, before any resolver runs; the error names where the
-NUL is, like the refusal of unpaired surrogates where the request is decoded (server.py).
+One engine's text and JSON columns refuse NUL while the other stores it (ARCHITECTURE.md), so
+it is refused for both, once, where a request's values enter execution
+(``ExecutionContext.build``): every string in the variables, and every string literal in the
+document. Every argument of every field, filter and mutation is covered, on every transport,
+before any resolver runs; the error names where the NUL is, like the refusal of unpaired
+surrogates where the request is decoded (server.py).
 """
 
 from __future__ import annotations
