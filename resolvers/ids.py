@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
+from db.models.fields import ID_MAX
 from resolvers.errors import BadInput, Problem, UserErrorCode
 
 NODE_TYPES = ("Lead", "Client", "User", "ApiKey", "Session", "Workspace")
@@ -37,12 +38,21 @@ def parse_global_id(global_id: str) -> tuple[str, int] | None:
     return type_name, value
 
 
-def pk_for_query(global_id: str, type_name: str, argument: str = "id") -> int | None:
-    """The pk of a ``type_name`` ID; None for another type's ID; BadInput when malformed."""
+def node_key(global_id: str, argument: str = "id") -> tuple[str, int] | None:
+    """(type, pk) to look up; None for an ID that no row can have (well-formed, but past any
+    id column); BadInput when malformed. Every lookup by global ID starts here, so a pk the
+    database cannot bind never reaches it."""
     parsed = parse_global_id(global_id)
     if parsed is None:
         raise BadInput(f"Argument '{argument}' is not a valid ID.", argument)
-    return parsed[1] if parsed[0] == type_name else None
+    return parsed if parsed[1] <= ID_MAX else None
+
+
+def pk_for_query(global_id: str, type_name: str, argument: str = "id") -> int | None:
+    """The pk of a ``type_name`` ID; None for another type's ID or one no row can have;
+    BadInput when malformed."""
+    key = node_key(global_id, argument)
+    return key[1] if key is not None and key[0] == type_name else None
 
 
 def pk_for_mutation(
@@ -52,7 +62,7 @@ def pk_for_mutation(
     parsed = parse_global_id(global_id)
     if parsed is None:
         return None, Problem("This is not a valid ID.", UserErrorCode.INVALID, field)
-    if parsed[0] != type_name:
+    if parsed[0] != type_name or parsed[1] > ID_MAX:
         return None, Problem(
             f"No {type_name.lower()} with this ID.", UserErrorCode.NOT_FOUND, field
         )

@@ -13,11 +13,13 @@ from resolvers.errors import BadInput
 SEARCH_MAX = 200
 
 
-def order(order_by: Any) -> tuple[str, str]:
-    """(field, direction) of an orderBy input; CREATED_AT DESC when it is left out."""
+def order(order_by: Any) -> tuple[str, str | None]:
+    """(field, direction) of an orderBy input: CREATED_AT when it is left out, and a direction
+    left out (or null) as None, for the sort key's own default."""
     if order_by is None:
-        return "CREATED_AT", "DESC"
-    return order_by.field.value, order_by.direction.value
+        return "CREATED_AT", None
+    direction = order_by.direction
+    return order_by.field.value, direction.value if direction else None
 
 
 def _search(value: str | None) -> str | None:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from sqlalchemy import Row
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import LeadCreate, LeadUpdate, Role
 from db.models.clients import AddressIn, ClientCreate
@@ -14,10 +14,12 @@ from db.repositories import ClientRepository, LeadFilterSpec, LeadRepository
 from db.types import utcnow
 from resolvers import inputs
 from resolvers.auth import Principal, actor_columns
-from resolvers.errors import Problem, UserErrorCode, camel, not_found, problems_from
-from resolvers.ids import pk_for_mutation, pk_for_query, to_global_id
+from resolvers.clients import CLIENTS
+from resolvers.errors import Problem, UserErrorCode, camel, problems_from
+from resolvers.ids import to_global_id
 from resolvers.outcome import Abort, Outcome
-from resolvers.pagination import Page, SortKey, fetch_page, page_args
+from resolvers.pagination import SortKey
+from resolvers.records import RecordType, validated, written
 
 if TYPE_CHECKING:
     from resolvers.context import Context
@@ -29,35 +31,14 @@ LEAD_SORTS = {
     "NAME": SortKey("name_key", "str"),
     "EMAIL": SortKey("email_key", "str"),
 }
-
-
-async def list_leads(
-    ctx: Context,
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
-    filter_: Any,
-    order_by: Any,
-) -> Page:
-    ctx.require(Role.VIEWER)
-    field, direction = inputs.order(order_by)
-    sort = LEAD_SORTS[field]
-    order = f"{field}:{direction}"
-    args = page_args(first, after, last, before, order, sort)
-    spec = LeadFilterSpec(**inputs.lead_filter(filter_)) if filter_ else LeadFilterSpec()
-
-    def repository(conn: Any) -> LeadRepository:
-        return LeadRepository(conn, ctx.workspace_id)
-
-    conditions = repository(None).conditions(spec)
-    return await fetch_page(ctx.db, repository, conditions, sort, direction == "DESC", order, args)
-
-
-async def get_lead(ctx: Context, id_: str) -> Row[Any] | None:
-    ctx.require(Role.VIEWER)
-    pk = pk_for_query(id_, "Lead")
-    return None if pk is None else await ctx.loaders.lead_by_id.load(pk)
+LEADS = RecordType(
+    name="Lead",
+    kind="lead",
+    repository=LeadRepository,
+    sorts=LEAD_SORTS,
+    spec=lambda filter_: LeadFilterSpec(**inputs.lead_filter(filter_) if filter_ else {}),
+    loader=lambda loaders: loaders.lead_by_id,
+)
 
 
 def _row_values(data: LeadCreate | LeadUpdate, *, only_set: bool) -> dict[str, Any]:
@@ -71,107 +52,104 @@ def _row_values(data: LeadCreate | LeadUpdate, *, only_set: bool) -> dict[str, A
 
 async def create_lead(ctx: Context, values: dict[str, Any]) -> Outcome:
     principal = ctx.require(Role.MEMBER)
-    try:
-        data = LeadCreate.model_validate(values)
-    except ValidationError as exc:
-        return Outcome(problems=problems_from(exc))
-    async with ctx.db.write() as session:
-        row = await LeadRepository(session, ctx.workspace_id).insert(
+    data, problems = validated(LeadCreate, values)
+    if problems:
+        return Outcome(problems=problems)
+
+    async def step(conn: AsyncConnection) -> Outcome:
+        row = await LeadRepository(conn, ctx.workspace_id).insert(
             _row_values(data, only_set=False) | actor_columns(principal, created=True)
         )
-    ctx.clear_loaders()
-    return Outcome(lead=row)
+        return Outcome(lead=row)
+
+    return await written(ctx, step)
 
 
 async def update_lead(ctx: Context, id_: str, values: dict[str, Any]) -> Outcome:
     principal = ctx.require(Role.MEMBER)
-    pk, problem = pk_for_mutation(id_, "Lead", ["id"])
-    problems = [problem] if problem else []
-    try:
-        data = LeadUpdate.model_validate(values)
-    except ValidationError as exc:
-        problems += problems_from(exc)
-    if problems or pk is None:
-        return Outcome(problems=problems)
-    async with ctx.db.write() as session:
-        repo = LeadRepository(session, ctx.workspace_id)
+    pk, problems = LEADS.pk(id_)
+    data, invalid = validated(LeadUpdate, values)
+    if problems or invalid or pk is None:
+        return Outcome(problems=problems + invalid)
+
+    async def step(conn: AsyncConnection) -> Outcome:
+        repo = LeadRepository(conn, ctx.workspace_id)
         current = await repo.get(pk, for_update=True)
         if current is None:
-            return Outcome(problems=[not_found("lead")])
+            raise Abort([LEADS.not_found()])
         changes = _row_values(data, only_set=True)
-        if changes:
-            changes |= actor_columns(principal, created=False)
-        row = await repo.update(current, changes) if changes else current
-    ctx.clear_loaders()
-    return Outcome(lead=row)
+        if not changes:
+            return Outcome(lead=current)
+        return Outcome(
+            lead=await repo.update(current, changes | actor_columns(principal, created=False))
+        )
+
+    return await written(ctx, step)
 
 
 async def delete_lead(ctx: Context, id_: str) -> Outcome:
     ctx.require(Role.ADMIN)
-    pk, problem = pk_for_mutation(id_, "Lead", ["id"])
+    pk, problems = LEADS.pk(id_)
     if pk is None:
-        return Outcome(problems=[problem] if problem else [])
-    async with ctx.db.write() as session:
-        deleted = await LeadRepository(session, ctx.workspace_id).delete(pk)
-    if not deleted:
-        return Outcome(problems=[not_found("lead")])
-    ctx.clear_loaders()
-    return Outcome(deleted_id=to_global_id("Lead", pk))
+        return Outcome(problems=problems)
+
+    async def step(conn: AsyncConnection) -> Outcome:
+        if not await LeadRepository(conn, ctx.workspace_id).delete(pk):
+            raise Abort([LEADS.not_found()])
+        return Outcome(deleted_id=to_global_id("Lead", pk))
+
+    return await written(ctx, step)
 
 
 async def convert_lead(ctx: Context, id_: str, values: dict[str, Any]) -> Outcome:
     """Creates (or links) the client and marks the lead WON, all in one transaction."""
     principal = ctx.require(Role.MEMBER)
-    pk, problem = pk_for_mutation(id_, "Lead", ["id"])
-    problems = [problem] if problem else []
+    pk, problems = LEADS.pk(id_)
     client_pk: int | None = None
-    if values.get("client_id") is not None:
-        client_pk, problem = pk_for_mutation(
-            values.pop("client_id"), "Client", ["input", "clientId"]
-        )
-        problems += [problem] if problem else []
-    else:
-        values.pop("client_id", None)
-    try:
-        data = inputs.ConvertLead.model_validate(values)
-    except ValidationError as exc:
-        problems += problems_from(exc)
-    if problems or pk is None:
-        return Outcome(problems=problems)
+    if (client_id := values.pop("client_id", None)) is not None:
+        client_pk, bad_client = CLIENTS.pk(client_id, ["input", "clientId"])
+        problems += bad_client
+    data, invalid = validated(inputs.ConvertLead, values)
+    if problems or invalid or pk is None:
+        return Outcome(problems=problems + invalid)
 
     email = ""
-    try:
-        async with ctx.db.write() as session:
-            leads = LeadRepository(session, ctx.workspace_id)
-            clients = ClientRepository(session, ctx.workspace_id)
-            lead = await leads.get(pk, for_update=True)
-            if lead is None:
-                raise Abort([not_found("lead")])
-            if lead.converted_at is not None:
-                raise Abort([_already_converted()])
-            email = lead.email
-            if client_pk is not None:
-                client = await _link_client(clients, client_pk, lead, data, principal)
-            else:
-                client = await _new_client(clients, lead, data, principal)
-            now = utcnow()
-            converted = await leads.mark_converted(
-                lead, client.id, now, actor_columns(principal, created=False)
-            )
-            if converted is None:  # converted by a concurrent request since we read it
-                raise Abort([_already_converted()])
-    except Abort as abort:
-        return Outcome(problems=abort.problems)
-    except IntegrityError:
-        # The client's email is taken (uq_clients_ws_email): by a client made earlier, or by a
-        # concurrent request. Nothing was written.
-        return Outcome(problems=[_email_taken(email)])
-    ctx.clear_loaders()
-    return Outcome(lead=converted, client=client)
+
+    async def step(conn: AsyncConnection) -> Outcome:
+        nonlocal email
+        leads = LeadRepository(conn, ctx.workspace_id)
+        clients = ClientRepository(conn, ctx.workspace_id)
+        lead = await leads.get(pk, for_update=True)
+        if lead is None:
+            raise Abort([LEADS.not_found()])
+        if lead.converted_at is not None:
+            raise await _already_converted(lead, clients)
+        email = lead.email
+        if client_pk is not None:
+            client = await _link_client(clients, client_pk, lead, data, principal)
+        else:
+            client = await _new_client(clients, lead, data, principal)
+        converted = await leads.mark_converted(
+            lead, client.id, utcnow(), actor_columns(principal, created=False)
+        )
+        if converted is None:  # converted by a concurrent request since we read it
+            raise await _already_converted(await leads.get(pk), clients)
+        return Outcome(lead=converted, client=client)
+
+    # An IntegrityError: the client's email is taken (uq_clients_ws_email), by a client made
+    # earlier or by a concurrent request.
+    return await written(ctx, step, conflict=lambda: _email_taken(email))
 
 
-def _already_converted() -> Problem:
-    return Problem("This lead has already been converted.", UserErrorCode.ALREADY_CONVERTED, ["id"])
+async def _already_converted(lead: Row[Any] | None, clients: ClientRepository) -> Abort:
+    """ALREADY_CONVERTED, with the lead and the client it went to: a client retrying after a
+    lost response learns the result of its first attempt."""
+    client_pk = lead.converted_client_id if lead is not None else None
+    client = await clients.get(client_pk) if client_pk is not None else None
+    problem = Problem(
+        "This lead has already been converted.", UserErrorCode.ALREADY_CONVERTED, ["id"]
+    )
+    return Abort([problem], lead=lead, client=client)
 
 
 def _email_taken(email: str) -> Problem:
@@ -229,7 +207,7 @@ async def _link_client(
     """The existing client: given values win, the lead fills what the client lacks."""
     client = await clients.get(client_pk, for_update=True)
     if client is None:
-        raise Abort([not_found("client", ["input", "clientId"])])
+        raise Abort([CLIENTS.not_found(["input", "clientId"])])
     if client.status == "ARCHIVED":
         raise Abort(
             [

@@ -22,8 +22,15 @@ class Outcome:
 
 
 class Abort(Exception):
-    """Raised inside a unit of work to roll it back and report problems instead."""
+    """Raised inside a unit of work to roll it back and report problems instead, with any rows
+    the caller should still see (read in the transaction, nothing written)."""
 
-    def __init__(self, problems: Iterable[Problem]) -> None:
+    def __init__(
+        self,
+        problems: Iterable[Problem],
+        lead: Row[Any] | None = None,
+        client: Row[Any] | None = None,
+    ) -> None:
         super().__init__("mutation aborted")
         self.problems = list(problems)
+        self.outcome = Outcome(problems=self.problems, lead=lead, client=client)

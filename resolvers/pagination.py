@@ -19,6 +19,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Row
 
 from db.engine import Database
+from db.models.fields import ID_MAX, INT_MAX, INT_MIN
 from db.repositories import Keyset, Repository
 from resolvers.errors import BadInput
 
@@ -27,14 +28,15 @@ MAX_PAGE_SIZE = 100
 _MAX_CURSOR_LENGTH = 1024
 
 
-def _is_int64(value: Any) -> bool:
-    """An int the database can bind (a signed 64-bit integer)."""
-    return type(value) is int and -(2**63) <= value < 2**63
+def _is_int(value: Any) -> bool:
+    """An int an integer column can hold (and so every database can compare it with)."""
+    return type(value) is int and INT_MIN <= value <= INT_MAX
 
 
 def _is_text(value: Any) -> bool:
-    """A str the database can bind: JSON can carry lone surrogates, which UTF-8 cannot."""
-    if not isinstance(value, str):
+    """A str a text column can hold: JSON can carry lone surrogates, which UTF-8 cannot, and
+    NUL, which not every database's text can hold."""
+    if not isinstance(value, str) or "\x00" in value:
         return False
     try:
         value.encode()
@@ -44,7 +46,7 @@ def _is_text(value: Any) -> bool:
 
 
 _VALUE_CHECKS = {
-    "int": _is_int64,
+    "int": _is_int,
     "str": _is_text,
 }
 
@@ -55,6 +57,11 @@ class SortKey:
 
     column: str
     kind: Literal["datetime", "int", "str"]
+
+    def direction(self, given: str | None) -> str:
+        """``given``, or when it is left out the natural one: text (names, emails) A to Z,
+        dates and numbers newest and highest first."""
+        return given or ("ASC" if self.kind == "str" else "DESC")
 
 
 @dataclass(frozen=True)
@@ -100,7 +107,7 @@ def decode_cursor(cursor: str, argument: str, order: str, sort: SortKey) -> Keys
         made_under, value, id_ = json.loads(raw)
     except (binascii.Error, ValueError, TypeError):
         raise malformed from None
-    if not isinstance(made_under, str) or not _is_int64(id_):
+    if not isinstance(made_under, str) or not (_is_int(id_) and id_ <= ID_MAX):
         raise malformed
     if made_under != order:
         raise BadInput(

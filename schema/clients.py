@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import strawberry
 from sqlalchemy import Row
@@ -12,12 +11,18 @@ from sqlalchemy import Row
 from db.models import ClientStatus as _ClientStatus
 from db.models.fields import full_name
 from resolvers import clients as resolve
-from resolvers.ids import to_global_id
-from schema.auth import Audited, audit_fields
+from resolvers.outcome import Outcome
 from schema.context import Info
 from schema.errors import UserError, user_errors
-from schema.leads import DateTimeRange
-from schema.relay import Connection, Node, SortDirection, input_values
+from schema.records import (
+    DateTimeRange,
+    Record,
+    connection_field,
+    order_input,
+    record_field,
+    search_filter,
+)
+from schema.relay import input_values
 from schema.scalars import JSON
 
 if TYPE_CHECKING:
@@ -25,14 +30,6 @@ if TYPE_CHECKING:
 
 ClientStatus = strawberry.enum(_ClientStatus, name="ClientStatus")
 LeadRef = Annotated["Lead", strawberry.lazy("schema.leads")]
-
-
-@strawberry.enum
-class ClientSortField(enum.Enum):
-    CREATED_AT = "CREATED_AT"
-    UPDATED_AT = "UPDATED_AT"
-    NAME = "NAME"
-    EMAIL = "EMAIL"
 
 
 @strawberry.type
@@ -45,8 +42,9 @@ class Address:
 
 
 @strawberry.federation.type(keys=["id"], description="A fully onboarded customer.")
-class Client(Node, Audited):
-    id: strawberry.ID
+class Client(Record):
+    records = resolve.CLIENTS
+
     email: str
     first_name: str
     last_name: str
@@ -67,50 +65,27 @@ class Client(Node, Audited):
     async def converted_from(self, info: Info) -> LeadRef | None:
         from schema.leads import Lead
 
-        row = await info.context.loaders.lead_converted_into.load(self.pk)
-        return Lead.from_row(row) if row is not None else None
+        return Lead.maybe(await info.context.loaders.lead_converted_into.load(self.pk))
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> Client:
-        return cls(
-            id=strawberry.ID(to_global_id("Client", row.id)),
-            email=row.email,
-            first_name=row.first_name,
-            last_name=row.last_name,
-            name=full_name(row.first_name, row.last_name) or "",
-            phone=row.phone,
-            company=row.company,
-            address=Address(
+    def computed(cls, row: Row[Any]) -> dict[str, Any]:
+        return {
+            "name": full_name(row.first_name, row.last_name) or "",
+            "address": Address(
                 street=row.street,
                 city=row.city,
                 state=row.state,
                 postal_code=row.postal_code,
                 country=row.country,
             ),
-            status=_ClientStatus(row.status),
-            archived_at=row.archived_at,
-            notes=row.notes,
-            metadata=row.meta,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            pk=row.id,
-            **audit_fields(row),
-        )
-
-    @classmethod
-    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Client | None:
-        row = await resolve.get_client(info.context, id)
-        return cls.from_row(row) if row is not None else None
-
-
-ClientConnection = Connection[Client]
+            "status": _ClientStatus(row.status),
+            "pk": row.id,
+        }
 
 
 @strawberry.input
 class ClientFilter:
-    search: str | None = strawberry.field(
-        default=None, description="Case-insensitive substring of the name, email or company."
-    )
+    search: str | None = search_filter()
     status: list[ClientStatus] | None = strawberry.field(  # type: ignore[valid-type]
         default=None, description="Default: ACTIVE only when the filter leaves it out."
     )
@@ -120,10 +95,11 @@ class ClientFilter:
     created_at: DateTimeRange | None = None
 
 
-@strawberry.input
-class ClientOrder:
-    field: ClientSortField
-    direction: SortDirection = SortDirection.DESC
+ClientOrder = order_input(
+    "Client",
+    resolve.CLIENT_SORTS,
+    direction="Left out or null: ASC for NAME and EMAIL, DESC for dates.",
+)
 
 
 @strawberry.input
@@ -133,18 +109,6 @@ class AddressInput:
     state: str | None = strawberry.UNSET
     postal_code: str | None = strawberry.UNSET
     country: str | None = strawberry.UNSET
-
-
-@strawberry.input
-class CreateClientInput:
-    email: str
-    first_name: str
-    last_name: str
-    phone: str | None = strawberry.UNSET
-    company: str | None = strawberry.UNSET
-    address: AddressInput | None = strawberry.UNSET
-    notes: str | None = strawberry.UNSET
-    metadata: JSON | None = strawberry.UNSET
 
 
 @strawberry.input(
@@ -162,8 +126,13 @@ class UpdateClientInput:
     metadata: JSON | None = strawberry.UNSET
 
 
-def _client(row: Row[Any] | None) -> Client | None:
-    return Client.from_row(row) if row is not None else None
+@strawberry.input
+class CreateClientInput(UpdateClientInput):
+    """UpdateClientInput's fields, with the email and names required."""
+
+    email: str
+    first_name: str
+    last_name: str
 
 
 @strawberry.type
@@ -192,28 +161,22 @@ class RestoreClientPayload:
 
 @strawberry.type
 class ClientQuery:
-    @strawberry.field
-    async def client(self, info: Info, id: strawberry.ID) -> Client | None:
-        return _client(await resolve.get_client(info.context, id))
-
-    @strawberry.field(
+    client = record_field(Client)
+    clients = connection_field(
+        Client,
+        ClientFilter,
+        ClientOrder,
         description="Clients (ACTIVE unless filter.status says otherwise), newest first unless "
-        "orderBy says otherwise. Page with first/after or last/before: 20 by default, at most 100."
+        "orderBy says otherwise. Page with first/after or last/before: 20 by default, at most 100.",
     )
-    async def clients(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        filter: ClientFilter | None = None,
-        order_by: ClientOrder | None = None,
-    ) -> ClientConnection:
-        page = await resolve.list_clients(
-            info.context, first, after, last, before, filter, order_by
-        )
-        return ClientConnection.from_page(page, Client.from_row)
+
+
+P = TypeVar("P")
+
+
+def _payload(payload: type[P], out: Outcome) -> P:
+    """Every client mutation answers the client (or null) and its problems."""
+    return payload(client=Client.maybe(out.client), user_errors=user_errors(out.problems))  # type: ignore[call-arg]
 
 
 @strawberry.type
@@ -221,9 +184,7 @@ class ClientMutation:
     @strawberry.mutation
     async def create_client(self, info: Info, input: CreateClientInput) -> CreateClientPayload:
         out = await resolve.create_client(info.context, input_values(input))
-        return CreateClientPayload(
-            client=_client(out.client), user_errors=user_errors(out.problems)
-        )
+        return _payload(CreateClientPayload, out)
 
     @strawberry.mutation
     async def update_client(
@@ -233,20 +194,14 @@ class ClientMutation:
         input: UpdateClientInput,
     ) -> UpdateClientPayload:
         out = await resolve.update_client(info.context, id, input_values(input))
-        return UpdateClientPayload(
-            client=_client(out.client), user_errors=user_errors(out.problems)
-        )
+        return _payload(UpdateClientPayload, out)
 
     @strawberry.mutation(description="Soft delete: status ARCHIVED, archivedAt set.")
     async def archive_client(self, info: Info, id: strawberry.ID) -> ArchiveClientPayload:
         out = await resolve.set_archived(info.context, id, archived=True)
-        return ArchiveClientPayload(
-            client=_client(out.client), user_errors=user_errors(out.problems)
-        )
+        return _payload(ArchiveClientPayload, out)
 
     @strawberry.mutation
     async def restore_client(self, info: Info, id: strawberry.ID) -> RestoreClientPayload:
         out = await resolve.set_archived(info.context, id, archived=False)
-        return RestoreClientPayload(
-            client=_client(out.client), user_errors=user_errors(out.problems)
-        )
+        return _payload(RestoreClientPayload, out)

@@ -17,17 +17,21 @@ from __future__ import annotations
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     GraphQLEnumType,
     GraphQLField,
     GraphQLLeafType,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
+    GraphQLSchema,
     Undefined,
 )
 from graphql.pyutils import Path, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
+
+from schema import text
 
 # Per field definition: (python attribute, leaf type, nullable), or None if not eligible.
 _Plan = tuple[str, GraphQLLeafType, bool] | None
@@ -80,6 +84,25 @@ def _read_leaf(plan: tuple[str, GraphQLLeafType, bool], source: Any) -> Any:
 
 
 class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    @classmethod
+    def build(  # type: ignore[override]
+        cls,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        root_value: Any = None,
+        context_value: Any = None,
+        raw_variable_values: dict[str, Any] | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        """graphql-core's build, after the request's text input is checked (schema/text.py):
+        where variables are coerced, before any resolver runs."""
+        if errors := text.nul_errors(document, raw_variable_values):
+            return errors
+        return super().build(
+            schema, document, root_value, context_value, raw_variable_values, *args, **kwargs
+        )
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Strawberry always passes a MiddlewareManager; it wraps resolvers only when a schema

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -12,11 +11,18 @@ from sqlalchemy import Row
 from db.models import LeadStatus as _LeadStatus
 from db.models.fields import full_name
 from resolvers import leads as resolve
-from resolvers.ids import to_global_id
-from schema.auth import Audited, audit_fields
 from schema.context import Info
 from schema.errors import UserError, user_errors
-from schema.relay import Connection, Node, SortDirection, input_values
+from schema.records import (
+    DateTimeRange,
+    IntRange,
+    Record,
+    connection_field,
+    order_input,
+    record_field,
+    search_filter,
+)
+from schema.relay import input_values
 from schema.scalars import JSON
 
 if TYPE_CHECKING:
@@ -26,18 +32,10 @@ LeadStatus = strawberry.enum(_LeadStatus, name="LeadStatus")
 ClientRef = Annotated["Client", strawberry.lazy("schema.clients")]
 
 
-@strawberry.enum
-class LeadSortField(enum.Enum):
-    CREATED_AT = "CREATED_AT"
-    UPDATED_AT = "UPDATED_AT"
-    SCORE = "SCORE"
-    NAME = "NAME"
-    EMAIL = "EMAIL"
-
-
 @strawberry.federation.type(keys=["id"], description="A prospect; only the email is required.")
-class Lead(Node, Audited):
-    id: strawberry.ID
+class Lead(Record):
+    records = resolve.LEADS
+
     email: str
     first_name: str | None
     last_name: str | None
@@ -67,60 +65,19 @@ class Lead(Node, Audited):
             return None
         from schema.clients import Client
 
-        row = await info.context.loaders.client_by_id.load(self.converted_client_id)
-        return Client.from_row(row) if row is not None else None
+        return Client.maybe(await info.context.loaders.client_by_id.load(self.converted_client_id))
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> Lead:
-        return cls(
-            id=strawberry.ID(to_global_id("Lead", row.id)),
-            email=row.email,
-            first_name=row.first_name,
-            last_name=row.last_name,
-            name=full_name(row.first_name, row.last_name),
-            phone=row.phone,
-            company=row.company,
-            city=row.city,
-            state=row.state,
-            postal_code=row.postal_code,
-            source=row.source,
-            notes=row.notes,
-            status=_LeadStatus(row.status),
-            score=row.score,
-            metadata=row.meta,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            converted_at=row.converted_at,
-            converted_client_id=row.converted_client_id,
-            **audit_fields(row),
-        )
-
-    @classmethod
-    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Lead | None:
-        row = await resolve.get_lead(info.context, id)
-        return cls.from_row(row) if row is not None else None
-
-
-LeadConnection = Connection[Lead]
-
-
-@strawberry.input
-class IntRange:
-    gte: int | None = None
-    lte: int | None = None
-
-
-@strawberry.input
-class DateTimeRange:
-    gte: datetime | None = None
-    lt: datetime | None = None
+    def computed(cls, row: Row[Any]) -> dict[str, Any]:
+        return {
+            "name": full_name(row.first_name, row.last_name),
+            "status": _LeadStatus(row.status),
+        }
 
 
 @strawberry.input
 class LeadFilter:
-    search: str | None = strawberry.field(
-        default=None, description="Case-insensitive substring of the name, email or company."
-    )
+    search: str | None = search_filter()
     status: list[LeadStatus] | None = None  # type: ignore[valid-type]
     source: list[str] | None = strawberry.field(
         default=None, description="Any of these sources (exact, case-insensitive)."
@@ -133,27 +90,11 @@ class LeadFilter:
     converted: bool | None = None
 
 
-@strawberry.input
-class LeadOrder:
-    field: LeadSortField
-    direction: SortDirection = SortDirection.DESC
-
-
-@strawberry.input
-class CreateLeadInput:
-    email: str
-    first_name: str | None = strawberry.UNSET
-    last_name: str | None = strawberry.UNSET
-    phone: str | None = strawberry.UNSET
-    company: str | None = strawberry.UNSET
-    city: str | None = strawberry.UNSET
-    state: str | None = strawberry.UNSET
-    postal_code: str | None = strawberry.UNSET
-    source: str | None = strawberry.UNSET
-    notes: str | None = strawberry.UNSET
-    status: LeadStatus | None = strawberry.UNSET  # type: ignore[valid-type]
-    score: int | None = strawberry.UNSET
-    metadata: JSON | None = strawberry.UNSET
+LeadOrder = order_input(
+    "Lead",
+    resolve.LEAD_SORTS,
+    "Left out or null: ASC for NAME and EMAIL, DESC for dates and score.",
+)
 
 
 @strawberry.input(
@@ -176,6 +117,13 @@ class UpdateLeadInput:
     metadata: JSON | None = strawberry.UNSET
 
 
+@strawberry.input
+class CreateLeadInput(UpdateLeadInput):
+    """UpdateLeadInput's fields, and the email required."""
+
+    email: str
+
+
 @strawberry.input(
     description="What convertLead needs beyond what the lead holds. Values given here win; "
     "the address defaults to the lead's city/state/postalCode."
@@ -192,10 +140,6 @@ class ConvertLeadInput:
     address: Annotated[AddressInput, strawberry.lazy("schema.clients")] | None = strawberry.UNSET
     notes: str | None = strawberry.UNSET
     metadata: JSON | None = strawberry.UNSET
-
-
-def _lead(row: Row[Any] | None) -> Lead | None:
-    return Lead.from_row(row) if row is not None else None
 
 
 @strawberry.type
@@ -225,26 +169,14 @@ class ConvertLeadPayload:
 
 @strawberry.type
 class LeadQuery:
-    @strawberry.field
-    async def lead(self, info: Info, id: strawberry.ID) -> Lead | None:
-        return _lead(await resolve.get_lead(info.context, id))
-
-    @strawberry.field(
+    lead = record_field(Lead)
+    leads = connection_field(
+        Lead,
+        LeadFilter,
+        LeadOrder,
         description="Leads, newest first unless orderBy says otherwise. Page with first/after "
-        "or last/before: 20 by default, at most 100."
+        "or last/before: 20 by default, at most 100.",
     )
-    async def leads(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        filter: LeadFilter | None = None,
-        order_by: LeadOrder | None = None,
-    ) -> LeadConnection:
-        page = await resolve.list_leads(info.context, first, after, last, before, filter, order_by)
-        return LeadConnection.from_page(page, Lead.from_row)
 
 
 @strawberry.type
@@ -252,7 +184,7 @@ class LeadMutation:
     @strawberry.mutation
     async def create_lead(self, info: Info, input: CreateLeadInput) -> CreateLeadPayload:
         out = await resolve.create_lead(info.context, input_values(input))
-        return CreateLeadPayload(lead=_lead(out.lead), user_errors=user_errors(out.problems))
+        return CreateLeadPayload(lead=Lead.maybe(out.lead), user_errors=user_errors(out.problems))
 
     @strawberry.mutation
     async def update_lead(
@@ -262,7 +194,7 @@ class LeadMutation:
         input: UpdateLeadInput,
     ) -> UpdateLeadPayload:
         out = await resolve.update_lead(info.context, id, input_values(input))
-        return UpdateLeadPayload(lead=_lead(out.lead), user_errors=user_errors(out.problems))
+        return UpdateLeadPayload(lead=Lead.maybe(out.lead), user_errors=user_errors(out.problems))
 
     @strawberry.mutation
     async def delete_lead(self, info: Info, id: strawberry.ID) -> DeleteLeadPayload:
@@ -272,7 +204,8 @@ class LeadMutation:
 
     @strawberry.mutation(
         description="Creates a client from the lead in one transaction, sets the lead's status "
-        "to WON, convertedAt and convertedClient. A lead converts at most once."
+        "to WON, convertedAt and convertedClient. A lead converts at most once: again, it "
+        "answers ALREADY_CONVERTED with the lead and the client it went to."
     )
     async def convert_lead(
         self,
@@ -285,7 +218,7 @@ class LeadMutation:
         values = input_values(input) if input is not None else {}
         out = await resolve.convert_lead(info.context, id, values)
         return ConvertLeadPayload(
-            lead=_lead(out.lead),
-            client=Client.from_row(out.client) if out.client is not None else None,
+            lead=Lead.maybe(out.lead),
+            client=Client.maybe(out.client),
             user_errors=user_errors(out.problems),
         )

@@ -6,29 +6,27 @@ import strawberry
 
 from db.models import Role
 from resolvers.errors import BadInput
-from resolvers.ids import parse_global_id
+from resolvers.ids import node_key, parse_global_id
 from schema.clients import Client
 from schema.context import Info
 from schema.leads import Lead
+from schema.records import Record
 from schema.relay import Node
 
 MAX_NODES = 100
 
 
+# The record types node(id) finds, by the type name their global IDs carry.
+NODES: dict[str, type[Record]] = {node.records.name: node for node in (Lead, Client)}
+
+
 async def _node(info: Info, id_: str, argument: str) -> Node | None:
     info.context.require(Role.VIEWER)
-    parsed = parse_global_id(id_)
-    if parsed is None:
-        raise BadInput(f"Argument '{argument}' is not a valid ID.", argument)
-    type_name, pk = parsed
-    loaders = info.context.loaders
-    if type_name == "Lead":
-        row = await loaders.lead_by_id.load(pk)
-        return Lead.from_row(row) if row is not None else None
-    if type_name == "Client":
-        row = await loaders.client_by_id.load(pk)
-        return Client.from_row(row) if row is not None else None
-    return None  # a well-formed ID of a type that is not a Node
+    key = node_key(id_, argument)
+    node = NODES.get(key[0]) if key is not None else None
+    if key is None or node is None:  # no row can have it, or its type is not a Node
+        return None
+    return node.maybe(await node.records.loader(info.context.loaders).load(key[1]))
 
 
 @strawberry.type

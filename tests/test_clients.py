@@ -357,7 +357,7 @@ def test_clients_page_by_name(server: LiveServer, gql: GraphQLClient) -> None:
         client_values(email="2@x.com", first_name="amy", last_name="B"),
         client_values(email="3@x.com", first_name="Bob", last_name="C"),
     )
-    order = {"field": "NAME", "direction": "ASC"}
+    order = {"field": "NAME"}  # ascending when the direction is left out
     first = gql.data(LIST, {"orderBy": order, "first": 2})["clients"]
     rest = gql.data(LIST, {"orderBy": order, "first": 2, "after": first["pageInfo"]["endCursor"]})
     assert [n["email"] for n in first["nodes"] + rest["clients"]["nodes"]] == [
@@ -365,3 +365,24 @@ def test_clients_page_by_name(server: LiveServer, gql: GraphQLClient) -> None:
         "3@x.com",
         "1@x.com",
     ]
+
+
+@pytest.mark.parametrize(
+    ("order", "expected"),
+    [
+        ({"field": "EMAIL"}, ["1@x.com", "2@x.com", "3@x.com"]),
+        ({"field": "NAME", "direction": None}, ["2@x.com", "3@x.com", "1@x.com"]),
+        ({"field": "CREATED_AT"}, ["3@x.com", "2@x.com", "1@x.com"]),
+        ({"field": "UPDATED_AT"}, ["3@x.com", "2@x.com", "1@x.com"]),
+    ],
+)
+def test_clients_left_out_direction_sorts_names_and_emails_up_and_dates_down(
+    server: LiveServer, gql: GraphQLClient, order: dict[str, Any], expected: list[str]
+) -> None:
+    create_clients(
+        server,
+        client_values(email="1@x.com", first_name="Zed", last_name="A"),
+        client_values(email="2@x.com", first_name="amy", last_name="B"),
+        client_values(email="3@x.com", first_name="Bob", last_name="C"),
+    )
+    assert [n["email"] for n in gql.data(LIST, {"orderBy": order})["clients"]["nodes"]] == expected

@@ -127,10 +127,12 @@ def test_input_values_win_over_the_leads(gql: GraphQLClient, lead_id: str) -> No
 
 
 def test_a_lead_converts_at_most_once(gql: GraphQLClient, lead_id: str) -> None:
-    convert(gql, lead_id)
-    assert convert(gql, lead_id) == {
-        "lead": None,
-        "client": None,
+    first = convert(gql, lead_id)
+    # A retry (say, after a lost response) learns where the lead went, and nothing is written:
+    # the same lead, unchanged, and the client it was converted into.
+    assert convert(gql, lead_id, {"company": "Other Inc", "notes": "retry"}) == {
+        "lead": first["lead"],
+        "client": first["client"],
         "userErrors": [
             {
                 "field": ["id"],
@@ -140,6 +142,17 @@ def test_a_lead_converts_at_most_once(gql: GraphQLClient, lead_id: str) -> None:
         ],
     }
     assert gql.data(STATE, {"id": lead_id})["clients"]["totalCount"] == 1
+
+
+def test_a_retry_into_another_client_still_names_the_first_one(
+    server: LiveServer, gql: GraphQLClient, lead_id: str
+) -> None:
+    [other] = create_clients(server, client_values(first_name="Other"))
+    first = convert(gql, lead_id)
+    again = convert(gql, lead_id, {"clientId": other})
+    assert again["userErrors"][0]["code"] == "ALREADY_CONVERTED"
+    assert again["client"]["id"] == first["client"]["id"] != other
+    assert again["lead"]["convertedClient"] == first["lead"]["convertedClient"]
 
 
 def test_names_must_be_known_from_the_lead_or_the_input(
@@ -342,6 +355,9 @@ def test_concurrent_converts_of_one_lead_convert_it_once(server: LiveServer, lea
         results = list(pool.map(attempt, range(8)))
 
     succeeded = [r for r in results if not r["userErrors"]]
-    refused = [r["userErrors"][0]["code"] for r in results if r["userErrors"]]
+    refused = [r for r in results if r["userErrors"]]
     assert len(succeeded) == 1
-    assert refused == ["ALREADY_CONVERTED"] * 7
+    assert [r["userErrors"][0]["code"] for r in refused] == ["ALREADY_CONVERTED"] * 7
+    # Each refused request names the conversion that won.
+    won = {"lead": succeeded[0]["lead"]["id"], "client": succeeded[0]["client"]["id"]}
+    assert [{"lead": r["lead"]["id"], "client": r["client"]["id"]} for r in refused] == [won] * 7

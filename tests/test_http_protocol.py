@@ -261,7 +261,7 @@ def test_an_exception_in_a_resolver_is_masked_and_tagged_with_the_request_id(
     async def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr("resolvers.leads.list_leads", boom)
+    monkeypatch.setattr("db.repositories.leads.LeadRepository.page", boom)
     response = post(http, {"query": "{ leads { totalCount } }"}, GRAPHQL_RESPONSE_JSON)
     assert response.status_code == 200
     assert "data" in response.json()

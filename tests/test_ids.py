@@ -105,3 +105,112 @@ def test_an_alias_never_finds_a_federation_entity(records: None, gql: GraphQLCli
     )
     assert entities["data"]["_entities"][0] is None
     assert entities["data"]["_entities"][1] == {"id": LEAD_ID}
+
+
+# ------------------------------------------------------------------ IDs no row can have
+
+# Well-formed IDs past what an integer id column holds (2^31 - 1 on PostgreSQL): no row has
+# one, so each is simply not found, on every engine, wherever an ID is taken.
+BEYOND = [2**31, 2**31 + 1, 2**40, 2**63 - 1]
+
+
+def gid(type_name: str, pk: int) -> str:
+    return base64.b64encode(f"{type_name}:{pk}".encode()).decode()
+
+
+@pytest.mark.parametrize("pk", BEYOND)
+def test_an_id_beyond_any_row_is_not_found_by_queries(
+    records: None, gql: GraphQLClient, pk: int
+) -> None:
+    lead, client = gid("Lead", pk), gid("Client", pk)
+    assert gql(LEAD, {"id": lead}) == {"data": {"lead": None}}
+    assert gql(CLIENT, {"id": client}) == {"data": {"client": None}}
+    assert gql(NODE, {"id": lead}) == {"data": {"node": None}}
+    assert gql(NODES, {"ids": [client, LEAD_ID, gid("User", pk)]}) == {
+        "data": {"nodes": [None, {"id": LEAD_ID}, None]}
+    }
+    entities = gql(
+        "query ($reps: [_Any!]!) { _entities(representations: $reps) {"
+        " ... on Lead { id } ... on Client { id } } }",
+        {"reps": [{"__typename": "Lead", "id": lead}, {"__typename": "Client", "id": client}]},
+    )
+    assert entities == {"data": {"_entities": [None, None]}}
+
+
+MUTATIONS = {
+    "updateLead": (
+        'mutation ($id: ID!) { updateLead(id: $id, input: {notes: "x"}) {'
+        " lead { id } userErrors { field code } } }",
+        "Lead",
+    ),
+    "deleteLead": (
+        "mutation ($id: ID!) { deleteLead(id: $id) { deletedLeadId userErrors { field code } } }",
+        "Lead",
+    ),
+    "convertLead": (
+        "mutation ($id: ID!) { convertLead(id: $id) { lead { id } userErrors { field code } } }",
+        "Lead",
+    ),
+    "updateClient": (
+        'mutation ($id: ID!) { updateClient(id: $id, input: {notes: "x"}) {'
+        " client { id } userErrors { field code } } }",
+        "Client",
+    ),
+    "archiveClient": (
+        "mutation ($id: ID!) { archiveClient(id: $id) {"
+        " client { id } userErrors { field code } } }",
+        "Client",
+    ),
+    "restoreClient": (
+        "mutation ($id: ID!) { restoreClient(id: $id) {"
+        " client { id } userErrors { field code } } }",
+        "Client",
+    ),
+    "revokeApiKey": (
+        "mutation ($id: ID!) { revokeApiKey(id: $id) { apiKey { id } userErrors { field code } } }",
+        "ApiKey",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", MUTATIONS)
+@pytest.mark.parametrize("pk", [2**31, 2**63 - 1])
+def test_an_id_beyond_any_row_is_not_found_by_mutations(
+    records: None, gql: GraphQLClient, name: str, pk: int
+) -> None:
+    document, type_name = MUTATIONS[name]
+    payload = gql.data(document, {"id": gid(type_name, pk)})[name]
+    assert payload.pop("userErrors") == [{"field": ["id"], "code": "NOT_FOUND"}]
+    assert set(payload.values()) == {None}
+
+
+def test_an_id_beyond_any_row_is_not_found_by_member_mutations(gql: GraphQLClient) -> None:
+    user = gid("User", 2**31)
+    errors = "userErrors { field code }"
+    update = gql.data(
+        f"mutation ($u: ID!) {{ updateMemberRole(userId: $u, role: VIEWER) {{ {errors} }} }}",
+        {"u": user},
+    )
+    remove = gql.data(
+        f"mutation ($u: ID!) {{ removeMember(userId: $u) {{ {errors} }} }}", {"u": user}
+    )
+    not_found = [{"field": ["userId"], "code": "NOT_FOUND"}]
+    assert update == {"updateMemberRole": {"userErrors": not_found}}
+    assert remove == {"removeMember": {"userErrors": not_found}}
+
+
+def test_converting_into_a_client_id_beyond_any_row_is_not_found(
+    records: None, gql: GraphQLClient
+) -> None:
+    payload = gql.data(
+        "mutation ($id: ID!, $c: ID!) { convertLead(id: $id, input: {clientId: $c}) {"
+        " lead { status } userErrors { field code } } }",
+        {"id": LEAD_ID, "c": gid("Client", 2**31)},
+    )["convertLead"]
+    assert payload == {
+        "lead": None,
+        "userErrors": [{"field": ["input", "clientId"], "code": "NOT_FOUND"}],
+    }
+    assert gql.data("query ($id: ID!) { lead(id: $id) { status } }", {"id": LEAD_ID}) == {
+        "lead": {"status": "NEW"}
+    }

@@ -141,7 +141,7 @@ def test_an_empty_list_has_no_cursors(gql: GraphQLClient) -> None:
         ({"field": "NAME", "direction": "ASC"}, ["d", "a", "c", "b"]),
         ({"field": "NAME", "direction": "DESC"}, ["b", "c", "a", "d"]),
         ({"field": "EMAIL", "direction": "ASC"}, ["a", "b", "c", "d"]),
-        ({"field": "EMAIL"}, ["d", "c", "b", "a"]),
+        ({"field": "EMAIL", "direction": "DESC"}, ["d", "c", "b", "a"]),
         ({"field": "UPDATED_AT", "direction": "ASC"}, ["c", "b", "d", "a"]),
         ({"field": "CREATED_AT", "direction": "ASC"}, ["a", "b", "c", "d"]),
     ],
@@ -189,6 +189,51 @@ def test_every_sort_order_pages_two_at_a_time(
     assert got == expected
     back = page(gql, last=2, orderBy=order)
     assert [e.split("@")[0].lower() for e in emails(back)] == expected[2:]
+
+
+@pytest.mark.parametrize(
+    ("order", "expected"),
+    [
+        ({"field": "NAME"}, ["ann", "bob", "cid"]),
+        ({"field": "NAME", "direction": None}, ["ann", "bob", "cid"]),
+        ({"field": "EMAIL"}, ["ann", "bob", "cid"]),
+        ({"field": "SCORE"}, ["bob", "cid", "ann"]),
+        ({"field": "CREATED_AT"}, ["cid", "bob", "ann"]),
+        ({"field": "UPDATED_AT", "direction": None}, ["cid", "bob", "ann"]),
+    ],
+)
+def test_a_left_out_direction_sorts_names_and_emails_up_and_the_rest_down(
+    server: LiveServer, gql: GraphQLClient, order: dict[str, Any], expected: list[str]
+) -> None:
+    create_leads(
+        server,
+        lead_values(email="ann@x.com", first_name="Ann", score=10),
+        lead_values(email="bob@x.com", first_name="Bob", score=90),
+        lead_values(email="cid@x.com", first_name="Cid", score=50),
+    )
+    first = page(gql, first=2, orderBy=order)
+    rest = page(gql, first=2, orderBy=order, after=first["pageInfo"]["endCursor"])
+    assert [e.split("@")[0] for e in emails(first) + emails(rest)] == expected
+
+
+def test_a_cursor_made_with_the_direction_left_out_is_one_of_that_direction(
+    server: LiveServer, gql: GraphQLClient
+) -> None:
+    create_leads(
+        server,
+        lead_values(email="ann@x.com", first_name="Ann"),
+        lead_values(email="bob@x.com", first_name="Bob"),
+    )
+    cursor = page(gql, first=1, orderBy={"field": "NAME"})["pageInfo"]["endCursor"]
+
+    explicit = page(gql, first=1, after=cursor, orderBy={"field": "NAME", "direction": "ASC"})
+    assert emails(explicit) == ["bob@x.com"]
+    other_direction = error(
+        gql(LEADS, {"first": 1, "after": cursor, "orderBy": {"field": "NAME", "direction": "DESC"}})
+    )
+    assert other_direction["message"].startswith(
+        "Argument 'after' is a cursor made under a different orderBy (NAME:ASC)"
+    )
 
 
 def test_default_page_size_is_20(server: LiveServer, gql: GraphQLClient) -> None:
@@ -270,6 +315,35 @@ def test_a_tampered_cursor_is_refused(server: LiveServer, gql: GraphQLClient) ->
         assert error(gql(LEADS, {"after": cursor}))["message"] == (
             "Argument 'after' is not a valid cursor."
         )
+
+
+def _cursor(*parts: Any) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(list(parts)).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("order", "cursor"),
+    [
+        ({"field": "CREATED_AT"}, _cursor("CREATED_AT:DESC", BASE_TIME.isoformat(), 2**31)),
+        ({"field": "SCORE"}, _cursor("SCORE:DESC", 2**31, 1)),
+        ({"field": "SCORE"}, _cursor("SCORE:DESC", -(2**31) - 1, 1)),
+        ({"field": "NAME"}, _cursor("NAME:ASC", "a\u0000b", 1)),
+    ],
+    ids=["id-past-any-row", "value-past-int", "value-below-int", "nul-in-text"],
+)
+def test_a_cursor_with_values_no_row_can_hold_is_refused(
+    gql: GraphQLClient, order: dict[str, str], cursor: str
+) -> None:
+    # Forged: no page hands these out, and the database could not compare them (an integer
+    # column holds 32 bits on PostgreSQL, and its text no NUL).
+    assert error(gql(LEADS, {"after": cursor, "orderBy": order})) == {
+        "message": "Argument 'after' is not a valid cursor.",
+        "code": "BAD_USER_INPUT",
+        "argument": "after",
+    }
 
 
 def test_total_count_counts_the_filtered_set_not_the_page(

@@ -6,15 +6,13 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
-from pydantic_core import PydanticCustomError
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Integer, String, Text
-from sqlmodel import Field, SQLModel
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import CheckConstraint, Index
 
 from db.models import fields as f
-from db.models.leads import _str
+from db.models import records as col
+from db.models.records import RecordTable
 from db.models.search import search_index
-from db.types import JSONType, UTCDateTime
 
 
 class ClientStatus(enum.Enum):
@@ -22,7 +20,7 @@ class ClientStatus(enum.Enum):
     ARCHIVED = "ARCHIVED"
 
 
-class Client(SQLModel, table=True):
+class Client(RecordTable, table=True):
     """A customer. Never hard-deleted: archived and restored."""
 
     __tablename__ = "clients"
@@ -40,59 +38,26 @@ class Client(SQLModel, table=True):
         search_index("clients"),
     )
 
-    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
-    workspace_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("workspaces.id"), nullable=False)
-    )
-    email: str = Field(sa_column=Column(String(f.EMAIL_MAX), nullable=False))
-    first_name: str = Field(sa_column=Column(String(f.NAME_MAX), nullable=False))
-    last_name: str = Field(sa_column=Column(String(f.NAME_MAX), nullable=False))
-    phone: str | None = _str(f.PHONE_MAX)
-    company: str | None = _str(f.COMPANY_MAX)
-    street: str | None = _str(f.STREET_MAX)
-    city: str | None = _str(f.PLACE_MAX)
-    state: str | None = _str(f.PLACE_MAX)
-    postal_code: str | None = _str(f.POSTAL_CODE_MAX)
-    country: str | None = _str(2)
-    status: str = Field(sa_column=Column(String(16), nullable=False))
-    archived_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
-    notes: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    meta: dict[str, Any] = Field(
-        default_factory=dict, sa_column=Column("metadata", JSONType, key="meta", nullable=False)
-    )
-    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
-    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
-    # Who: a member (user) or an API key; null for rows written before accounts existed.
-    created_by_user_id: int | None = Field(
-        default=None,
-        sa_column=Column(
-            Integer, ForeignKey("users.id", name="fk_clients_created_by_user"), nullable=True
-        ),
-    )
-    created_by_api_key_id: int | None = Field(
-        default=None,
-        sa_column=Column(
-            Integer, ForeignKey("api_keys.id", name="fk_clients_created_by_api_key"), nullable=True
-        ),
-    )
-    updated_by_user_id: int | None = Field(
-        default=None,
-        sa_column=Column(
-            Integer, ForeignKey("users.id", name="fk_clients_updated_by_user"), nullable=True
-        ),
-    )
-    updated_by_api_key_id: int | None = Field(
-        default=None,
-        sa_column=Column(
-            Integer, ForeignKey("api_keys.id", name="fk_clients_updated_by_api_key"), nullable=True
-        ),
-    )
+    email: str = col.text(f.EMAIL_MAX, nullable=False)
+    first_name: str = col.text(f.NAME_MAX, nullable=False)
+    last_name: str = col.text(f.NAME_MAX, nullable=False)
+    phone: str | None = col.text(f.PHONE_MAX)
+    company: str | None = col.text(f.COMPANY_MAX)
+    street: str | None = col.text(f.STREET_MAX)
+    city: str | None = col.text(f.PLACE_MAX)
+    state: str | None = col.text(f.PLACE_MAX)
+    postal_code: str | None = col.text(f.POSTAL_CODE_MAX)
+    country: str | None = col.text(2)
+    status: str = col.text(16, nullable=False)
+    archived_at: datetime | None = col.timestamp(nullable=True)
+    notes: str | None = col.long_text()
+    meta: dict[str, Any] = col.metadata()
     # Derived, maintained by the repository on every write.
-    email_key: str = Field(sa_column=Column(String(f.EMAIL_MAX), nullable=False))
-    name_key: str = Field(sa_column=Column(String(2 * f.NAME_MAX + 1), nullable=False))
-    city_key: str = Field(sa_column=Column(String(f.PLACE_MAX), nullable=False))
-    state_key: str = Field(sa_column=Column(String(f.PLACE_MAX), nullable=False))
-    search_key: str = Field(sa_column=Column(Text, nullable=False))
+    email_key: str = col.text(f.EMAIL_MAX, nullable=False)
+    name_key: str = col.text(2 * f.NAME_MAX + 1, nullable=False)
+    city_key: str = col.text(f.PLACE_MAX, nullable=False)
+    state_key: str = col.text(f.PLACE_MAX, nullable=False)
+    search_key: str = col.search_text()
 
 
 class AddressIn(BaseModel):
@@ -129,9 +94,4 @@ class ClientUpdate(_ClientFields):
     last_name: f.RequiredName | None = None
     meta: f.Metadata = None
 
-    @field_validator("email", "first_name", "last_name", "meta", mode="before")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise PydanticCustomError("blank", "This field cannot be cleared.")
-        return value
+    _not_null = f.cannot_clear("email", "first_name", "last_name", "meta")

@@ -11,8 +11,13 @@ from typing import Annotated, Any
 
 import pycountry
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, field_validator
 from pydantic_core import PydanticCustomError
+
+# Integer columns are 32-bit on PostgreSQL (SQLite's are 64-bit, and its ids count up from 1
+# as well), so no row on either engine holds a value outside this range, nor an id above it.
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+ID_MAX = INT_MAX
 
 # Column sizes, shared by the tables and the validation models.
 EMAIL_MAX = 254
@@ -92,6 +97,17 @@ def text(max_length: int) -> Any:
     ]
 
 
+def _not_null(cls: Any, value: Any) -> Any:
+    if value is None:
+        raise PydanticCustomError("blank", "This field cannot be cleared.")
+    return value
+
+
+def cannot_clear(*names: str) -> Any:
+    """An Update model's validator: these fields may be left out, but not set to null."""
+    return field_validator(*names, mode="before")(_not_null)
+
+
 Metadata = Annotated[dict[str, Any] | None, BeforeValidator(_metadata)]
 Country = Annotated[str | None, BeforeValidator(_blank_to_none), AfterValidator(_country)]
 Score = Annotated[int, Field(ge=0, le=100)]
@@ -110,3 +126,16 @@ def full_name(first: str | None, last: str | None) -> str | None:
 def search_key(*values: str | None) -> str:
     """The text that `search` matches substrings in, one line per searchable value."""
     return "\n".join(fold(v) for v in values if v)
+
+
+def person_keys(values: dict[str, Any]) -> dict[str, str]:
+    """The derived columns of a row about a person (a lead, a client): case-folded email,
+    name, city and state, and the text ``search`` matches."""
+    name = full_name(values.get("first_name"), values.get("last_name"))
+    return {
+        "email_key": fold(values["email"]),
+        "name_key": fold(name),
+        "city_key": fold(values.get("city")),
+        "state_key": fold(values.get("state")),
+        "search_key": search_key(name, values["email"], values.get("company")),
+    }

@@ -6,14 +6,14 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
-from pydantic_core import PydanticCustomError
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Integer, String, Text
-from sqlmodel import Field, SQLModel
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Integer
+from sqlmodel import Field
 
 from db.models import fields as f
+from db.models import records as col
+from db.models.records import RecordTable
 from db.models.search import search_index
-from db.types import JSONType, UTCDateTime
 
 
 class LeadStatus(enum.Enum):
@@ -24,11 +24,7 @@ class LeadStatus(enum.Enum):
     LOST = "LOST"
 
 
-def _str(n: int, nullable: bool = True, **kw: Any) -> Any:
-    return Field(default=None, sa_column=Column(String(n), nullable=nullable, **kw))
-
-
-class Lead(SQLModel, table=True):
+class Lead(RecordTable, table=True):
     """A prospect. The *_key columns are case-folded copies that filters and sorts use."""
 
     __tablename__ = "leads"
@@ -54,63 +50,30 @@ class Lead(SQLModel, table=True):
         search_index("leads"),
     )
 
-    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
-    workspace_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("workspaces.id"), nullable=False)
-    )
-    email: str = Field(sa_column=Column(String(f.EMAIL_MAX), nullable=False))
-    first_name: str | None = _str(f.NAME_MAX)
-    last_name: str | None = _str(f.NAME_MAX)
-    phone: str | None = _str(f.PHONE_MAX)
-    company: str | None = _str(f.COMPANY_MAX)
-    city: str | None = _str(f.PLACE_MAX)
-    state: str | None = _str(f.PLACE_MAX)
-    postal_code: str | None = _str(f.POSTAL_CODE_MAX)
-    source: str | None = _str(f.SOURCE_MAX)
-    notes: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    status: str = Field(sa_column=Column(String(16), nullable=False))
+    email: str = col.text(f.EMAIL_MAX, nullable=False)
+    first_name: str | None = col.text(f.NAME_MAX)
+    last_name: str | None = col.text(f.NAME_MAX)
+    phone: str | None = col.text(f.PHONE_MAX)
+    company: str | None = col.text(f.COMPANY_MAX)
+    city: str | None = col.text(f.PLACE_MAX)
+    state: str | None = col.text(f.PLACE_MAX)
+    postal_code: str | None = col.text(f.POSTAL_CODE_MAX)
+    source: str | None = col.text(f.SOURCE_MAX)
+    notes: str | None = col.long_text()
+    status: str = col.text(16, nullable=False)
     score: int = Field(sa_column=Column(Integer, nullable=False))
-    meta: dict[str, Any] = Field(
-        default_factory=dict, sa_column=Column("metadata", JSONType, key="meta", nullable=False)
-    )
-    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
-    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
-    converted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    meta: dict[str, Any] = col.metadata()
+    converted_at: datetime | None = col.timestamp(nullable=True)
     converted_client_id: int | None = Field(
         default=None, sa_column=Column(Integer, ForeignKey("clients.id"), nullable=True)
     )
-    # Who: a member (user) or an API key; null for rows written before accounts existed.
-    created_by_user_id: int | None = Field(
-        default=None,
-        sa_column=Column(
-            Integer, ForeignKey("users.id", name="fk_leads_created_by_user"), nullable=True
-        ),
-    )
-    created_by_api_key_id: int | None = Field(
-        default=None,
-        sa_column=Column(
-            Integer, ForeignKey("api_keys.id", name="fk_leads_created_by_api_key"), nullable=True
-        ),
-    )
-    updated_by_user_id: int | None = Field(
-        default=None,
-        sa_column=Column(
-            Integer, ForeignKey("users.id", name="fk_leads_updated_by_user"), nullable=True
-        ),
-    )
-    updated_by_api_key_id: int | None = Field(
-        default=None,
-        sa_column=Column(
-            Integer, ForeignKey("api_keys.id", name="fk_leads_updated_by_api_key"), nullable=True
-        ),
-    )
     # Derived, maintained by the repository on every write.
-    email_key: str = Field(sa_column=Column(String(f.EMAIL_MAX), nullable=False))
-    name_key: str = Field(sa_column=Column(String(2 * f.NAME_MAX + 1), nullable=False))
-    city_key: str = Field(sa_column=Column(String(f.PLACE_MAX), nullable=False))
-    state_key: str = Field(sa_column=Column(String(f.PLACE_MAX), nullable=False))
-    source_key: str = Field(sa_column=Column(String(f.SOURCE_MAX), nullable=False))
-    search_key: str = Field(sa_column=Column(Text, nullable=False))
+    email_key: str = col.text(f.EMAIL_MAX, nullable=False)
+    name_key: str = col.text(2 * f.NAME_MAX + 1, nullable=False)
+    city_key: str = col.text(f.PLACE_MAX, nullable=False)
+    state_key: str = col.text(f.PLACE_MAX, nullable=False)
+    source_key: str = col.text(f.SOURCE_MAX, nullable=False)
+    search_key: str = col.search_text()
 
 
 class _LeadFields(BaseModel):
@@ -144,9 +107,4 @@ class LeadUpdate(_LeadFields):
     score: f.Score | None = None
     meta: f.Metadata = None
 
-    @field_validator("email", "status", "score", "meta", mode="before")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise PydanticCustomError("blank", "This field cannot be cleared.")
-        return value
+    _not_null = f.cannot_clear("email", "status", "score", "meta")

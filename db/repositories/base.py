@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Any, ClassVar
 
@@ -13,6 +14,7 @@ from sqlalchemy import (
     Select,
     Table,
     bindparam,
+    delete,
     func,
     insert,
     literal,
@@ -23,7 +25,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert
 
+from db.models.fields import fold
 from db.repositories import search
+from db.repositories.search import TextSearch
 from db.types import utcnow
 
 
@@ -33,6 +37,15 @@ class Keyset:
 
     value: Any
     id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class FilterSpec:
+    """What every list filter can hold; a domain's spec adds its own conditions."""
+
+    search: str | None = None
+    created_gte: datetime | None = None
+    created_lt: datetime | None = None
 
 
 # The hottest statements (a write's INSERT, its row read and locked, its guarded UPDATE) are built
@@ -132,6 +145,23 @@ class Repository:
             stmt = select(func.count()).select_from(self.table).where(self.scope, *where)
         return int((await self.conn.execute(stmt)).scalar_one())
 
+    def conditions(self, spec: FilterSpec) -> list[ColumnElement[bool]]:
+        """The filter's conditions; a domain adds its own to these shared ones."""
+        c = self.c
+        out: list[ColumnElement[bool]] = []
+        if spec.search:
+            out.append(TextSearch(self.table, fold(spec.search)))
+        if spec.created_gte is not None:
+            out.append(c.created_at >= spec.created_gte)
+        if spec.created_lt is not None:
+            out.append(c.created_at < spec.created_lt)
+        return out
+
+    def folded(self, **values: str | None) -> list[ColumnElement[bool]]:
+        """Case-insensitive exact matches, ``city="Austin"`` as ``city_key = 'austin'``, for
+        the values given (not None)."""
+        return [self.c[f"{name}_key"] == fold(v) for name, v in values.items() if v is not None]
+
     def derived(self, values: dict[str, Any]) -> dict[str, Any]:
         """The derived columns (case-folded keys) for a row with these values."""
         return {}
@@ -159,3 +189,8 @@ class Repository:
             .returning(self.table)
         )
         return (await self.conn.execute(stmt)).one()
+
+    async def delete(self, id_: int) -> bool:
+        """Deletes the row; False when there is none with this id in the workspace."""
+        stmt = delete(self.table).where(*self.scoped(self.c.id == id_))
+        return (await self.conn.execute(stmt)).rowcount == 1  # type: ignore[attr-defined]

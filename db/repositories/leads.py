@@ -8,20 +8,18 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Table, Update, delete, select, update
+from sqlalchemy import ColumnElement, Row, Table, Update, select, update
 
 from db.models import Lead, LeadStatus
-from db.models.fields import fold, full_name, search_key
-from db.repositories.base import Repository, scoped_by_id
+from db.models.fields import fold, person_keys
+from db.repositories.base import FilterSpec, Repository, scoped_by_id
 from db.repositories.hints import Selective
-from db.repositories.search import TextSearch
 
 
-@dataclass(frozen=True)
-class LeadFilterSpec:
+@dataclass(frozen=True, kw_only=True)
+class LeadFilterSpec(FilterSpec):
     """A validated LeadFilter; every condition given must hold."""
 
-    search: str | None = None
     statuses: Sequence[LeadStatus] | None = None
     sources: Sequence[str] | None = None
     city: str | None = None
@@ -29,8 +27,6 @@ class LeadFilterSpec:
     email: str | None = None
     score_gte: int | None = None
     score_lte: int | None = None
-    created_gte: datetime | None = None
-    created_lt: datetime | None = None
     converted: bool | None = None
 
 
@@ -45,46 +41,24 @@ class LeadRepository(Repository):
     table = Lead.__table__  # type: ignore[attr-defined]
 
     def derived(self, values: dict[str, Any]) -> dict[str, Any]:
-        name = full_name(values.get("first_name"), values.get("last_name"))
-        return {
-            "email_key": fold(values["email"]),
-            "name_key": fold(name),
-            "city_key": fold(values.get("city")),
-            "state_key": fold(values.get("state")),
-            "source_key": fold(values.get("source")),
-            "search_key": search_key(name, values["email"], values.get("company")),
-        }
+        return person_keys(values) | {"source_key": fold(values.get("source"))}
 
-    def conditions(self, spec: LeadFilterSpec) -> list[ColumnElement[bool]]:
+    def conditions(self, spec: LeadFilterSpec) -> list[ColumnElement[bool]]:  # type: ignore[override]
         c = self.c
-        out: list[ColumnElement[bool]] = []
-        if spec.search:
-            out.append(TextSearch(self.table, fold(spec.search)))
+        out = super().conditions(spec) + self.folded(city=spec.city, state=spec.state)
         if spec.statuses is not None:
             out.append(c.status.in_([s.value for s in spec.statuses]))
         if spec.sources is not None:
             out.append(c.source_key.in_([fold(s) for s in spec.sources]))
-        if spec.city is not None:
-            out.append(c.city_key == fold(spec.city))
-        if spec.state is not None:
-            out.append(c.state_key == fold(spec.state))
         if spec.email is not None:
             out.append(Selective(c.email_key == fold(spec.email)))
         if spec.score_gte is not None:
             out.append(c.score >= spec.score_gte)
         if spec.score_lte is not None:
             out.append(c.score <= spec.score_lte)
-        if spec.created_gte is not None:
-            out.append(c.created_at >= spec.created_gte)
-        if spec.created_lt is not None:
-            out.append(c.created_at < spec.created_lt)
         if spec.converted is not None:
             out.append(c.converted_at.is_not(None) if spec.converted else c.converted_at.is_(None))
         return out
-
-    async def delete(self, id_: int) -> bool:
-        stmt = delete(self.table).where(*self.scoped(self.c.id == id_))
-        return (await self.conn.execute(stmt)).rowcount == 1  # type: ignore[attr-defined]
 
     async def mark_converted(
         self, lead: Row[Any], client_id: int, at: datetime, actor: dict[str, int | None]

@@ -1,0 +1,109 @@
+"""What the resolvers of every record type (leads, clients, ...) share. A domain declares its
+``RecordType``: its name in global IDs, repository, sorts, how its filter input becomes a
+repository spec, and its DataLoader; listing, lookup and the shape of a write come from here.
+The domain's rules (what may change, what must be unique, conversion) stay in its module."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from strawberry.dataloader import DataLoader
+
+from db.models import Role
+from db.repositories import Repository
+from resolvers import inputs
+from resolvers.errors import Problem, not_found, problems_from
+from resolvers.ids import pk_for_mutation, pk_for_query
+from resolvers.loaders import Loaders
+from resolvers.outcome import Abort, Outcome
+from resolvers.pagination import Page, SortKey, fetch_page, page_args
+
+if TYPE_CHECKING:
+    from resolvers.context import Context
+
+
+@dataclass(frozen=True)
+class RecordType:
+    """One record type, as its resolvers see it."""
+
+    name: str  # the GraphQL type, as global IDs spell it: "Lead"
+    kind: str  # in messages: "lead", "No lead with this ID."
+    repository: Callable[[Any, int], Repository]
+    sorts: Mapping[str, SortKey]  # orderBy field → column and cursor value type
+    spec: Callable[[Any], Any]  # the filter input (None when left out) → the repository's spec
+    loader: Callable[[Loaders], DataLoader[int, Row[Any] | None]]
+
+    async def page(
+        self,
+        ctx: Context,
+        first: int | None,
+        after: str | None,
+        last: int | None,
+        before: str | None,
+        filter_: Any,
+        order_by: Any,
+    ) -> Page:
+        """One page of the list, in the order asked for (CREATED_AT DESC by default)."""
+        ctx.require(Role.VIEWER)
+        field, given = inputs.order(order_by)
+        sort = self.sorts[field]
+        direction = sort.direction(given)
+        order = f"{field}:{direction}"
+        args = page_args(first, after, last, before, order, sort)
+        workspace_id = ctx.workspace_id
+
+        def repository(conn: Any) -> Repository:
+            return self.repository(conn, workspace_id)
+
+        conditions = repository(None).conditions(self.spec(filter_))
+        descending = direction == "DESC"
+        return await fetch_page(ctx.db, repository, conditions, sort, descending, order, args)
+
+    async def get(self, ctx: Context, id_: str) -> Row[Any] | None:
+        """The record with this global ID in the caller's workspace, or None."""
+        ctx.require(Role.VIEWER)
+        pk = pk_for_query(id_, self.name)
+        return None if pk is None else await self.loader(ctx.loaders).load(pk)
+
+    def pk(self, id_: str, field: list[str] | None = None) -> tuple[int | None, list[Problem]]:
+        """A mutation's record ID: its pk, or the problem to report (INVALID, NOT_FOUND)."""
+        pk, problem = pk_for_mutation(id_, self.name, field or ["id"])
+        return pk, [problem] if problem else []
+
+    def not_found(self, field: list[str] | None = None) -> Problem:
+        return not_found(self.kind, field or ["id"])
+
+
+def validated(model: type[BaseModel], values: dict[str, Any]) -> tuple[Any, list[Problem]]:
+    """(``values`` checked by ``model``, []), or (None, every problem found)."""
+    try:
+        return model.model_validate(values), []
+    except ValidationError as exc:
+        return None, problems_from(exc)
+
+
+async def written(
+    ctx: Context,
+    step: Callable[[AsyncConnection], Awaitable[Outcome]],
+    conflict: Callable[[], Problem] | None = None,
+) -> Outcome:
+    """``step`` in one unit of work: committed when it returns, rolled back when it raises
+    ``Abort`` (its outcome is answered) or, with ``conflict``, an IntegrityError (a unique
+    index refused a row: ``conflict()`` is answered). DataLoaders forget what a write changed."""
+    try:
+        async with ctx.db.write() as conn:
+            outcome = await step(conn)
+    except Abort as abort:
+        return abort.outcome
+    except IntegrityError:
+        if conflict is None:
+            raise
+        return Outcome(problems=[conflict()])
+    ctx.clear_loaders()
+    return outcome
