@@ -123,7 +123,7 @@ def boom(monkeypatch: pytest.MonkeyPatch) -> None:
     async def fail(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr("resolvers.leads.list_leads", fail)
+    monkeypatch.setattr("db.repositories.leads.LeadRepository.page", fail)
 
 
 BEARER = {"Authorization": f"Bearer {OWNER_KEY}"}
