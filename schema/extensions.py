@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Iterator
 
 from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
-from strawberry.extensions import ParserCache, SchemaExtension
+from strawberry.extensions import SchemaExtension
 
 from db.errors import StatementTimeout
 from resolvers.errors import AuthError, BadInput, Unavailable
@@ -96,21 +95,6 @@ class ErrorPolicy(SchemaExtension):
                 )
             processed.append(error)
         result.errors = processed
-
-
-class CachedParse(ParserCache):
-    """Strawberry's ParserCache, but a document that does not parse is left to Strawberry's own
-    parse: ParserCache parses in its on_parse hook, where a syntax error escapes on_operation
-    and reaches the client without ErrorPolicy's GRAPHQL_PARSE_FAILED. Strawberry parses
-    again inside its error handling (lru_cache keeps only successes, so nothing is lost)."""
-
-    def on_parse(self) -> Iterator[None]:
-        context = self.execution_context
-        with contextlib.suppress(GraphQLError):
-            context.graphql_document = self.cached_parse_document(
-                context.query, **context.parse_options
-            )
-        yield
 
 
 class AnonymousIntrospection(SchemaExtension):
