@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from tests.conftest import GraphQLClient
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from tests.conftest import GraphQLClient, LiveServer
 
 
 def nested(depth: int) -> str:
@@ -32,3 +39,211 @@ def test_too_many_aliases_are_refused(gql: GraphQLClient) -> None:
     body = gql(too_many)
     assert body["errors"][0]["message"] == "31 aliases found. Allowed: 30"
     assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+# ------------------------------------------------------------------ request bodies
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+
+
+def padded_body(size: int) -> str:
+    """A JSON request for ``{ __typename }`` of exactly ``size`` bytes (an unused variable
+    makes up the length)."""
+    empty = json.dumps({"query": "{ __typename }", "variables": {"pad": ""}})
+    return empty.replace('"pad": ""', '"pad": "' + "x" * (size - len(empty)) + '"')
+
+
+def test_a_body_over_the_limit_is_refused_with_413_before_it_runs(
+    server: LiveServer, http: httpx.Client
+) -> None:
+    limit = server.settings.max_body_bytes
+    response = http.post(
+        "/graphql",
+        content=padded_body(limit + 1),
+        headers={"Content-Type": "application/json", "Authorization": ""},
+    )
+
+    assert response.status_code == 413
+    assert response.headers["x-request-id"]
+    assert response.json() == {
+        "errors": [
+            {
+                "message": f"The request body is larger than {limit} bytes, the most "
+                "accepted here.",
+                "extensions": {"code": "PAYLOAD_TOO_LARGE"},
+            }
+        ]
+    }
+
+
+def test_a_chunked_body_is_counted_as_it_arrives(server: LiveServer, http: httpx.Client) -> None:
+    body = padded_body(server.settings.max_body_bytes + 1).encode()
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), 65536):
+            yield body[start : start + 65536]
+
+    response = http.post(
+        "/graphql",
+        content=chunks(),
+        headers={"Content-Type": "application/json", "Accept": GRAPHQL_RESPONSE_JSON},
+    )
+
+    assert "content-length" not in response.request.headers
+    assert response.status_code == 413
+    assert response.headers["content-type"].startswith(GRAPHQL_RESPONSE_JSON)
+    assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_a_body_at_the_limit_runs(server: LiveServer, http: httpx.Client) -> None:
+    body = padded_body(server.settings.max_body_bytes)
+    for content in (body.encode(), iter([body.encode()])):  # with a length, then chunked
+        response = http.post(
+            "/graphql", content=content, headers={"Content-Type": "application/json"}
+        )
+        assert response.json() == {"data": {"__typename": "Query"}}
+
+
+# ------------------------------------------------------------------ documents
+
+
+def padded_document(size: int, salt: str = "") -> str:
+    """A valid query of exactly ``size`` bytes: a comment makes up the length."""
+    head = f"{{ __typename }} # {salt}"
+    return head + "x" * (size - len(head))
+
+
+def test_a_document_over_the_size_limit_is_refused_before_parsing(
+    server: LiveServer, http: httpx.Client
+) -> None:
+    limit = server.settings.max_document_bytes
+    response = http.post(
+        "/graphql",
+        json={"query": padded_document(limit + 1)},
+        headers={"Accept": GRAPHQL_RESPONSE_JSON},
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "errors": [
+            {
+                "message": f"The document is {limit + 1} bytes; at most {limit} are accepted.",
+                "extensions": {"code": "DOCUMENT_TOO_LARGE"},
+            }
+        ]
+    }
+
+
+def test_the_document_size_counts_bytes_not_characters(
+    server: LiveServer, http: httpx.Client
+) -> None:
+    limit = server.settings.max_document_bytes
+    head = "{ __typename } # "
+    document = head + "é" * ((limit - len(head)) // 2 + 1)  # 2 bytes each in UTF-8
+    response = http.post("/graphql", json={"query": document})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"]["code"] == "DOCUMENT_TOO_LARGE"
+
+
+def test_a_document_at_the_size_limit_runs(server: LiveServer, gql: GraphQLClient) -> None:
+    document = padded_document(server.settings.max_document_bytes)
+    assert gql.data(document) == {"__typename": "Query"}
+
+
+# ------------------------------------------------------------------ list arguments
+
+LEADS_BY_SOURCE = "query ($f: LeadFilter) { leads(filter: $f) { totalCount } }"
+NODES = "query ($ids: [ID!]!) { nodes(ids: $ids) { id } }"
+ENTITIES = "query ($reps: [_Any!]!) { _entities(representations: $reps) { __typename } }"
+
+
+def literal_sources(count: int) -> str:
+    values = ", ".join(f'"s{n}"' for n in range(count))
+    return f"{{ leads(filter: {{source: [{values}]}}) {{ totalCount }} }}"
+
+
+def test_a_list_literal_up_to_the_limit_runs(server: LiveServer, gql: GraphQLClient) -> None:
+    document = literal_sources(server.settings.max_list_size)
+    assert gql.data(document) == {"leads": {"totalCount": 0}}
+
+
+def test_a_list_literal_over_the_limit_is_refused_naming_the_argument(
+    server: LiveServer, gql: GraphQLClient
+) -> None:
+    limit = server.settings.max_list_size
+    body = gql(literal_sources(limit + 1))
+    assert "data" not in body
+    [error] = body["errors"]
+    assert error["message"] == (
+        f"Argument 'filter.source' must hold at most {limit} items (it has {limit + 1})."
+    )
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "argument": "filter.source"}
+
+
+def test_a_list_in_variables_over_the_limit_is_refused_before_it_runs(
+    server: LiveServer, gql: GraphQLClient, count_queries: Any
+) -> None:
+    limit = server.settings.max_list_size
+    sources = [f"s{n}" for n in range(limit + 1)]
+    with count_queries() as counter:
+        body = gql(LEADS_BY_SOURCE, {"f": {"source": sources}})
+    assert counter.count == 1  # the credential lookup only
+    assert body == {
+        "errors": [
+            {
+                "message": f"Variable '$f' has invalid value.source: the list must hold at "
+                f"most {limit} items (it has {limit + 1}).",
+                "locations": [{"line": 1, "column": 8}],
+                "extensions": {"code": "BAD_USER_INPUT"},
+            }
+        ]
+    }
+    assert gql(LEADS_BY_SOURCE, {"f": {"source": sources[:limit]}}) == {
+        "data": {"leads": {"totalCount": 0}}
+    }
+
+
+def test_every_list_argument_is_capped(server: LiveServer, gql: GraphQLClient) -> None:
+    limit = server.settings.max_list_size
+    ids = [base64.b64encode(f"Lead:{n}".encode()).decode() for n in range(1, limit + 2)]
+    reps = [{"__typename": "Lead", "id": i} for i in ids]
+    for document, variables, name in [
+        (NODES, {"ids": ids}, "$ids"),
+        (ENTITIES, {"reps": reps}, "$reps"),
+        (
+            "query ($s: [LeadStatus!]) { leads(filter: {status: $s}) { totalCount } }",
+            {"s": ["NEW"] * (limit + 1)},
+            "$s",
+        ),
+        (
+            "query ($s: [ClientStatus!]) { clients(filter: {status: $s}) { totalCount } }",
+            {"s": ["ACTIVE"] * (limit + 1)},
+            "$s",
+        ),
+    ]:
+        [error] = gql(document, variables)["errors"]
+        assert error["message"].startswith(f"Variable '{name}' has invalid value: the list must")
+        assert error["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+def test_lists_inside_json_values_are_not_list_arguments(gql: GraphQLClient) -> None:
+    # Metadata is a JSON scalar with its own size limit; its lists are its own business.
+    metadata = {"scores": [0] * 1500}
+    payload = gql.data(
+        "mutation ($m: JSON) { createLead(input: {email: 'm@example.com', metadata: $m}) "
+        "{ lead { metadata } userErrors { code } } }".replace("'", '"'),
+        {"m": metadata},
+    )["createLead"]
+    assert payload == {"lead": {"metadata": metadata}, "userErrors": []}
+
+
+def test_entities_without_credentials_are_refused_before_any_representation_is_read(
+    server: LiveServer, anon: GraphQLClient, count_queries: Any
+) -> None:
+    reps = [{"__typename": "Lead", "id": f"x{n}"} for n in range(server.settings.max_list_size)]
+    with count_queries() as counter:
+        body = anon(ENTITIES, {"reps": reps}, status=401)
+    assert counter.count == 0
+    assert body["data"] is None
+    [error] = body["errors"]
+    assert error["extensions"] == {"code": "UNAUTHENTICATED"}
+    assert error["path"] == ["_entities"]
