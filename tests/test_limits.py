@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from tests.conftest import GraphQLClient, LiveServer
+from tests.processes import ServerProcess
 
 
 def nested(depth: int) -> str:
@@ -247,3 +250,86 @@ def test_entities_without_credentials_are_refused_before_any_representation_is_r
     [error] = body["errors"]
     assert error["extensions"] == {"code": "UNAUTHENTICATED"}
     assert error["path"] == ["_entities"]
+
+
+# ------------------------------------------------------------------ memory, in a real process
+
+
+def rss_mib(pid: int) -> float:
+    """The process's resident memory (VmRSS), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
+class HealthProbe(threading.Thread):
+    """Asks /healthz over and over until stopped, keeping every answer's status."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.statuses: list[int] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            while not self.done.wait(0.05):
+                self.statuses.append(http.get("/healthz").status_code)
+
+
+def hostile_round(http: httpx.Client, salt: str) -> None:
+    """Every kind of request that used to grow the server, each a few times, no credentials."""
+    big = b'{"query": "{ __typename }", "variables": {"pad": "' + b"x" * 8_000_000 + b'"}}'
+    for _ in range(3):
+        assert http.post("/graphql", content=big, headers=JSON_BODY).status_code == 413
+    chunks = (big[i : i + 65536] for i in range(0, len(big), 65536))
+    assert http.post("/graphql", content=chunks, headers=JSON_BODY).status_code == 413
+
+    reps = [{"__typename": "Lead", "id": f"x{n}"} for n in range(25_000)]
+    for _ in range(3):
+        body = http.post("/graphql", json={"query": ENTITIES, "variables": {"reps": reps}})
+        assert body.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+    for n in range(8):
+        # Distinct documents of ~5,000 tokens, ~3 MB each once parsed (refused by validation
+        # for their long list, but parsed and cached first).
+        document = literal_sources(4_900) + f" # {salt} {n}"
+        assert http.post("/graphql", json={"query": document}).status_code == 200
+    for n in range(16):
+        document = padded_document(99_000, f"{salt} {n} ")
+        assert http.post("/graphql", json={"query": document}).status_code == 200
+    for n in range(5):
+        document = padded_document(500_000, f"{salt} {n} ")
+        assert http.post("/graphql", json={"query": document}).status_code == 400
+
+
+JSON_BODY = {"Content-Type": "application/json"}
+
+
+def test_memory_stays_bounded_under_hostile_requests(tmp_path: Path) -> None:
+    server = ServerProcess(f"sqlite+aiosqlite:///{tmp_path / 'hostile.db'}", tmp_path / "log")
+    server.start()
+    try:
+        server.wait_for_readyz(200)
+        assert server.process is not None
+        pid = server.process.pid
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            # Every code path has run once, and the document cache is full.
+            hostile_round(http, "warm-up")
+            before = rss_mib(pid)
+
+            probe = HealthProbe(server.url)
+            probe.start()
+            for round_ in range(2):
+                hostile_round(http, f"round {round_}")
+            probe.done.set()
+            probe.join()
+            after = rss_mib(pid)
+    finally:
+        server.stop()
+
+    # The document cache (32 MiB by default, estimated) may still be filling after the
+    # warm-up; before the limits, each round grew the server by 50-90 MiB and took ~13 s.
+    assert after - before < 40, f"RSS grew from {before:.0f} to {after:.0f} MiB"
+    assert probe.statuses and set(probe.statuses) == {200}
