@@ -253,7 +253,7 @@ def _wholly_unauthenticated(result: ExecutionResult) -> bool:
 
 
 def _empty(value: Any) -> bool:
-    """Null, or a list of nulls (``_entities`` checks credentials per representation)."""
+    """Null, or a list of nulls (a list field that checks credentials per item)."""
     return value is None or (isinstance(value, list) and all(_empty(v) for v in value))
 
 
