@@ -252,6 +252,53 @@ def test_entities_without_credentials_are_refused_before_any_representation_is_r
     assert error["path"] == ["_entities"]
 
 
+# ------------------------------------------------------------------ settings
+
+
+def test_the_limits_follow_the_settings(tmp_path: Path) -> None:
+    server = ServerProcess(
+        f"sqlite+aiosqlite:///{tmp_path / 'settings.db'}",
+        tmp_path / "log",
+        MAX_BODY_BYTES="4096",
+        MAX_DOCUMENT_BYTES="300",
+        MAX_QUERY_TOKENS="40",
+        MAX_LIST_SIZE="3",
+        DOCUMENT_CACHE_BYTES="0",
+    )
+    server.start()
+    try:
+        server.wait_for_readyz(200)
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+
+            def error(payload: Any = None, content: str | None = None) -> dict[str, Any]:
+                response = http.post("/graphql", json=payload, content=content, headers=JSON_BODY)
+                [first, *_] = response.json()["errors"]
+                return {"status": response.status_code, **first["extensions"]}
+
+            assert error(content=padded_body(4097)) == {
+                "status": 413,
+                "code": "PAYLOAD_TOO_LARGE",
+            }
+            assert error({"query": padded_document(301)}) == {
+                "status": 400,
+                "code": "DOCUMENT_TOO_LARGE",
+            }
+            assert error({"query": "{ " + "a " * 40 + "}"}) == {
+                "status": 200,
+                "code": "GRAPHQL_PARSE_FAILED",
+            }
+            assert error({"query": literal_sources(4)}) == {
+                "status": 200,
+                "code": "BAD_USER_INPUT",
+                "argument": "filter.source",
+            }
+            for _ in range(2):  # no cache: every request parses and validates
+                response = http.post("/graphql", json={"query": padded_document(300)})
+                assert response.json() == {"data": {"__typename": "Query"}}
+    finally:
+        server.stop()
+
+
 # ------------------------------------------------------------------ memory, in a real process
 
 
