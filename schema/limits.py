@@ -119,11 +119,11 @@ def _estimated_size(query: str, document: DocumentNode) -> int:
 
 
 def _utf8_length_over(text: str, limit: int) -> int | None:
-    """The UTF-8 length of ``text`` when it is over ``limit``, else None (mostly without
-    encoding it: a character is 1 to 4 bytes)."""
+    """The UTF-8 length of ``text`` when it is over ``limit``, else None (most documents are
+    not encoded for it: a character is at most 4 bytes)."""
     if len(text) * 4 <= limit:
         return None
-    size = len(text) if len(text) > limit else len(text.encode("utf-8", "surrogatepass"))
+    size = len(text.encode("utf-8", "surrogatepass"))
     return size if size > limit else None
 
 
@@ -150,9 +150,9 @@ class DocumentLimits(SchemaExtension):
             try:
                 self._entry = self.cache.parse(query, context.parse_options)
                 context.graphql_document = self._entry.document
-            except GraphQLError:
+            except Exception:
                 # Strawberry parses it again inside its own error handling, where the error
-                # policy gives the syntax error its code.
+                # policy gives the syntax error its code (raised here, it would escape).
                 pass
         yield
         document = context.graphql_document
