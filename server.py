@@ -639,6 +639,8 @@ def main(argv: list[str] | None = None) -> int:
         log_config=None,
         proxy_headers=settings.forwarded_allow_ips is not None,
         forwarded_allow_ips=settings.forwarded_allow_ips,
+        # A WebSocket message is read whole too (uvicorn's default allows 16 MiB).
+        ws_max_size=settings.max_body_bytes,
     )
     return 0
 

@@ -10,6 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from tests.conftest import GraphQLClient, LiveServer
 from tests.processes import ServerProcess
@@ -295,6 +300,15 @@ def test_the_limits_follow_the_settings(tmp_path: Path) -> None:
             for _ in range(2):  # no cache: every request parses and validates
                 response = http.post("/graphql", json={"query": padded_document(300)})
                 assert response.json() == {"data": {"__typename": "Query"}}
+
+        # A WebSocket message is bounded by the same limit.
+        ws_url = server.url.replace("http", "ws", 1) + "/graphql"
+        with connect(ws_url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+            ws.send(json.dumps({"type": "connection_init", "payload": {"pad": "x" * 4096}}))
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=10)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == CloseCode.MESSAGE_TOO_BIG
     finally:
         server.stop()
 
