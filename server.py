@@ -26,6 +26,7 @@ from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from pydantic import ValidationError
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -262,7 +263,7 @@ def _wholly_unauthenticated(result: ExecutionResult) -> bool:
 
 
 def _empty(value: Any) -> bool:
-    """Null, or a list of nulls (``_entities`` checks credentials per representation)."""
+    """Null, or a list of nulls (a list field that checks credentials per item)."""
     return value is None or (isinstance(value, list) and all(_empty(v) for v in value))
 
 
@@ -358,7 +359,8 @@ class LeadgraphView(GraphQL[Context, None]):
             status_code, headers = 405, {"Allow": "POST"}
         elif status_code == 405:
             headers = {"Allow": "GET, POST"}
-        error = {"message": exc.reason, "extensions": {"code": HTTPStatus(status_code).name}}
+        code = getattr(exc.__cause__, "code", None) or error_code(status_code)
+        error = {"message": exc.reason, "extensions": {"code": code}}
         return Response(
             self.encode_json({"errors": [error]}),
             status_code=status_code,
@@ -603,6 +605,74 @@ def graphiql_page(assets_dir: Path, ide_html: str) -> str:
     return html.replace(GRAPHIQL_CDN, GRAPHIQL_ASSETS_PATH)
 
 
+# ------------------------------------------------------------------ refusals outside GraphQL
+
+
+def error_code(status_code: int) -> str:
+    """The error code of a refusal by HTTP status: the status's name (BAD_REQUEST,
+    METHOD_NOT_ALLOWED, ...), spelled the same on every Python version."""
+    return "PAYLOAD_TOO_LARGE" if status_code == 413 else HTTPStatus(status_code).name
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such path, a method the route does not take, a body over
+    its limit) in the shape of every other refusal: a GraphQL-style error with a code."""
+    assert isinstance(exc, StarletteHTTPException)
+    message = exc.detail
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        message = f"{request.method} is not supported on {request.url.path}; use {allowed}."
+    error = {"message": message, "extensions": {"code": error_code(exc.status_code)}}
+    return JSONResponse(
+        {"errors": [error]},
+        status_code=exc.status_code,
+        headers=exc.headers,
+        media_type=f"{response_media_type(request)}; charset=utf-8",
+    )
+
+
+class BodyLimitMiddleware:
+    """Refuses a request body over its limit with 413 before reading it: by its Content-Length
+    when it has one, and by counting what arrives (a chunked body has none). The limit is
+    ``default`` unless ``limits`` gives the path one of its own (an endpoint taking uploads,
+    say; the longest matching prefix wins). Nothing is checked until the endpoint asks for
+    the body, so routing has happened and a refusal goes through the app's error handlers."""
+
+    def __init__(self, app: ASGIApp, default: int, limits: Mapping[str, int] | None = None) -> None:
+        self.app = app
+        self.default = default
+        self.limits = sorted((limits or {}).items(), key=lambda item: -len(item[0]))
+
+    def limit_for(self, path: str) -> int:
+        return next((n for prefix, n in self.limits if path.startswith(prefix)), self.default)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        received = 0
+
+        def refuse() -> StarletteHTTPException:
+            return StarletteHTTPException(
+                413, f"The request body is larger than {limit} bytes, the most accepted here."
+            )
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            if declared.isdigit() and int(declared) > limit:
+                raise refuse()
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise refuse()
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
 # ------------------------------------------------------------------ health
 
 
@@ -649,7 +719,7 @@ async def internal_error(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings | None = None) -> Starlette:
     """The ASGI app; the lifespan opens the database and brings it to the latest migration."""
     settings = settings or get_settings()
-    schema = build_schema(settings.max_query_depth, settings.max_aliases)
+    schema = build_schema(settings)
     probe = GraphQL(schema)
     graphiql_html = (
         graphiql_page(settings.graphiql_assets_dir, probe.graphql_ide_html)
@@ -696,8 +766,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={Exception: internal_error},
+        exception_handlers={Exception: internal_error, StarletteHTTPException: http_error},
     )
+    # Added first, so inside RequestIdMiddleware: a 413 carries the request id too.
+    app.add_middleware(BodyLimitMiddleware, default=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     return app
 
@@ -777,6 +849,8 @@ def main(argv: list[str] | None = None) -> int:
         log_config=None,
         proxy_headers=settings.forwarded_allow_ips is not None,
         forwarded_allow_ips=settings.forwarded_allow_ips,
+        # A WebSocket message is read whole too (uvicorn's default allows 16 MiB).
+        ws_max_size=settings.max_body_bytes,
     )
     return 0
 

@@ -46,9 +46,19 @@ class Settings(BaseSettings):
     smtp_starttls: bool = True
     email_from: str = "Leadgraph <no-reply@localhost>"
 
-    # Guards against expensive documents.
+    # Guards against expensive requests (README, Configuration, says what each one refuses).
     max_query_depth: int = Field(default=12, ge=1)
     max_aliases: int = Field(default=30, ge=1)
+    max_query_tokens: int = Field(default=5000, ge=1)
+    max_document_bytes: int = Field(default=100_000, ge=1)
+    # Any list argument (filter lists, nodes' ids, _entities' representations), literal or
+    # variable: PostgreSQL takes at most 32,767 bind parameters per statement.
+    max_list_size: int = Field(default=1000, ge=1, le=10_000)
+    # A request body (/graphql's; an endpoint taking uploads would get its own, larger one).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Parsed documents kept for reuse, by estimated size (a document's text plus ~640 bytes a
+    # token); one document may take at most an eighth of it, larger ones are parsed each time.
+    document_cache_bytes: int = Field(default=32 * 1024 * 1024, ge=0)
 
     # SQLite page cache and memory map, per connection.
     sqlite_cache_size_kib: int = 65536

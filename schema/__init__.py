@@ -8,7 +8,7 @@ from typing import Any
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError
-from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ValidationCache
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter
 from strawberry.extensions.max_aliases import create_validator as alias_limit
 from strawberry.extensions.query_depth_limiter import create_validator as depth_limit
 from strawberry.federation.schema import FederationAny
@@ -19,13 +19,16 @@ from strawberry.types import ExecutionContext, Info
 from strawberry.types.graphql import OperationType
 from strawberry.utils.inspect import get_func_args
 
+from db.models import Role
+from db.settings import Settings
 from resolvers.errors import BadInput
 from schema import execution
 from schema.auth import AuthMutation, AuthQuery
 from schema.clients import ClientMutation, ClientQuery
 from schema.context import Context
-from schema.extensions import AnonymousIntrospection, CachedParse, ErrorPolicy
+from schema.extensions import AnonymousIntrospection, ErrorPolicy
 from schema.leads import LeadMutation, LeadQuery
+from schema.limits import DocumentCache, DocumentLimits, VariableListSizes, list_size_rule
 from schema.nodes import NodeQuery
 from schema.scalars import JSON, DateTime, JSONValue
 from schema.tracing import FederatedTracing
@@ -69,7 +72,9 @@ class Schema(strawberry.federation.Schema):
     ) -> list[FederationAny]:
         """Strawberry's _entities, for the representations it can resolve; the others (not an
         object, an unknown __typename, keys other than the entity's) become BAD_USER_INPUT
-        errors in their place instead of a TypeError, KeyError or AttributeError."""
+        errors in their place instead of a TypeError, KeyError or AttributeError. Credentials
+        are checked once, first: without them nothing is looked at."""
+        info.context.require(Role.VIEWER)
         results: list[Any] = [
             None
             if self._is_reference(representation)
@@ -99,14 +104,18 @@ class Schema(strawberry.federation.Schema):
         return set(representation) - {"__typename"} == keys
 
 
-def build_schema(max_depth: int = 12, max_aliases: int = 30) -> Schema:
-    """A fresh Schema; the server passes the limits from its settings."""
+def build_schema(settings: Settings | None = None) -> Schema:
+    """A fresh Schema with the request limits of ``settings`` (the defaults without)."""
+    # model_construct: the defaults as declared, without reading the environment.
+    settings = settings or Settings.model_construct()
     # The limit rules are built once: QueryDepthLimiter and MaxAliasesLimiter make a new rule
-    # class per request, which changes ValidationCache's key so that it never hits.
+    # class per request, which would change the validation cache's key so that it never hits.
     limits: list[type[ASTValidationRule]] = [
-        depth_limit(max_depth, None, None),
-        alias_limit(max_aliases),
+        depth_limit(settings.max_query_depth, None, None),
+        alias_limit(settings.max_aliases),
+        list_size_rule(settings.max_list_size),
     ]
+    documents = DocumentCache(settings.document_cache_bytes)
     query = merge_types("Query", (NodeQuery, LeadQuery, ClientQuery, AuthQuery))
     mutation = merge_types("Mutation", (LeadMutation, ClientMutation, AuthMutation))
     return Schema(
@@ -116,11 +125,11 @@ def build_schema(max_depth: int = 12, max_aliases: int = 30) -> Schema:
         execution_context_class=execution.ExecutionContext,
         config=StrawberryConfig(scalar_map={datetime: DateTime, JSON: JSONValue}),
         extensions=[
-            lambda: MaxTokensLimiter(max_token_count=5000),
+            lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
             lambda: AddValidationRules(limits),
             AnonymousIntrospection,
-            lambda: CachedParse(maxsize=1024),
-            lambda: ValidationCache(maxsize=1024),
+            lambda: DocumentLimits(documents, settings.max_document_bytes),
+            lambda: VariableListSizes(settings.max_list_size),
             ErrorPolicy,
             FederatedTracing,  # only when a gateway asks for it (see schema/tracing.py)
         ],

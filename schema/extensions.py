@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -14,7 +13,7 @@ from graphql import (
     ValidationRule,
     get_named_type,
 )
-from strawberry.extensions import ParserCache, SchemaExtension
+from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import StreamExecutionResult
 
 from db.errors import StatementTimeout
@@ -121,21 +120,6 @@ class ErrorPolicy(SchemaExtension):
     def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
         self._streamed = True
         self._shape(result)
-        yield
-
-
-class CachedParse(ParserCache):
-    """Strawberry's ParserCache, but a document that does not parse is left to Strawberry's own
-    parse: ParserCache parses in its on_parse hook, where a syntax error escapes on_operation
-    and reaches the client without ErrorPolicy's GRAPHQL_PARSE_FAILED. Strawberry parses
-    again inside its error handling (lru_cache keeps only successes, so nothing is lost)."""
-
-    def on_parse(self) -> Iterator[None]:
-        context = self.execution_context
-        with contextlib.suppress(GraphQLError):
-            context.graphql_document = self.cached_parse_document(
-                context.query, **context.parse_options
-            )
         yield
 
 

@@ -85,6 +85,30 @@ def test_a_mutation_over_get_is_refused_with_405_and_changes_nothing(
     assert gql.data("{ leads { totalCount } }")["leads"]["totalCount"] == 0
 
 
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
+@pytest.mark.parametrize("accept", [GRAPHQL_RESPONSE_JSON, JSON])
+def test_other_methods_are_refused_with_405_in_json(
+    http: httpx.Client, method: str, accept: str
+) -> None:
+    response = http.request(
+        method, "/graphql", json={"query": "{ __typename }"}, headers={"Accept": accept}
+    )
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}
+    assert media_type(response) == accept
+    [error] = response.json()["errors"]
+    assert error["extensions"] == {"code": "METHOD_NOT_ALLOWED"}
+    assert error["message"].startswith(f"{method} is not supported on /graphql; use ")
+
+
+def test_an_unknown_path_is_a_404_in_json(http: httpx.Client) -> None:
+    response = http.get("/no-such-path")
+    assert response.status_code == 404
+    assert response.json() == {
+        "errors": [{"message": "Not Found", "extensions": {"code": "NOT_FOUND"}}]
+    }
+
+
 def test_a_query_over_get_runs(http: httpx.Client) -> None:
     response = http.get("/graphql", params={"query": "{ leads { totalCount } }"})
     assert response.status_code == 200
@@ -240,6 +264,43 @@ def test_a_post_without_a_query_is_a_400_graphql_error(http: httpx.Client) -> No
             }
         ]
     }
+
+
+# ------------------------------------------------------------------ operations
+
+TWO_OPERATIONS = "query Count { leads { totalCount } } query Typename { __typename }"
+
+
+@pytest.mark.parametrize("accept", [GRAPHQL_RESPONSE_JSON, JSON])
+def test_several_operations_without_an_operation_name_are_refused(
+    http: httpx.Client, accept: str
+) -> None:
+    response = post(http, {"query": TWO_OPERATIONS}, accept)
+    assert response.status_code == 400
+    assert media_type(response) == accept
+    assert response.json() == {
+        "errors": [
+            {
+                "message": "Must provide operation name if query contains multiple operations.",
+                "extensions": {"code": "BAD_REQUEST"},
+            }
+        ]
+    }
+
+
+def test_an_operation_name_picks_one_of_several_operations(http: httpx.Client) -> None:
+    response = post(http, {"query": TWO_OPERATIONS, "operationName": "Typename"}, JSON)
+    assert response.json() == {"data": {"__typename": "Query"}}
+    response = http.get("/graphql", params={"query": TWO_OPERATIONS, "operationName": "Count"})
+    assert response.json() == {"data": {"leads": {"totalCount": 0}}}
+
+
+def test_one_operation_and_its_fragments_run_without_an_operation_name(
+    http: httpx.Client,
+) -> None:
+    document = "query Named { ...F } fragment F on Query { __typename }"
+    response = post(http, {"query": document}, JSON)
+    assert response.json() == {"data": {"__typename": "Query"}}
 
 
 # ------------------------------------------------------------------ unexpected exceptions

@@ -646,20 +646,13 @@ def assert_unauthenticated(
 ) -> None:
     """401 with a Bearer challenge, an UNAUTHENTICATED error for the field, and no data."""
     error = {"message": message, "extensions": {"code": "UNAUTHENTICATED"}}
-    if field == "_entities":
-        # Resolved one representation at a time: a null and an error for each.
-        count = len(variables["reps"])
-        expected = {
-            "data": {field: [None] * count},
-            "errors": [error | {"path": [field, i]} for i in range(count)],
-        }
-    else:
-        expected = {
-            # lead, client and node are nullable: the data keeps them, as null; any other
-            # protected field is non-null, so its error nulls the whole data.
-            "data": {field: None} if field in ("lead", "client", "node") else None,
-            "errors": [error | {"path": [field]}],
-        }
+    expected = {
+        # lead, client and node are nullable: the data keeps them, as null; any other
+        # protected field is non-null (_entities too: it checks credentials once, before
+        # looking at any representation), so its error nulls the whole data.
+        "data": {field: None} if field in ("lead", "client", "node") else None,
+        "errors": [error | {"path": [field]}],
+    }
     assert response.status_code == 401, response.text
     assert response.headers["WWW-Authenticate"] == CHALLENGE
     assert without_locations(response.json()) == expected

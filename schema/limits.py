@@ -1,0 +1,291 @@
+"""What one request may ask of the server, checked before anything runs: the document's size,
+one operation per document (or an operationName), list sizes, and a parse/validation cache
+bounded by the memory it holds. Depth, aliases and tokens are Strawberry's own limits, set in
+``build_schema``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cachetools import LRUCache
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    GraphQLError,
+    GraphQLInputObjectType,
+    GraphQLInputType,
+    GraphQLList,
+    GraphQLSchema,
+    ListValueNode,
+    ObjectFieldNode,
+    OperationDefinitionNode,
+    ValidationContext,
+    ValidationRule,
+    get_nullable_type,
+    parse,
+    type_from_ast,
+)
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql.language import ArgumentNode, VariableDefinitionNode
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError
+from strawberry.schema.schema import validate_document
+
+Rules = tuple[type[ASTValidationRule], ...]
+
+# What a parsed document holds beyond its text, per token (Token, Location and node objects;
+# 360-610 bytes measured with tracemalloc on graphql-core 3.3), rounded up.
+_BYTES_PER_TOKEN = 640
+_ENTRY_OVERHEAD = 1024
+# No single document may take more than this share of the cache: one huge document would
+# otherwise push out all the ordinary ones.
+_LARGEST_ENTRY_SHARE = 8
+
+
+class RequestRefused(CannotGetOperationTypeError):
+    """A request refused before it runs, with a message and an error code. A subclass of the
+    one exception Strawberry turns into a refusal on every transport (400 over HTTP, close code
+    4400 over WebSocket) wherever an extension raises it; any other exception raised from an
+    extension's parsing hook escapes the error policy (HTTP) or the operation (WebSocket)."""
+
+    def __init__(self, message: str, code: str = "BAD_REQUEST") -> None:
+        super().__init__(None)
+        self.message = message
+        self.code = code
+
+    def as_http_error_reason(self) -> str:
+        return self.message
+
+
+@dataclass(slots=True)
+class _Entry:
+    document: DocumentNode
+    size: int
+    validated: set[Rules] = field(default_factory=set)
+
+
+class DocumentCache:
+    """Parsed documents by text, with the rule sets each passed validation under, least
+    recently used out first, bounded by an estimate of the bytes they hold. Only documents that
+    parse and rule sets that pass are kept (as ``functools.lru_cache`` kept only successes):
+    errors are recomputed, so they need no room here."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_entry_bytes = max_bytes // _LARGEST_ENTRY_SHARE
+        self._entries: LRUCache[tuple[str, tuple[tuple[str, Any], ...]], _Entry] = LRUCache(
+            maxsize=max_bytes, getsizeof=lambda entry: entry.size
+        )
+
+    @property
+    def size(self) -> int:
+        """The estimated bytes held."""
+        return int(self._entries.currsize)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def parse(self, query: str, options: Mapping[str, Any]) -> _Entry:
+        """The parsed document (cached if it fits); raises GraphQLError if it does not parse."""
+        key = (query, tuple(sorted(options.items())))
+        entry = self._entries.get(key)
+        if entry is None:
+            document = parse(query, **options)
+            entry = _Entry(document, _estimated_size(query, document))
+            if entry.size <= self.max_entry_bytes:
+                self._entries[key] = entry
+        return entry
+
+    @staticmethod
+    def validate(schema: GraphQLSchema, entry: _Entry, rules: Rules) -> list[GraphQLError]:
+        """The document's validation errors under ``rules``; a pass is remembered."""
+        if rules in entry.validated:
+            return []
+        errors = validate_document(schema, entry.document, rules)
+        if not errors:
+            entry.validated.add(rules)
+        return errors
+
+
+def _estimated_size(query: str, document: DocumentNode) -> int:
+    tokens = 0
+    token = document.loc.start_token if document.loc else None
+    while token is not None:
+        tokens += 1
+        token = token.next
+    return sys.getsizeof(query) + tokens * _BYTES_PER_TOKEN + _ENTRY_OVERHEAD
+
+
+def _utf8_length_over(text: str, limit: int) -> int | None:
+    """The UTF-8 length of ``text`` when it is over ``limit``, else None (most documents are
+    not encoded for it: a character is at most 4 bytes)."""
+    if len(text) * 4 <= limit:
+        return None
+    size = len(text.encode("utf-8", "surrogatepass"))
+    return size if size > limit else None
+
+
+class DocumentLimits(SchemaExtension):
+    """Per request: refuses a document over ``max_bytes`` before parsing it, parses and
+    validates through the shared cache, and refuses a document with several operations when
+    no operationName picks one (Strawberry would run the first; the GraphQL spec says
+    refuse)."""
+
+    def __init__(self, cache: DocumentCache, max_bytes: int) -> None:
+        self.cache = cache
+        self.max_bytes = max_bytes
+        self._entry: _Entry | None = None
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        query = context.query
+        if query and (size := _utf8_length_over(query, self.max_bytes)) is not None:
+            raise RequestRefused(
+                f"The document is {size} bytes; at most {self.max_bytes} are accepted.",
+                "DOCUMENT_TOO_LARGE",
+            )
+        if query:
+            try:
+                self._entry = self.cache.parse(query, context.parse_options)
+                context.graphql_document = self._entry.document
+            except Exception:
+                # Strawberry parses it again inside its own error handling, where the error
+                # policy gives the syntax error its code (raised here, it would escape).
+                pass
+        yield
+        document = context.graphql_document
+        if document is not None and context._provided_operation_name is None:
+            operations = sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
+            if operations > 1:
+                raise RequestRefused(
+                    "Must provide operation name if query contains multiple operations."
+                )
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        if self._entry is not None and context.graphql_document is self._entry.document:
+            context.pre_execution_errors = self.cache.validate(
+                context.schema._schema,
+                self._entry,
+                context.validation_rules,
+            )
+        yield
+
+
+# ------------------------------------------------------------------ list sizes
+
+
+def too_long(count: int, max_items: int) -> str:
+    return f"must hold at most {max_items} items (it has {count})"
+
+
+def list_size_rule(max_items: int) -> type[ValidationRule]:
+    """A validation rule refusing list literals longer than ``max_items`` where the argument's
+    type is a list (a JSON scalar's lists are the scalar's own business)."""
+
+    class ListSizeRule(ValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            self.path: list[str] = []
+
+        def enter_variable_definition(self, node: VariableDefinitionNode, *_: Any) -> None:
+            self.path = ["$" + node.variable.name.value]
+
+        def enter_argument(self, node: ArgumentNode, *_: Any) -> None:
+            self.path = [node.name.value]
+
+        def enter_object_field(self, node: ObjectFieldNode, *_: Any) -> None:
+            self.path.append(node.name.value)
+
+        def leave_object_field(self, node: ObjectFieldNode, *_: Any) -> None:
+            self.path.pop()
+
+        def enter_list_value(self, node: ListValueNode, *_: Any) -> None:
+            # TypeInfo has already stepped into the list: its type is the parent's.
+            list_type = get_nullable_type(self.context.get_parent_input_type())  # type: ignore[arg-type]
+            if not isinstance(list_type, GraphQLList) or len(node.values) <= max_items:
+                return
+            name = ".".join(self.path)
+            problem = too_long(len(node.values), max_items)
+            if name.startswith("$"):
+                message = f"Variable '{self.path[0]}' has a default value that {problem}."
+            else:
+                message = f"Argument '{name}' {problem}."
+            self.report_error(
+                GraphQLError(
+                    message,
+                    node,
+                    extensions={"code": "BAD_USER_INPUT", "argument": name.lstrip("$")},
+                )
+            )
+
+    return ListSizeRule
+
+
+def _long_list(
+    value: Any, type_: GraphQLInputType, max_items: int
+) -> tuple[list[str | int], int] | None:
+    """(path, length) of the first list in ``value`` longer than ``max_items`` where ``type_``
+    says list, or None. Walks the raw value along the type, before graphql-core coerces it."""
+    nullable = get_nullable_type(type_)  # type: ignore[arg-type]
+    if isinstance(nullable, GraphQLList):
+        if not isinstance(value, list):
+            # A single value stands for a list of one.
+            return _long_list(value, nullable.of_type, max_items)
+        if len(value) > max_items:
+            return [], len(value)
+        for index, item in enumerate(value):
+            if found := _long_list(item, nullable.of_type, max_items):
+                return [index, *found[0]], found[1]
+    elif isinstance(nullable, GraphQLInputObjectType) and isinstance(value, dict):
+        for name, input_field in nullable.fields.items():
+            if name in value and (found := _long_list(value[name], input_field.type, max_items)):
+                return [name, *found[0]], found[1]
+    return None
+
+
+class VariableListSizes(SchemaExtension):
+    """Refuses variables holding a list longer than ``max_items`` where the variable's type
+    says list, before graphql-core coerces them (literals are ``list_size_rule``'s)."""
+
+    def __init__(self, max_items: int) -> None:
+        self.max_items = max_items
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if (
+            context.variables
+            and document
+            and (error := self._check(context.schema._schema, document))
+        ):
+            # Strawberry runs nothing when an extension has set the result.
+            context.result = GraphQLExecutionResult(data=None, errors=[error])
+        yield
+
+    def _check(self, schema: GraphQLSchema, document: DocumentNode) -> GraphQLError | None:
+        variables = self.execution_context.variables or {}
+        name = self.execution_context.operation_name
+        for definition in document.definitions:
+            if not isinstance(definition, OperationDefinitionNode) or (
+                name is not None and (definition.name is None or definition.name.value != name)
+            ):
+                continue
+            for variable in definition.variable_definitions or ():
+                var_name = variable.variable.name.value
+                type_ = type_from_ast(schema, variable.type)
+                if var_name not in variables or type_ is None:
+                    continue
+                if found := _long_list(variables[var_name], type_, self.max_items):  # type: ignore[arg-type]
+                    path, count = found
+                    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+                    return GraphQLError(
+                        f"Variable '${var_name}' has invalid value{where}: "
+                        f"the list {too_long(count, self.max_items)}.",
+                        variable,
+                        extensions={"code": "BAD_USER_INPUT"},
+                    )
+            return None
+        return None
