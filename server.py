@@ -52,6 +52,7 @@ from resolvers.mail import mailer_for
 from schema import build_schema
 from schema.context import Context
 from schema.extensions import INTERNAL_MESSAGE
+from schema.text import spelled_path
 
 logger = logging.getLogger("leadgraph")
 
@@ -174,7 +175,6 @@ class RefusedJSON(json.JSONDecodeError):
 # string with an unpaired surrogate, which no database driver can encode. Most requests hold
 # none, so only those that do are walked.
 _MAYBE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _unpaired_surrogate(value: Any) -> tuple[list[str | int], bool, str] | None:
@@ -213,19 +213,6 @@ def _surrogate_in(text: str) -> str | None:
     return None
 
 
-def _json_path(path: list[str | int]) -> str:
-    """variables.input.tags[2], or variables["odd key"]."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif _NAME.fullmatch(part):
-            out += f".{part}" if out else part
-        else:
-            out += f"[{json.dumps(part)}]"
-    return out
-
-
 def decode_request_json(data: str | bytes, within: str | None = None) -> Any:
     """json.loads for request bodies, URL parameters and WebSocket messages, strict where
     Python's is lenient: UTF-8 only, and every string Unicode text. ``within`` names the URL
@@ -243,7 +230,7 @@ def decode_request_json(data: str | bytes, within: str | None = None) -> Any:
         raise RefusedJSON("The JSON is nested too deeply.") from None
     if _MAYBE_SURROGATE.search(data) and (found := _unpaired_surrogate(value)):
         path, in_a_key, char = found
-        where = _json_path([within, *path] if within else path) or "the JSON"
+        where = spelled_path([within, *path] if within else path) or "the JSON"
         raise RefusedJSON(
             f"Invalid text {'in the key ' if in_a_key else 'at '}{where}: "
             f"{json.dumps(char)} is an unpaired UTF-16 surrogate, which is not Unicode; "

@@ -42,7 +42,7 @@ def _message(where: str, in_a_key: bool = False) -> str:
     )
 
 
-def _spelled(path: list[str | int]) -> str:
+def spelled_path(path: list[str | int]) -> str:
     """variables.input.tags[2], or variables.input.metadata["odd key"]."""
     out = ""
     for part in path:
@@ -115,7 +115,7 @@ def nul_errors(document: DocumentNode, variables: dict[str, Any] | None) -> list
     errors: list[GraphQLError] = []
     if variables and (found := _in_value(variables)):
         path, in_a_key = found
-        where = _spelled(["variables", *path])
+        where = spelled_path(["variables", *path])
         errors.append(GraphQLError(_message(where, in_a_key), extensions={"code": CODE}))
     source = document.loc.source.body if document.loc else None
     if source is None or _MAYBE_NUL.search(source):
