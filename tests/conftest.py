@@ -270,11 +270,11 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``postgresql`` need a database server (one the test can take away): they
-    run in the PostgreSQL run of the suite and are deselected, visibly, on SQLite."""
-    if suite_engine() == "postgresql":
-        return
-    deselected = [item for item in items if item.get_closest_marker("postgresql")]
+    """Tests marked with an engine run only in that engine's run of the suite and are deselected,
+    visibly, in the other: ``postgresql`` ones need a database server (one the test can take
+    away), ``sqlite`` ones are about SQLite itself (its query planner)."""
+    other = "sqlite" if suite_engine() == "postgresql" else "postgresql"
+    deselected = [item for item in items if item.get_closest_marker(other)]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if item not in deselected]

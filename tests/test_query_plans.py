@@ -15,14 +15,15 @@ from db.models import DEFAULT_WORKSPACE_ID, LeadStatus
 from db.repositories import LeadFilterSpec, LeadRepository, search
 from tests.conftest import LiveServer
 
+pytestmark = pytest.mark.sqlite  # PostgreSQL plans with its own statistics
+
 LEADS = LeadRepository(None, DEFAULT_WORKSPACE_ID)  # type: ignore[arg-type]
 BY_CREATED = (LEADS.c.created_at.desc(), LEADS.c.id.desc())
 
 
 @pytest.fixture
 def plan_of(server: LiveServer) -> Any:
-    if not server.db.is_sqlite:
-        pytest.skip("SQLite's planner; PostgreSQL plans with its own statistics")
+    assert server.db.is_sqlite
 
     def explain(stmt: Any) -> list[str]:
         sql = str(
