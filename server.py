@@ -426,8 +426,8 @@ class LeadgraphView(GraphQL[Context, None]):
 GRAPHIQL_DOCUMENT = """\
 # Leadgraph
 #
-# Each request acts as the credential in the Headers
-# tab (below this editor):
+# Every request is sent with the credential in the
+# Headers tab (below this editor):
 #
 #   {"Authorization": "Bearer <token>"}
 #
