@@ -151,7 +151,10 @@ class Member:
 class Session:
     id: strawberry.ID
     created_at: datetime
-    last_used_at: datetime = strawberry.field(description="To the minute.")
+    last_used_at: datetime = strawberry.field(
+        description="When the session was last used, to within a minute (or a tenth of "
+        "SESSION_IDLE_TIMEOUT_MINUTES when that is shorter than 10 minutes)."
+    )
     expires_at: datetime
     revoked_at: datetime | None
     user_agent: str | None
