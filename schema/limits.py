@@ -30,6 +30,7 @@ from graphql import (
 )
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql.language import ArgumentNode, VariableDefinitionNode
+from graphql.pyutils import print_path_list
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.schema.schema import validate_document
@@ -280,9 +281,9 @@ class VariableListSizes(SchemaExtension):
                     continue
                 if found := _long_list(variables[var_name], type_, self.max_items):  # type: ignore[arg-type]
                     path, count = found
-                    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+                    # Spelled as graphql-core spells a variable's coercion errors.
                     return GraphQLError(
-                        f"Variable '${var_name}' has invalid value{where}: "
+                        f"Variable '${var_name}' has invalid value{print_path_list(path)}: "
                         f"the list {too_long(count, self.max_items)}.",
                         variable,
                         extensions={"code": "BAD_USER_INPUT"},

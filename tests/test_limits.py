@@ -198,7 +198,7 @@ def test_a_list_in_variables_over_the_limit_is_refused_before_it_runs(
     assert body == {
         "errors": [
             {
-                "message": f"Variable '$f' has invalid value.source: the list must hold at "
+                "message": f"Variable '$f' has invalid value at .source: the list must hold at "
                 f"most {limit} items (it has {limit + 1}).",
                 "locations": [{"line": 1, "column": 8}],
                 "extensions": {"code": "BAD_USER_INPUT"},
