@@ -347,13 +347,7 @@ class LeadgraphView(GraphQL[Context, None]):
         elif status_code == 405:
             headers = {"Allow": "GET, POST"}
         code = getattr(exc.__cause__, "code", None) or error_code(status_code)
-        error = {"message": exc.reason, "extensions": {"code": code}}
-        return Response(
-            self.encode_json({"errors": [error]}),
-            status_code=status_code,
-            headers=headers,
-            media_type=f"{response_media_type(request)}; charset=utf-8",
-        )
+        return refusal(request, status_code, exc.reason, code, headers)
 
     def decode_json(self, data: str | bytes) -> object:
         return decode_request_json(data)
@@ -595,6 +589,23 @@ def graphiql_page(assets_dir: Path, ide_html: str) -> str:
 # ------------------------------------------------------------------ refusals outside GraphQL
 
 
+def refusal(
+    request: Request,
+    status_code: int,
+    message: str,
+    code: str,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """A request refused outside GraphQL execution, as a GraphQL response without data: one
+    error with a code, in the JSON type the client accepts."""
+    return JSONResponse(
+        {"errors": [{"message": message, "extensions": {"code": code}}]},
+        status_code=status_code,
+        headers=headers,
+        media_type=f"{response_media_type(request)}; charset=utf-8",
+    )
+
+
 def error_code(status_code: int) -> str:
     """The error code of a refusal by HTTP status: the status's name (BAD_REQUEST,
     METHOD_NOT_ALLOWED, ...), spelled the same on every Python version."""
@@ -609,13 +620,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         allowed = (exc.headers or {}).get("Allow", "")
         message = f"{request.method} is not supported on {request.url.path}; use {allowed}."
-    error = {"message": message, "extensions": {"code": error_code(exc.status_code)}}
-    return JSONResponse(
-        {"errors": [error]},
-        status_code=exc.status_code,
-        headers=exc.headers,
-        media_type=f"{response_media_type(request)}; charset=utf-8",
-    )
+    return refusal(request, exc.status_code, message, error_code(exc.status_code), exc.headers)
 
 
 class BodyLimitMiddleware:
