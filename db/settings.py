@@ -52,7 +52,8 @@ class Settings(BaseSettings):
     max_query_tokens: int = Field(default=5000, ge=1)
     max_document_bytes: int = Field(default=100_000, ge=1)
     # Any list argument (filter lists, nodes' ids, _entities' representations), literal or
-    # variable: PostgreSQL takes at most 32,767 bind parameters per statement.
+    # variable: PostgreSQL takes at most 32,767 bind parameters per statement (DataLoaders
+    # split their batches on their own, resolvers/loaders.py).
     max_list_size: int = Field(default=1000, ge=1, le=10_000)
     # A request body (/graphql's; an endpoint taking uploads would get its own, larger one).
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)

@@ -11,10 +11,10 @@ from db.repositories import ClientFilterSpec, ClientRepository
 from db.types import utcnow
 from resolvers import inputs
 from resolvers.auth import actor_columns
-from resolvers.errors import Problem, UserErrorCode
+from resolvers.errors import Problem, UserErrorCode, validated
 from resolvers.outcome import Abort, Outcome
 from resolvers.pagination import SortKey
-from resolvers.records import RecordType, validated, written
+from resolvers.records import RecordType, written
 
 if TYPE_CHECKING:
     from resolvers.context import Context

@@ -5,8 +5,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 
 class UserErrorCode(enum.Enum):
@@ -88,6 +89,14 @@ def problems_from(error: ValidationError, prefix: Sequence[str] = ("input",)) ->
         )
         problems.append(Problem(message=item["msg"], code=code, field=path))
     return problems
+
+
+def validated(model: type[BaseModel], values: dict[str, Any]) -> tuple[Any, list[Problem]]:
+    """(``values`` checked by ``model``, []), or (None, every problem found)."""
+    try:
+        return model.model_validate(values), []
+    except ValidationError as exc:
+        return None, problems_from(exc)
 
 
 def not_found(kind: str, field: Sequence[str] = ("id",)) -> Problem:

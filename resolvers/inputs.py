@@ -35,9 +35,16 @@ def _search(value: str | None) -> str | None:
     return value or None
 
 
+def _record_filter(flt: Any) -> dict[str, Any]:
+    """What every record filter holds (``FilterSpec``'s fields): search and createdAt."""
+    spec = {"search": _search(flt.search)}
+    if flt.created_at is not None:
+        spec |= {"created_gte": flt.created_at.gte, "created_lt": flt.created_at.lt}
+    return spec
+
+
 def lead_filter(flt: Any) -> dict[str, Any]:
-    spec = {
-        "search": _search(flt.search),
+    spec = _record_filter(flt) | {
         "statuses": flt.status,
         "sources": flt.source,
         "city": flt.city,
@@ -47,22 +54,16 @@ def lead_filter(flt: Any) -> dict[str, Any]:
     }
     if flt.score is not None:
         spec |= {"score_gte": flt.score.gte, "score_lte": flt.score.lte}
-    if flt.created_at is not None:
-        spec |= {"created_gte": flt.created_at.gte, "created_lt": flt.created_at.lt}
     return spec
 
 
 def client_filter(flt: Any) -> dict[str, Any]:
-    spec = {
-        "search": _search(flt.search),
+    return _record_filter(flt) | {
         "statuses": flt.status,
         "city": flt.city,
         "state": flt.state,
         "email": flt.email,
     }
-    if flt.created_at is not None:
-        spec |= {"created_gte": flt.created_at.gte, "created_lt": flt.created_at.lt}
-    return spec
 
 
 class ConvertLead(BaseModel):

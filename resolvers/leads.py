@@ -15,11 +15,11 @@ from db.types import utcnow
 from resolvers import inputs
 from resolvers.auth import Principal, actor_columns
 from resolvers.clients import CLIENTS
-from resolvers.errors import Problem, UserErrorCode, camel, problems_from
+from resolvers.errors import Problem, UserErrorCode, camel, problems_from, validated
 from resolvers.ids import to_global_id
 from resolvers.outcome import Abort, Outcome
 from resolvers.pagination import SortKey
-from resolvers.records import RecordType, validated, written
+from resolvers.records import RecordType, written
 
 if TYPE_CHECKING:
     from resolvers.context import Context

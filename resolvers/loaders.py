@@ -13,6 +13,11 @@ from db.engine import Database
 from db.repositories import ClientRepository, LeadRepository, Repository
 from db.repositories.auth import ApiKeyRepository, UserRepository
 
+# A batch is one statement with one bind parameter per key, and a statement may bind at most
+# 32,767 on one of our engines: aliases let one request ask for many list arguments' worth of
+# keys (MAX_LIST_SIZE each).
+MAX_BATCH = 1000
+
 
 def _by_id(
     db: Database, workspace_id: int, repository: Callable[[Any, int], Repository]
@@ -24,7 +29,7 @@ def _by_id(
         found = {row.id: row for row in rows}
         return [found.get(i) for i in ids]
 
-    return DataLoader(load_fn=load)
+    return DataLoader(load_fn=load, max_batch_size=MAX_BATCH)
 
 
 def _converted_from(db: Database, workspace_id: int) -> DataLoader[int, Row[Any] | None]:
@@ -36,7 +41,7 @@ def _converted_from(db: Database, workspace_id: int) -> DataLoader[int, Row[Any]
             first.setdefault(row.converted_client_id, row)
         return [first.get(i) for i in client_ids]
 
-    return DataLoader(load_fn=load)
+    return DataLoader(load_fn=load, max_batch_size=MAX_BATCH)
 
 
 def _users(db: Database) -> DataLoader[int, Row[Any] | None]:
@@ -45,7 +50,7 @@ def _users(db: Database) -> DataLoader[int, Row[Any] | None]:
             found = {r.id: r for r in await UserRepository(conn).get_many(ids)}
         return [found.get(i) for i in ids]
 
-    return DataLoader(load_fn=load)
+    return DataLoader(load_fn=load, max_batch_size=MAX_BATCH)
 
 
 @dataclass

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError
 from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -18,7 +17,7 @@ from strawberry.dataloader import DataLoader
 from db.models import Role
 from db.repositories import Repository
 from resolvers import inputs
-from resolvers.errors import Problem, not_found, problems_from
+from resolvers.errors import Problem, not_found
 from resolvers.ids import pk_for_mutation, pk_for_query
 from resolvers.loaders import Loaders
 from resolvers.outcome import Abort, Outcome
@@ -78,14 +77,6 @@ class RecordType:
 
     def not_found(self, field: list[str] | None = None) -> Problem:
         return not_found(self.kind, field or ["id"])
-
-
-def validated(model: type[BaseModel], values: dict[str, Any]) -> tuple[Any, list[Problem]]:
-    """(``values`` checked by ``model``, []), or (None, every problem found)."""
-    try:
-        return model.model_validate(values), []
-    except ValidationError as exc:
-        return None, problems_from(exc)
 
 
 async def written(

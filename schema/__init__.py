@@ -28,7 +28,7 @@ from schema.clients import ClientMutation, ClientQuery
 from schema.context import Context
 from schema.extensions import AnonymousIntrospection, ErrorPolicy
 from schema.leads import LeadMutation, LeadQuery
-from schema.limits import DocumentCache, DocumentLimits, VariableListSizes, list_size_rule
+from schema.limits import DocumentCache, DocumentLimits, list_size_rule
 from schema.nodes import NodeQuery
 from schema.scalars import JSON, DateTime, JSONValue
 from schema.tracing import FederatedTracing
@@ -122,14 +122,13 @@ def build_schema(settings: Settings | None = None) -> Schema:
         query=query,
         mutation=mutation,
         federation_version="2.11",
-        execution_context_class=execution.ExecutionContext,
+        execution_context_class=execution.ExecutionContext.limited(settings.max_list_size),
         config=StrawberryConfig(scalar_map={datetime: DateTime, JSON: JSONValue}),
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
             lambda: AddValidationRules(limits),
             AnonymousIntrospection,
             lambda: DocumentLimits(documents, settings.max_document_bytes),
-            lambda: VariableListSizes(settings.max_list_size),
             ErrorPolicy,
             FederatedTracing,  # only when a gateway asks for it (see schema/tracing.py)
         ],

@@ -130,16 +130,6 @@ class Audited:
         return await actor(info, self.updated_by_user_id, self.updated_by_api_key_id)
 
 
-def audit_fields(row: Row[Any]) -> dict[str, int | None]:
-    """The Audited fields of a row with created_by/updated_by columns."""
-    return {
-        "created_by_user_id": row.created_by_user_id,
-        "created_by_api_key_id": row.created_by_api_key_id,
-        "updated_by_user_id": row.updated_by_user_id,
-        "updated_by_api_key_id": row.updated_by_api_key_id,
-    }
-
-
 @strawberry.type(description="A user's membership of the current workspace.")
 class Member:
     role: Role  # type: ignore[valid-type]
@@ -161,7 +151,10 @@ class Member:
 class Session:
     id: strawberry.ID
     created_at: datetime
-    last_used_at: datetime = strawberry.field(description="To the minute.")
+    last_used_at: datetime = strawberry.field(
+        description="When the session was last used, to within a minute (or a tenth of "
+        "SESSION_IDLE_TIMEOUT_MINUTES when that is shorter than 10 minutes)."
+    )
     expires_at: datetime
     revoked_at: datetime | None
     user_agent: str | None

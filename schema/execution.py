@@ -14,7 +14,7 @@ reading an attribute has no side effects, so doing it twice is safe.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from graphql import (
     DocumentNode,
@@ -31,7 +31,7 @@ from graphql.pyutils import Path, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
-from schema import text
+from schema import limits, text
 
 # Per field definition: (python attribute, leaf type, nullable), or None if not eligible.
 _Plan = tuple[str, GraphQLLeafType, bool] | None
@@ -84,6 +84,14 @@ def _read_leaf(plan: tuple[str, GraphQLLeafType, bool], source: Any) -> Any:
 
 
 class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    # The most items a list variable may hold (schema/limits.py); None: no limit.
+    max_list_size: ClassVar[int | None] = None
+
+    @classmethod
+    def limited(cls, max_list_size: int) -> type[ExecutionContext]:
+        """This class with a schema's limit on list variables."""
+        return type(cls.__name__, (cls,), {"max_list_size": max_list_size})
+
     @classmethod
     def build(  # type: ignore[override]
         cls,
@@ -92,15 +100,34 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
         root_value: Any = None,
         context_value: Any = None,
         raw_variable_values: dict[str, Any] | None = None,
+        operation_name: str | None = None,
         *args: Any,
         **kwargs: Any,
     ) -> Any:
-        """graphql-core's build, after the request's text input is checked (schema/text.py):
-        where variables are coerced, before any resolver runs."""
+        """graphql-core's build, after the request's input is checked where variables are
+        coerced, before any resolver runs, on every path (queries, mutations, subscriptions):
+        its text (schema/text.py) and the size of its list variables (schema/limits.py)."""
         if errors := text.nul_errors(document, raw_variable_values):
             return errors
+        if (
+            cls.max_list_size is not None
+            and raw_variable_values
+            and (
+                error := limits.variable_list_error(
+                    schema, document, operation_name, raw_variable_values, cls.max_list_size
+                )
+            )
+        ):
+            return [error]
         return super().build(
-            schema, document, root_value, context_value, raw_variable_values, *args, **kwargs
+            schema,
+            document,
+            root_value,
+            context_value,
+            raw_variable_values,
+            operation_name,
+            *args,
+            **kwargs,
         )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

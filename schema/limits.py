@@ -28,8 +28,8 @@ from graphql import (
     parse,
     type_from_ast,
 )
-from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql.language import ArgumentNode, VariableDefinitionNode
+from graphql.pyutils import print_path_list
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.schema.schema import validate_document
@@ -246,46 +246,35 @@ def _long_list(
     return None
 
 
-class VariableListSizes(SchemaExtension):
-    """Refuses variables holding a list longer than ``max_items`` where the variable's type
-    says list, before graphql-core coerces them (literals are ``list_size_rule``'s)."""
-
-    def __init__(self, max_items: int) -> None:
-        self.max_items = max_items
-
-    def on_execute(self) -> Iterator[None]:
-        context = self.execution_context
-        document = context.graphql_document
-        if (
-            context.variables
-            and document
-            and (error := self._check(context.schema._schema, document))
+def variable_list_error(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: Mapping[str, Any],
+    max_items: int,
+) -> GraphQLError | None:
+    """The error for the first variable of the operation that holds a list longer than
+    ``max_items`` where its type says list, or None; run on the raw variables before
+    graphql-core coerces them (literals are ``list_size_rule``'s)."""
+    for definition in document.definitions:
+        if not isinstance(definition, OperationDefinitionNode) or (
+            operation_name is not None
+            and (definition.name is None or definition.name.value != operation_name)
         ):
-            # Strawberry runs nothing when an extension has set the result.
-            context.result = GraphQLExecutionResult(data=None, errors=[error])
-        yield
-
-    def _check(self, schema: GraphQLSchema, document: DocumentNode) -> GraphQLError | None:
-        variables = self.execution_context.variables or {}
-        name = self.execution_context.operation_name
-        for definition in document.definitions:
-            if not isinstance(definition, OperationDefinitionNode) or (
-                name is not None and (definition.name is None or definition.name.value != name)
-            ):
+            continue
+        for variable in definition.variable_definitions or ():
+            var_name = variable.variable.name.value
+            type_ = type_from_ast(schema, variable.type)
+            if var_name not in variables or type_ is None:
                 continue
-            for variable in definition.variable_definitions or ():
-                var_name = variable.variable.name.value
-                type_ = type_from_ast(schema, variable.type)
-                if var_name not in variables or type_ is None:
-                    continue
-                if found := _long_list(variables[var_name], type_, self.max_items):  # type: ignore[arg-type]
-                    path, count = found
-                    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
-                    return GraphQLError(
-                        f"Variable '${var_name}' has invalid value{where}: "
-                        f"the list {too_long(count, self.max_items)}.",
-                        variable,
-                        extensions={"code": "BAD_USER_INPUT"},
-                    )
-            return None
+            if found := _long_list(variables[var_name], type_, max_items):  # type: ignore[arg-type]
+                path, count = found
+                # Spelled as graphql-core spells a variable's coercion errors.
+                return GraphQLError(
+                    f"Variable '${var_name}' has invalid value{print_path_list(path)}: "
+                    f"the list {too_long(count, max_items)}.",
+                    variable,
+                    extensions={"code": "BAD_USER_INPUT"},
+                )
         return None
+    return None

@@ -3,6 +3,8 @@ the page size."""
 
 from __future__ import annotations
 
+from resolvers.ids import to_global_id
+from resolvers.loaders import MAX_BATCH
 from tests.conftest import GraphQLClient, LiveServer
 from tests.factories import client_values, create_clients, create_leads, lead_values
 
@@ -63,3 +65,30 @@ def test_clients_with_converted_from_and_back_cost_four_statements(
     assert all(n["convertedFrom"]["convertedClient"] for n in result["clients"]["nodes"])
     # The credential lookup, the page, one batch of leads, one batch of clients.
     assert (small.count, large.count) == (4, 4)
+
+
+ENTITIES_TWICE = """
+query ($a: [_Any!]!, $b: [_Any!]!) {
+  a: _entities(representations: $a) { __typename }
+  b: _entities(representations: $b) { __typename }
+}
+"""
+
+
+def test_a_batch_of_lookups_is_split_to_stay_within_the_bind_parameter_limit(
+    gql: GraphQLClient, count_queries
+) -> None:
+    # Aliases gather several lists' worth of keys into one batch; PostgreSQL binds at most
+    # 32,767 parameters per statement, so a batch goes out in parts of MAX_BATCH keys.
+    per_alias = MAX_BATCH // 2 + 100
+
+    def reps(start: int) -> list[dict[str, str]]:
+        ids = range(start, start + per_alias)
+        return [{"__typename": "Lead", "id": to_global_id("Lead", pk)} for pk in ids]
+
+    with count_queries() as counter:
+        data = gql.data(ENTITIES_TWICE, {"a": reps(1), "b": reps(1 + per_alias)})
+
+    assert data == {"a": [None] * per_alias, "b": [None] * per_alias}
+    lookups = [s for s in counter.statements if "FROM leads" in s]
+    assert len(lookups) == 2

@@ -13,9 +13,9 @@ from db.models import Role
 from db.models import fields as f
 from db.repositories.auth import ApiKeyRepository, WorkspaceRepository
 from db.types import utcnow
-from resolvers.auth.common import AuthOutcome, In, forbidden_role, may_manage, run, validate
+from resolvers.auth.common import AuthOutcome, In, forbidden_role, may_manage, run
 from resolvers.context import Context
-from resolvers.errors import Problem, UserErrorCode, not_found
+from resolvers.errors import Problem, UserErrorCode, not_found, validated
 from resolvers.ids import pk_for_mutation
 from resolvers.outcome import Abort
 from resolvers.security import API_KEY_PREFIX, new_token, token_hash
@@ -29,7 +29,7 @@ class ApiKeyIn(In):
 
 async def create_api_key(ctx: Context, values: dict[str, Any]) -> AuthOutcome:
     principal = ctx.require(Role.ADMIN)
-    data, problems = validate(ApiKeyIn, values)
+    data, problems = validated(ApiKeyIn, values)
     if data is not None and not may_manage(principal.role, None, data.role):
         # Keys follow the member rule: only an OWNER hands out ADMIN or OWNER rights.
         problems.append(forbidden_role(["input", "role"]))

@@ -1,5 +1,5 @@
-"""What the account flows share: their outcome, input validation, the unit of work they run
-in, the caller's address, and the rule on who may hand out which role."""
+"""What the account flows share: their outcome, their input models' base, the unit of work
+they run in, the caller's address, and the rule on who may hand out which role."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Row
 
 from db.models import Role
 from resolvers.context import Context
-from resolvers.errors import Problem, UserErrorCode, problems_from
+from resolvers.errors import Problem, UserErrorCode
 from resolvers.outcome import Abort
 from resolvers.principal import Principal
 
@@ -34,13 +34,6 @@ class In(BaseModel):
     """Base of the flows' input models: unknown fields are an error."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-def validate(model: type[BaseModel], values: dict[str, Any]) -> tuple[Any, list[Problem]]:
-    try:
-        return model.model_validate(values), []
-    except ValidationError as exc:
-        return None, problems_from(exc)
 
 
 class KeepAndReport(Exception):

@@ -11,11 +11,11 @@ from db.models import fields as f
 from db.repositories.auth import MembershipRepository, UserRepository, WorkspaceRepository
 from db.types import utcnow
 from resolvers.auth.codes import code_cooldown, consume_code, issue_code, send_code
-from resolvers.auth.common import AuthOutcome, In, forbidden_role, may_manage, run, validate
+from resolvers.auth.common import AuthOutcome, In, forbidden_role, may_manage, run
 from resolvers.auth.limits import rate_limited
 from resolvers.auth.sign_in import Code, Password, signed_in
 from resolvers.context import Context
-from resolvers.errors import Problem, UserErrorCode, not_found
+from resolvers.errors import Problem, UserErrorCode, not_found, validated
 from resolvers.ids import pk_for_mutation
 from resolvers.mail import code_email
 from resolvers.outcome import Abort
@@ -46,7 +46,7 @@ async def list_members(ctx: Context) -> list[Row[Any]]:
 
 async def invite_member(ctx: Context, values: dict[str, Any]) -> AuthOutcome:
     principal = ctx.require(Role.ADMIN)
-    data, problems = validate(InviteIn, values)
+    data, problems = validated(InviteIn, values)
     if data is not None and not may_manage(principal.role, None, data.role):
         problems.append(forbidden_role(["input", "role"]))
     if problems:
@@ -89,7 +89,7 @@ async def invite_member(ctx: Context, values: dict[str, Any]) -> AuthOutcome:
 
 async def accept_invitation(ctx: Context, values: dict[str, Any]) -> AuthOutcome:
     """Joins the inviting workspace; a new person also sets their name and password here."""
-    data, problems = validate(AcceptInvitationIn, values)
+    data, problems = validated(AcceptInvitationIn, values)
     if problems:
         return AuthOutcome(problems=problems)
     if limited := await rate_limited(ctx, "invitation", data.email):
@@ -200,7 +200,7 @@ async def _keep_an_owner(members: MembershipRepository, leaving: int, field: lis
 
 async def rename_workspace(ctx: Context, name: str) -> AuthOutcome:
     principal = ctx.require(Role.OWNER)
-    data, problems = validate(WorkspaceIn, {"name": name})
+    data, problems = validated(WorkspaceIn, {"name": name})
     if problems:
         return AuthOutcome(
             problems=[Problem(p.message, p.code, ["input", "name"]) for p in problems]

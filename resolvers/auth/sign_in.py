@@ -19,10 +19,10 @@ from db.repositories.auth import (
 )
 from db.types import utcnow
 from resolvers.auth.codes import code_cooldown, consume_code, invalid_code, issue_code, send_code
-from resolvers.auth.common import AuthOutcome, In, client_address, run, validate
+from resolvers.auth.common import AuthOutcome, In, client_address, run
 from resolvers.auth.limits import password_attempt, password_succeeded, rate_limited
 from resolvers.context import Context
-from resolvers.errors import Problem, UserErrorCode
+from resolvers.errors import Problem, UserErrorCode, validated
 from resolvers.ids import pk_for_mutation
 from resolvers.mail import account_exists_email, code_email
 from resolvers.outcome import Abort
@@ -128,7 +128,7 @@ async def sign_up(ctx: Context, values: dict[str, Any]) -> AuthOutcome:
     answer is the same whether or not the address already has an account, so that nobody learns
     who has one: an existing account is left as it is and only emailed (a verified one gets a
     notice whose code signs it in through verifyEmail; an unverified one its code again)."""
-    data, problems = validate(SignUpIn, values)
+    data, problems = validated(SignUpIn, values)
     if problems:
         return AuthOutcome(problems=problems)
     if limited := await rate_limited(ctx, "sign-up", data.email):
@@ -171,7 +171,7 @@ async def _sign_in_with_code(
     ctx: Context, values: dict[str, Any], purpose: CodePurpose, action: str
 ) -> AuthOutcome:
     """Consumes an emailed code and opens a session; the code also proves the address."""
-    data, problems = validate(CodeIn, values)
+    data, problems = validated(CodeIn, values)
     if problems:
         return AuthOutcome(problems=problems)
     if limited := await rate_limited(ctx, action, data.email):
@@ -200,7 +200,7 @@ def _bad_credentials() -> Problem:
 
 
 async def sign_in(ctx: Context, values: dict[str, Any]) -> AuthOutcome:
-    data, problems = validate(SignInIn, values)
+    data, problems = validated(SignInIn, values)
     if problems:
         # A malformed email cannot belong to an account: answer as for any failure.
         return AuthOutcome(problems=[_bad_credentials()])
@@ -233,7 +233,7 @@ async def sign_in(ctx: Context, values: dict[str, Any]) -> AuthOutcome:
 
 async def request_sign_in_code(ctx: Context, values: dict[str, Any]) -> AuthOutcome:
     """Emails a code when the address has an account; the answer is the same either way."""
-    data, problems = validate(EmailIn, values)
+    data, problems = validated(EmailIn, values)
     if problems:
         return AuthOutcome(problems=problems)
     if limited := await rate_limited(ctx, "sign-in-code", data.email):
