@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import GraphQLClient, LiveServer, Mailbox
 
@@ -253,18 +254,68 @@ def test_signing_up_again_within_a_minute_is_refused_alike_for_taken_and_new_add
         ]
 
 
-def test_an_unverified_sign_up_again_resends_a_code_but_keeps_the_first_password(
+def signs_in_with(anon: GraphQLClient, password: str, email: str = "ada@example.com") -> bool:
+    answer = anon.data(SIGN_IN, {"input": {"email": email, "password": password}})["signIn"]
+    return answer["userErrors"] == []
+
+
+def signs_in_by_code(anon: GraphQLClient, mailbox: Mailbox, email: str = "ada@example.com") -> str:
+    mailbox.clear()
+    anon.data(REQUEST_CODE, {"input": {"email": email}})
+    code = mailbox.code_for(email)
+    answer = anon.data(SIGN_IN_WITH_CODE, {"input": {"email": email, "code": code}})
+    assert answer["signInWithCode"]["userErrors"] == []
+    token: str = answer["signInWithCode"]["token"]
+    return token
+
+
+def test_an_unverified_sign_up_again_with_the_same_password_keeps_it(
     anon: GraphQLClient, mailbox: Mailbox, server: LiveServer
 ) -> None:
     sign_up(anon)
     expire_cooldowns(server)
-    sign_up(anon, password="someone else's password", workspaceName="Hijack")
+    sign_up(anon, workspaceName="Hijack")
     code = mailbox.code_for("ada@example.com")
     verified = anon.data(VERIFY, {"input": {"email": "ada@example.com", "code": code}})
     assert verified["verifyEmail"]["viewer"]["workspace"]["name"] == "Analytical Engines"
     assert len(mailbox.to("ada@example.com")) == 2
-    ok = anon.data(SIGN_IN, {"input": {"email": "ada@example.com", "password": PASSWORD}})
-    assert ok["signIn"]["userErrors"] == []
+    assert signs_in_with(anon, PASSWORD)
+
+
+@pytest.mark.parametrize("first", ["owner", "someone else"])
+def test_when_two_sign_ups_of_one_address_disagree_neither_password_is_kept(
+    anon: GraphQLClient, mailbox: Mailbox, server: LiveServer, first: str
+) -> None:
+    # Whoever signs up first with an address it cannot read must not hold a password that
+    # works once the owner verifies it, and must not be able to plant one after the owner.
+    other = "someone else's password"
+    sign_up(anon, password=PASSWORD if first == "owner" else other)
+    expire_cooldowns(server)
+    sign_up(anon, password=other if first == "owner" else PASSWORD)
+    expire_cooldowns(server)
+    sign_up(anon, password=other)  # agreeing with one of them again brings nothing back
+    code = mailbox.code_for("ada@example.com")
+    verified = anon.data(VERIFY, {"input": {"email": "ada@example.com", "code": code}})
+
+    assert verified["verifyEmail"]["userErrors"] == []
+    assert not signs_in_with(anon, other)
+    assert not signs_in_with(anon, PASSWORD)
+    assert anon.as_(signs_in_by_code(anon, mailbox)).data("{ me { role } }") == {
+        "me": {"role": "OWNER"}
+    }
+
+
+def test_verifying_by_a_sign_in_code_drops_a_password_nobody_vouched_for(
+    anon: GraphQLClient, mailbox: Mailbox
+) -> None:
+    # Someone signed up with the owner's address; the owner, who never did, signs in by code.
+    sign_up(anon, password="someone else's password")
+    token = signs_in_by_code(anon, mailbox)
+
+    assert anon.as_(token).data("{ me { user { email } } }") == {
+        "me": {"user": {"email": "ada@example.com"}}
+    }
+    assert not signs_in_with(anon, "someone else's password")
 
 
 def test_passwordless_sign_in(anon: GraphQLClient, mailbox: Mailbox, server: LiveServer) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import GraphQLClient, Mailbox
-from tests.test_auth_flows import PASSWORD, SIGN_IN, verified_session
+from tests.test_auth_flows import PASSWORD, SIGN_IN, sign_up, signs_in_with, verified_session
 
 INVITE = """
 mutation ($input: InviteMemberInput!) {
@@ -118,6 +118,21 @@ def test_an_existing_user_joins_a_second_workspace(anon: GraphQLClient, mailbox:
     assert accepted["userErrors"] == []
     assert accepted["viewer"]["role"] == "ADMIN"
     assert accepted["viewer"]["user"]["name"] == "Ada Lovelace"  # his name is unchanged
+
+
+def test_accepting_an_invitation_sets_the_password_of_an_unverified_account(
+    anon: GraphQLClient, mailbox: Mailbox
+) -> None:
+    # Someone signed up with Bob's address (unverified); reading the invitation proves it is
+    # Bob's, and the password he gives there is the one that works, not theirs.
+    owner = anon.as_(verified_session(anon, mailbox, "owner@example.com"))
+    sign_up(anon, "bob@example.com", password="someone else's password")
+
+    accepted = invite_and_accept(owner, anon, mailbox, "bob@example.com", "MEMBER")
+
+    assert accepted["userErrors"] == []
+    assert signs_in_with(anon, PASSWORD, "bob@example.com")
+    assert not signs_in_with(anon, "someone else's password", "bob@example.com")
 
 
 def test_inviting_a_member_again_is_taken(anon: GraphQLClient, mailbox: Mailbox) -> None:

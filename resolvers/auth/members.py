@@ -126,7 +126,9 @@ async def accept_invitation(ctx: Context, values: dict[str, Any]) -> AuthOutcome
                 email_verified_at=now,
             )
         elif user.email_verified_at is None:
-            user = await users.update(user.id, email_verified_at=now)
+            # Whoever signed up first with this address may have set its password: reading the
+            # invitation proves the address, and the password given here (or none) replaces it.
+            user = await users.update(user.id, email_verified_at=now, password_hash=password_hash)
         members = MembershipRepository(session, invitation.workspace_id)
         membership = await members.get(user.id) or await members.insert(
             user.id, invitation.role, now

@@ -127,14 +127,21 @@ async def sign_up(ctx: Context, values: dict[str, Any]) -> AuthOutcome:
     """Creates an unverified account and its workspace, and emails a code for verifyEmail. The
     answer is the same whether or not the address already has an account, so that nobody learns
     who has one: an existing account is left as it is and only emailed (a verified one gets a
-    notice whose code signs it in through verifyEmail; an unverified one its code again)."""
+    notice whose code signs it in through verifyEmail; an unverified one its code again, and
+    loses its password if this sign-up chose another)."""
     data, problems = validated(SignUpIn, values)
     if problems:
         return AuthOutcome(problems=problems)
     if limited := await rate_limited(ctx, "sign-up", data.email):
         return AuthOutcome(problems=[limited])
-    # Hashed in every case, so the answer takes as long either way.
+    # Hashed and verified in every case, so the answer takes as long either way. The check
+    # tells whether this sign-up agrees with the password an unverified account already has:
+    # whoever signed up first with the address may not be its owner.
     password_hash = await hash_password(data.password)
+    async with ctx.db.read() as conn:
+        before = await UserRepository(conn).by_email(data.email)
+    stored = before.password_hash if before is not None else None
+    agrees = await verify_password(data.password, stored)
     cooldown = f"VERIFY_EMAIL:{f.fold(data.email)}"
     sent: dict[str, str] = {}
 
@@ -151,8 +158,12 @@ async def sign_up(ctx: Context, values: dict[str, Any]) -> AuthOutcome:
             )
             workspace = await WorkspaceRepository(session).insert(data.workspace_name, now)
             await MembershipRepository(session, workspace.id).insert(user.id, Role.OWNER.value, now)
-        # An existing account keeps its password and workspace: only a code is sent, so nobody
-        # can take over an address they cannot read.
+        elif user.email_verified_at is None and not (agrees and user.password_hash == stored):
+            # Two sign-ups of one unverified address chose different passwords, and either
+            # may be someone else's: neither is kept. The owner signs in by emailed code.
+            user = await users.update(user.id, password_hash=None)
+        # An existing account keeps its workspace: only a code is sent, so nobody can take over
+        # an address they cannot read.
         sent["code"] = await issue_code(session, data.email, CodePurpose.VERIFY_EMAIL)
         sent["exists"] = "yes" if user.email_verified_at is not None else ""
         return AuthOutcome()
@@ -184,7 +195,11 @@ async def _sign_in_with_code(
         if user is None:
             raise Abort([invalid_code()])
         if user.email_verified_at is None:
-            user = await users.update(user.id, email_verified_at=utcnow())
+            # Only signUp's own code vouches for the password (every sign-up of the address
+            # agreed on it); a sign-in code may be read by the owner of an address that someone
+            # else signed up with, so that password goes.
+            kept = user.password_hash if purpose is CodePurpose.VERIFY_EMAIL else None
+            user = await users.update(user.id, email_verified_at=utcnow(), password_hash=kept)
         membership = await _pick_workspace(session, user.id, data.workspace_id)
         return await signed_in(ctx, session, user, membership)
 
