@@ -138,6 +138,17 @@ async def accept_invitation(ctx: Context, values: dict[str, Any]) -> AuthOutcome
     return await run(ctx, step)
 
 
+async def _locked_member(members: MembershipRepository, pk: int) -> Row[Any]:
+    """The member about to change, locked; Abort(NOT_FOUND) if there is none. The OWNER rows
+    are locked first, in id order, then the target: concurrent role changes take their locks
+    in one order and cannot deadlock."""
+    await members.owners(for_update=True)
+    current = await members.get(pk, for_update=True)
+    if current is None:
+        raise Abort([not_found("member", ["userId"])])
+    return current
+
+
 async def update_member_role(ctx: Context, user_id: str, role: Any) -> AuthOutcome:
     principal = ctx.require(Role.ADMIN)
     new = Role(role.value)
@@ -147,12 +158,7 @@ async def update_member_role(ctx: Context, user_id: str, role: Any) -> AuthOutco
 
     async def step(session: Any) -> AuthOutcome:
         members = MembershipRepository(session, principal.workspace_id)
-        # The OWNER rows first, in id order, then the target: concurrent role changes take
-        # their locks in one order and cannot deadlock.
-        await members.owners(for_update=True)
-        current = await members.get(pk, for_update=True)
-        if current is None:
-            raise Abort([not_found("member", ["userId"])])
+        current = await _locked_member(members, pk)
         if not may_manage(principal.role, Role(current.role), new):
             raise Abort([forbidden_role(["role"])])
         if current.role == Role.OWNER.value and new is not Role.OWNER:
@@ -170,12 +176,7 @@ async def remove_member(ctx: Context, user_id: str) -> AuthOutcome:
 
     async def step(session: Any) -> AuthOutcome:
         members = MembershipRepository(session, principal.workspace_id)
-        # The OWNER rows first, in id order, then the target: concurrent role changes take
-        # their locks in one order and cannot deadlock.
-        await members.owners(for_update=True)
-        current = await members.get(pk, for_update=True)
-        if current is None:
-            raise Abort([not_found("member", ["userId"])])
+        current = await _locked_member(members, pk)
         if not may_manage(principal.role, Role(current.role), None):
             raise Abort([forbidden_role(["userId"])])
         if current.role == Role.OWNER.value:
