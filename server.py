@@ -21,6 +21,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any, cast
 
+import orjson
 import uvicorn
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from pydantic import ValidationError
@@ -240,6 +241,15 @@ def decode_request_json(data: str | bytes, within: str | None = None) -> Any:
     return value
 
 
+def encode_json_bytes(data: object) -> bytes:
+    """A response body: orjson, or json where orjson refuses (a lone surrogate in an error
+    message that quotes a string, say), so that any result can be sent."""
+    try:
+        return orjson.dumps(data)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(data, separators=(",", ":")).encode()
+
+
 def _wholly_unauthenticated(result: ExecutionResult) -> bool:
     """Every error is UNAUTHENTICATED and nothing at all was answered."""
     errors = result.errors or []
@@ -405,14 +415,25 @@ class LeadgraphView(GraphQL[Context, None]):
             sub_response.headers["WWW-Authenticate"] = 'Bearer realm="leadgraph"'
         return response
 
+    def encode_json(self, data: object) -> str:
+        # WebSocket messages and multipart parts are text.
+        return encode_json_bytes(data).decode()
+
     def create_response(
         self,
         response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
         sub_response: Response,
     ) -> Response:
-        response = super().create_response(response_data, sub_response)
+        # Strawberry's, with the body encoded once to bytes and our media type.
         media_type = getattr(sub_response, "graphql_media_type", JSON)
-        response.headers["content-type"] = f"{media_type}; charset=utf-8"
+        response = Response(
+            encode_json_bytes(response_data),
+            status_code=sub_response.status_code or 200,
+            media_type=f"{media_type}; charset=utf-8",
+        )
+        response.headers.raw.extend(sub_response.headers.raw)
+        if sub_response.background:
+            response.background = sub_response.background
         return response
 
 

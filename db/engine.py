@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -122,6 +122,15 @@ def _configure_sqlite(engine: AsyncEngine, settings: Settings, begin: str) -> No
 
 
 def _configure_postgresql(engine: AsyncEngine, settings: Settings) -> None:
+    @event.listens_for(engine.sync_engine, "checkout")
+    def replace_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        # Instead of pool_pre_ping's round trip (and its BEGIN/ROLLBACK) on every checkout: a
+        # connection the server closed (a restart, a failover, pg_terminate_backend) is closed
+        # on our side as soon as the event loop reads its end, so the pool can replace it
+        # without asking the server. DisconnectionError makes the pool connect anew.
+        if dbapi_connection._connection.is_closed():
+            raise DisconnectionError("connection closed by the server")
+
     timeout_ms = int(settings.db_statement_timeout_ms)
     if not timeout_ms:
         return
@@ -167,16 +176,17 @@ class Database:
             _configure_sqlite(self.engine, settings, "BEGIN")
             _configure_sqlite(self.writer, settings, "BEGIN IMMEDIATE")
         else:
-            # pre_ping replaces connections the server dropped (a restart, a failover), so the
-            # pool recovers by itself once the database is back.
+            # Reads run in autocommit: a read is one statement batch, and under read committed
+            # every statement has its own snapshot anyway, so a transaction around it only adds
+            # BEGIN and ROLLBACK round trips. Writes get their own pool of transactional
+            # connections, as on SQLite.
+            connect_args = {"server_settings": {"application_name": "leadgraph"}}
             self.engine = create_async_engine(
-                self.url,
-                pool_pre_ping=True,
-                connect_args={"server_settings": {"application_name": "leadgraph"}},
-                **pool,
+                self.url, isolation_level="AUTOCOMMIT", connect_args=connect_args, **pool
             )
-            _configure_postgresql(self.engine, settings)
-            self.writer = self.engine
+            self.writer = create_async_engine(self.url, connect_args=connect_args, **pool)
+            for engine in (self.engine, self.writer):
+                _configure_postgresql(engine, settings)
 
     @property
     def is_sqlite(self) -> bool:

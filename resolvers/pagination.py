@@ -91,9 +91,16 @@ def _size(value: int, argument: str) -> int:
 
 
 def encode_cursor(order: str, value: Any, id_: int) -> str:
+    """base64url of the JSON ``[order, value, id]`` (``order`` is ours: ASCII, nothing to
+    escape). Written out for the sort values pages use, byte for byte what json.dumps gives:
+    one per row of every page, it was a tenth of a page's cost."""
     if isinstance(value, datetime):
-        value = value.isoformat()
-    raw = json.dumps([order, value, id_], separators=(",", ":"))
+        text = f'"{value.isoformat()}"'
+    elif type(value) is int:
+        text = str(value)
+    else:
+        text = json.dumps(value)
+    raw = f'["{order}",{text},{int(id_)}]'
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 

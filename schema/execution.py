@@ -14,6 +14,7 @@ reading an attribute has no side effects, so doing it twice is safe.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from graphql import (
@@ -26,6 +27,7 @@ from graphql import (
     GraphQLScalarType,
     GraphQLSchema,
     Undefined,
+    specified_scalar_types,
 )
 from graphql.pyutils import Path, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -34,7 +36,7 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 from schema import limits, text
 
 # Per field definition: (python attribute, leaf type, nullable), or None if not eligible.
-_Plan = tuple[str, GraphQLLeafType, bool] | None
+_Plan = tuple[str, Callable[[Any], Any], bool] | None
 _plans: dict[int, tuple[GraphQLField, _Plan]] = {}
 
 
@@ -54,7 +56,51 @@ def _plan(field_def: GraphQLField) -> _Plan:
     named = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
     if not isinstance(named, (GraphQLScalarType, GraphQLEnumType)):
         return None
-    return python_name, named, nullable
+    return python_name, _serializer(named), nullable
+
+
+def _serializer(leaf_type: GraphQLLeafType) -> Callable[[Any], Any]:
+    """``leaf_type.coerce_output_value``, with the common case answered first: a str for a
+    String or an ID, an int in range for an Int, a bool, an enum member. Values of any other
+    type take graphql-core's serializer, as before (it converts or refuses them)."""
+    coerce = leaf_type.coerce_output_value
+    if isinstance(leaf_type, GraphQLEnumType):
+        names = {}
+        for name, value in leaf_type.values.items():
+            try:
+                names[value.value] = name
+            except TypeError:  # an unhashable value: only graphql-core knows it
+                return coerce
+        get = names.get
+
+        def enum(value: Any) -> Any:
+            try:
+                name = get(value)  # a member of a str enum is found by its value
+            except TypeError:
+                name = None
+            return coerce(value) if name is None else name
+
+        return enum
+    exact = _EXACT.get(leaf_type.name) if leaf_type in specified_scalar_types else None
+    if exact is None:
+        return coerce
+    kind, check = exact
+
+    def builtin(value: Any) -> Any:
+        if type(value) is kind and check(value):
+            return value
+        return coerce(value)
+
+    return builtin
+
+
+# The specified scalars: the Python type they serialize as they are, and its range check.
+_EXACT: dict[str, tuple[type, Callable[[Any], bool]]] = {
+    "String": (str, lambda _: True),
+    "ID": (str, lambda _: True),
+    "Boolean": (bool, lambda _: True),
+    "Int": (int, lambda v: -(2**31) <= v < 2**31),
+}
 
 
 def _plan_for(field_def: GraphQLField) -> _Plan:
@@ -68,16 +114,16 @@ def _plan_for(field_def: GraphQLField) -> _Plan:
 _MISS = object()
 
 
-def _read_leaf(plan: tuple[str, GraphQLLeafType, bool], source: Any) -> Any:
+def _read_leaf(plan: tuple[str, Callable[[Any], Any], bool], source: Any) -> Any:
     """The serialized value of a planned leaf field, or _MISS to take the ordinary path."""
-    python_name, leaf_type, nullable = plan
+    python_name, serialize, nullable = plan
     try:
         value = getattr(source, python_name)
         if value is None:
             return None if nullable else _MISS
         if isinstance(value, Exception):
             return _MISS
-        coerced = leaf_type.coerce_output_value(value)
+        coerced = serialize(value)
     except Exception:
         return _MISS
     return _MISS if coerced is None or coerced is Undefined else coerced
