@@ -220,8 +220,12 @@ async def breakdown(cfg: Config, n: int, live: bool) -> list[tuple[str, float]]:
 
         measured = {
             "ASGI request (app, in process)": await per_call(n, asgi),
-            "credential lookup (authenticate)": await per_call(n, lambda: authenticate(db, settings, header)),
-            "GraphQL execute (parse/validate cache hit, execution, page)": await per_call(n, execute),
+            "credential lookup (authenticate)": await per_call(
+                n, lambda: authenticate(db, settings, header)
+            ),
+            "GraphQL execute (parse/validate cache hit, execution, page)": await per_call(
+                n, execute
+            ),
             "page: RecordType.page (SQL build, driver, rows)": await per_call(n, page),
             "SQL build (select + cache key)": await per_call(n, sql_build),
             "rows → Lead objects (21 from_row)": await per_call(n, convert),
@@ -245,7 +249,9 @@ async def breakdown(cfg: Config, n: int, live: bool) -> list[tuple[str, float]]:
         rows.extend(measured.items())
         _ = view
     if live:
-        rows.insert(0, ("live server, one keep-alive connection", live_cpu_per_request(cfg, key, n)))
+        rows.insert(
+            0, ("live server, one keep-alive connection", live_cpu_per_request(cfg, key, n))
+        )
     return rows
 
 

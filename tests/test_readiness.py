@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
@@ -137,6 +140,65 @@ def test_readyz_fails_while_the_database_is_down_and_recovers_by_itself(
             assert http.get("/readyz").json() == {"status": "ok", "database": "ok"}
             assert http.post("/graphql", json=count, headers=auth).json() == {
                 "data": {"leads": {"totalCount": 0}}
+            }
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log(), server.log()
+
+
+def test_connections_the_server_closed_are_replaced_without_failing_a_request(
+    database_url: str, tmp_path: Path
+) -> None:
+    """PostgreSQL ends every connection of the server (a restart, a failover, an admin's
+    pg_terminate_backend): the next requests are answered as usual. The pool does not ask the
+    server on every checkout (no pre-ping round trip); it sees the connections closed on its
+    side and opens new ones."""
+    key = create_owner_key(database_url)
+    server = ServerProcess(database_url, tmp_path / "server.log", DB_POOL_SIZE="3").start()
+    auth = {"Authorization": f"Bearer {key}"}
+    create = {
+        "query": 'mutation { createLead(input: {email: "a@example.com"}) { lead { email } } }'
+    }
+    count = {"query": "{ leads { totalCount } }"}
+    database = make_url(database_url).database
+
+    def terminate() -> int:
+        async def run() -> int:
+            url = make_url(database_url).set(drivername="postgresql", database="postgres")
+            conn = await asyncpg.connect(url.render_as_string(hide_password=False))
+            try:
+                rows = await conn.fetch(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = 'leadgraph' AND datname = $1",
+                    database,
+                )
+            finally:
+                await conn.close()
+            return len(rows)
+
+        return asyncio.run(run())
+
+    try:
+        server.wait_for_readyz(200, timeout=60)
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            # Several requests at once, so that the pools hold several connections.
+            with ThreadPoolExecutor(6) as pool:
+                answers = list(
+                    pool.map(lambda _: http.post("/graphql", json=count, headers=auth), range(12))
+                )
+            assert all(a.json() == {"data": {"leads": {"totalCount": 0}}} for a in answers)
+            assert http.post("/graphql", json=create, headers=auth).json()["data"] == {
+                "createLead": {"lead": {"email": "a@example.com"}}
+            }
+            assert terminate() >= 2  # readers and the writer
+            time.sleep(0.5)  # the server's event loop reads the connections' end
+            for _ in range(5):
+                assert http.post("/graphql", json=count, headers=auth).json() == {
+                    "data": {"leads": {"totalCount": 1}}
+                }
+            again = {"query": create["query"].replace("a@", "b@")}
+            assert http.post("/graphql", json=again, headers=auth).json()["data"] == {
+                "createLead": {"lead": {"email": "b@example.com"}}
             }
     finally:
         server.stop()
