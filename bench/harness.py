@@ -262,7 +262,7 @@ async def count_statements(
 
     async with app.router.lifespan_context(app):
         db: Database = app.state.db
-        engines = {db.engine.sync_engine, db.writer.sync_engine}
+        engines = [e.sync_engine for e in db.engines]
         for engine in engines:
             event.listen(engine, "before_cursor_execute", record)
         headers = {"Authorization": f"Bearer {fx.key}", "Content-Type": "application/json"}

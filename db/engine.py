@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from db import sqlite_driver
+from db import reads, sqlite_driver
 from db.errors import StatementTimeout, is_statement_timeout, is_transient_conflict
 from db.settings import Settings
 
@@ -176,17 +176,26 @@ class Database:
             _configure_sqlite(self.engine, settings, "BEGIN")
             _configure_sqlite(self.writer, settings, "BEGIN IMMEDIATE")
         else:
-            # Reads run in autocommit: a read is one statement batch, and under read committed
-            # every statement has its own snapshot anyway, so a transaction around it only adds
-            # BEGIN and ROLLBACK round trips. Writes get their own pool of transactional
-            # connections, as on SQLite.
-            connect_args = {"server_settings": {"application_name": "leadgraph"}}
-            self.engine = create_async_engine(
-                self.url, isolation_level="AUTOCOMMIT", connect_args=connect_args, **pool
+            # One pool. Reads take its connections through an engine marked for db/reads.py,
+            # which runs their statements on asyncpg directly: no BEGIN is sent for them (the
+            # driver adapter opens a transaction only for statements SQLAlchemy executes), so
+            # none needs a ROLLBACK either; under read committed every statement has its own
+            # snapshot anyway. Writes use the same pool in transactions, as before.
+            self.writer = create_async_engine(
+                self.url,
+                connect_args={"server_settings": {"application_name": "leadgraph"}},
+                **pool,
             )
-            self.writer = create_async_engine(self.url, connect_args=connect_args, **pool)
-            for engine in (self.engine, self.writer):
-                _configure_postgresql(engine, settings)
+            _configure_postgresql(self.writer, settings)
+            self.engine = self.writer.execution_options(**{reads.RAW_READS: True})
+
+    @property
+    def engines(self) -> list[AsyncEngine]:
+        """The distinct engines behind ``read()`` and ``write()`` (each with its own pool), for
+        event listeners: one on PostgreSQL, whose read engine is the writer with an option."""
+        if self.engine.sync_engine.pool is self.writer.sync_engine.pool:
+            return [self.writer]
+        return [self.engine, self.writer]
 
     @property
     def is_sqlite(self) -> bool:
@@ -254,6 +263,6 @@ class Database:
         raise AssertionError("unreachable")
 
     async def dispose(self) -> None:
-        await self.engine.dispose()
-        if self.writer is not self.engine:
-            await self.writer.dispose()
+        await self.writer.dispose()
+        if self.engine.sync_engine.pool is not self.writer.sync_engine.pool:
+            await self.engine.dispose()

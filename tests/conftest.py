@@ -253,7 +253,7 @@ def count_queries(server: LiveServer) -> Callable[[], Any]:
             if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA")):
                 counter.statements.append(statement)
 
-        engines = {server.db.engine.sync_engine, server.db.writer.sync_engine}
+        engines = [e.sync_engine for e in server.db.engines]
         for engine in engines:
             event.listen(engine, "before_cursor_execute", record)
         try:

@@ -14,9 +14,10 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import text
+from sqlalchemy import column, text
 from sqlalchemy.engine import Connection
 
+from db import reads
 from db.engine import Database, no_statement_timeout
 from db.errors import StatementTimeout
 from db.repositories import LeadRepository
@@ -150,6 +151,37 @@ def test_a_read_past_the_timeout_is_a_clean_timeout_error(
     monkeypatch.undo()
     again, _, _ = post(live, key, "{ leads { totalCount } }")
     assert again == {"data": {"leads": {"totalCount": 0}}}
+    assert checked_out(live) == [0, 0]
+
+
+def test_a_read_the_driver_runs_itself_past_the_timeout_is_a_clean_timeout_error(
+    impatient: tuple[LiveServer, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hot reads skip SQLAlchemy's execution on PostgreSQL (db/reads.py): a timeout there is
+    the same TIMEOUT, and the connection is back in the pool, usable."""
+    live, key = impatient
+    slow = text(slow_statement(live)).columns(column("n"))
+
+    async def slow_count(self: LeadRepository, conditions: Any) -> int:
+        return int(await reads.scalar(self.conn, slow))
+
+    monkeypatch.setattr(LeadRepository, "count", slow_count)
+    body, request_id, seconds = post(live, key, "{ leads { totalCount } }")
+
+    assert body["errors"] == [
+        {
+            "message": MESSAGE,
+            "locations": [{"line": 1, "column": 11}],
+            "path": ["leads", "totalCount"],
+            "extensions": {"code": "TIMEOUT", "requestId": request_id},
+        }
+    ]
+    assert seconds < 4
+    assert checked_out(live) == [0, 0]
+    monkeypatch.undo()
+    for _ in range(3):  # on every connection of the pool
+        again, _, _ = post(live, key, "{ leads(first: 1) { totalCount edges { cursor } } }")
+        assert again == {"data": {"leads": {"totalCount": 0, "edges": []}}}
     assert checked_out(live) == [0, 0]
 
 

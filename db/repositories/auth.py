@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Row, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db import reads
 from db.models import ApiKey, EmailCode, Membership, Session, User, Workspace
 from db.models.fields import fold
 
@@ -169,7 +170,7 @@ class SessionRepository:
             )
             .where(sessions.c.token_hash == token_hash)
         )
-        return await _first(self.conn, stmt)
+        return await reads.first(self.conn, stmt)
 
     async def get(self, id_: int) -> Row[Any] | None:
         return await _first(self.conn, select(sessions).where(sessions.c.id == id_))
@@ -228,7 +229,7 @@ class ApiKeyRepository:
     @staticmethod
     async def by_token_hash(conn: Conn, token_hash: str) -> Row[Any] | None:
         # Every request with an API key runs this: the statement is built once.
-        return (await conn.execute(_API_KEY_BY_HASH, {"token_hash": token_hash})).first()
+        return await reads.first(conn, _API_KEY_BY_HASH, {"token_hash": token_hash})
 
     @staticmethod
     async def touch(conn: Conn, id_: int, now: datetime) -> None:

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert
 
+from db import reads
 from db.models.fields import fold
 from db.repositories import search
 from db.repositories.search import TextSearch
@@ -113,7 +114,7 @@ class Repository:
 
     async def get_many(self, ids: Iterable[int]) -> list[Row[Any]]:
         stmt = select(self.table).where(*self.scoped(self.c.id.in_(list(ids))))
-        return list((await self.conn.execute(stmt)).all())
+        return await reads.all_rows(self.conn, stmt)
 
     async def page(
         self,
@@ -135,7 +136,7 @@ class Repository:
             stmt = search.page_statement(indexed, self.scope, where, order, limit)
         else:
             stmt = select(self.table).where(self.scope, *where).order_by(*order).limit(limit)
-        return list((await self.conn.execute(stmt)).all())
+        return await reads.all_rows(self.conn, stmt)
 
     async def count(self, conditions: Sequence[ColumnElement[bool]]) -> int:
         indexed, where = self._indexed_search(conditions)
@@ -143,7 +144,7 @@ class Repository:
             stmt = search.count_statement(indexed, self.scope, where)
         else:
             stmt = select(func.count()).select_from(self.table).where(self.scope, *where)
-        return int((await self.conn.execute(stmt)).scalar_one())
+        return int(await reads.scalar(self.conn, stmt))
 
     def conditions(self, spec: FilterSpec) -> list[ColumnElement[bool]]:
         """The filter's conditions; a domain adds its own to these shared ones."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Table, Update, select, update
 
+from db import reads
 from db.models import Lead, LeadStatus
 from db.models.fields import fold, person_keys
 from db.repositories.base import FilterSpec, Repository, scoped_by_id
@@ -82,4 +83,4 @@ class LeadRepository(Repository):
             .where(*self.scoped(self.c.converted_client_id.in_(list(client_ids))))
             .order_by(self.c.converted_at, self.c.id)
         )
-        return list((await self.conn.execute(stmt)).all())
+        return await reads.all_rows(self.conn, stmt)

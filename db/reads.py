@@ -1,0 +1,171 @@
+"""Reads on PostgreSQL, run by asyncpg itself.
+
+SQLAlchemy builds and compiles the statement as everywhere else (same SQL, same parameters,
+same type conversions); only the execution skips its per-statement machinery (execution
+context, greenlet hand-offs, cursor adaptation, result metadata and Row objects), which cost
+2-3 times what asyncpg takes to run a page (bench/README.md, "Where a request's CPU goes").
+Each statement shape is compiled once (keyed by SQLAlchemy's own cache key) and then runs as
+asyncpg's prepared statement on the pooled connection. Rows are named tuples: attributes,
+``_fields`` and ``_asdict()``, like SQLAlchemy's.
+
+Anything else (SQLite, whose driver is already lean, see ``db/sqlite_driver.py``; a connection
+in a transaction) takes SQLAlchemy's ordinary path, so the answers are the same either way.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
+
+from cachetools import LRUCache
+from sqlalchemy import Executable
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.compiler import SQLCompiler
+
+# The execution option that marks the connections ``Database.read()`` hands out (db/engine.py).
+RAW_READS = "leadgraph_raw_reads"
+# Statement shapes kept compiled; a shape is a statement with its literal values taken out, so
+# a handful per query of the API (filters, sorts, directions), a few hundred in all.
+_plans: LRUCache[Any, _Plan] = LRUCache(maxsize=1000)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    compiled: SQLCompiler
+    sql: str | None  # None: the statement has IN lists, rendered per call
+    binds: dict[str, Callable[[Any], Any] | None]
+    row: type
+    results: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position, result processor)
+
+
+def _row_type(names: Sequence[str], aliases: dict[str, str]) -> type:
+    """A named tuple with these fields, and attribute aliases (``meta`` for ``metadata``)."""
+    base = namedtuple("Row", names)  # type: ignore[misc]
+    extra = {alias: property(itemgetter(names.index(name))) for alias, name in aliases.items()}
+    return type("Row", (base,), {"__slots__": (), **extra})
+
+
+def _plan(stmt: Executable, dialect: Dialect, key: Any) -> _Plan:
+    # With the cache key, as SQLAlchemy compiles for execution: later statements of the same
+    # shape pass their own values through it (construct_params' extracted_parameters).
+    compiled = stmt.compile(dialect=dialect, cache_key=key)  # type: ignore[attr-defined]
+    assert isinstance(compiled, SQLCompiler)
+    names, aliases, results = [], {}, []
+    for position, column in enumerate(compiled._result_columns):
+        names.append(column.keyname)
+        for obj in column.objects:
+            key = getattr(obj, "key", None)
+            if isinstance(key, str) and key != column.keyname and key.isidentifier():
+                aliases[key] = column.keyname
+        processor = column.type._cached_result_processor(dialect, None)
+        if processor is not None:
+            results.append((position, processor))
+    binds = {name: compiled._bind_processors.get(name) for name in (compiled.positiontup or [])}
+    expanding = bool(compiled.post_compile_params) or bool(compiled.literal_execute_params)
+    return _Plan(
+        compiled=compiled,
+        sql=None if expanding else compiled.string,
+        binds=binds,
+        row=_row_type(names, aliases),
+        results=tuple(results),
+    )
+
+
+def _arguments(
+    plan: _Plan, extracted: Sequence[Any], given: dict[str, Any] | None
+) -> tuple[str, list[Any]]:
+    compiled = plan.compiled
+    params = compiled.construct_params(given, extracted_parameters=extracted)
+    if plan.sql is not None:
+        names: Sequence[str] = compiled.positiontup or []
+        sql = plan.sql
+    else:
+        expanded = compiled._process_parameters_for_postcompile(params)
+        names, sql = expanded.positiontup or [], expanded.statement
+        params = expanded.parameters
+    processors = compiled._bind_processors
+    arguments = []
+    for name in names:
+        value = params[name]
+        processor = processors.get(name)
+        arguments.append(processor(value) if processor is not None and value is not None else value)
+    return sql, arguments
+
+
+async def all_rows(
+    conn: AsyncConnection, stmt: Executable, params: dict[str, Any] | None = None
+) -> list[Any]:
+    """Every row ``stmt`` returns (with ``params`` for its named bind parameters), as named
+    tuples on the read pool of PostgreSQL, as SQLAlchemy's Rows elsewhere."""
+    if not conn.sync_connection._execution_options.get(RAW_READS):  # type: ignore[union-attr]
+        return list((await conn.execute(stmt, params)).all())
+    key = stmt._generate_cache_key()  # type: ignore[attr-defined]
+    plan = _plans.get(key.key) if key is not None else None
+    if plan is None:
+        plan = _plan(stmt, conn.dialect, key)
+        if key is not None:
+            _plans[key.key] = plan
+    sql, arguments = _arguments(plan, key.bindparams if key is not None else [], params)
+    sync = conn.sync_connection
+    if sync._has_events or sync.engine._has_events:  # type: ignore[union-attr]
+        # As SQLAlchemy would for its own execution: listeners (the suite's and the bench's
+        # statement counters) see every statement.
+        for listener in sync.dispatch.before_cursor_execute:  # type: ignore[union-attr]
+            listener(sync, None, sql, arguments, None, False)
+    fairy = await conn.get_raw_connection()
+    try:
+        records = await fairy.driver_connection.fetch(sql, *arguments)  # type: ignore[union-attr]
+    except Exception as exc:
+        raise await _translated(conn, fairy, exc, sql, arguments) from exc
+    make = plan.row._make
+    if not plan.results:
+        return [make(record) for record in records]
+    rows = []
+    for record in records:
+        values = list(record)
+        for position, processor in plan.results:
+            if values[position] is not None:
+                values[position] = processor(values[position])
+        rows.append(make(values))
+    return rows
+
+
+async def first(
+    conn: AsyncConnection, stmt: Executable, params: dict[str, Any] | None = None
+) -> Any:
+    """The first row, or None."""
+    rows = await all_rows(conn, stmt, params)
+    return rows[0] if rows else None
+
+
+async def scalar(conn: AsyncConnection, stmt: Executable) -> Any:
+    """The first column of the first row (a count)."""
+    rows = await all_rows(conn, stmt)
+    return rows[0][0] if rows else None
+
+
+async def _translated(
+    conn: AsyncConnection, fairy: Any, exc: Exception, sql: str, arguments: list[Any]
+) -> Exception:
+    """The driver's exception as SQLAlchemy raises it (a DBAPIError whose ``orig`` is the
+    adapted error), so that db/errors.py tells timeouts and conflicts apart as on every other
+    path; a connection that broke is invalidated, so that the pool replaces it."""
+    adapter = fairy.dbapi_connection
+    try:
+        adapter._handle_exception(exc)
+    except Exception as adapted:  # the adapter raises its DBAPI error
+        dbapi = conn.dialect.loaded_dbapi
+        if not isinstance(adapted, dbapi.Error):
+            return adapted
+        disconnect = conn.dialect.is_disconnect(adapted, adapter, None)
+        if disconnect:
+            await conn.invalidate(adapted)
+        return DBAPIError.instance(
+            sql, arguments, adapted, dbapi.Error, connection_invalidated=disconnect
+        )
+    return exc
