@@ -169,7 +169,10 @@ class Database:
         pool = {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow}
         if self.dialect == "sqlite":
             driver = sqlite_driver.dbapi()  # aiosqlite with fewer thread hand-offs
-            self.engine = create_async_engine(self.url, module=driver, **pool)
+            # Its reads run through the driver directly (db/reads.py).
+            self.engine = create_async_engine(
+                self.url, module=driver, execution_options={reads.RAW_READS: True}, **pool
+            )
             # One writer connection: SQLite serialises writers anyway; queueing them in the pool
             # is cheaper than having them spin on the file lock.
             self.writer = create_async_engine(self.url, module=driver, pool_size=1, max_overflow=0)

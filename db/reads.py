@@ -1,15 +1,17 @@
-"""Reads on PostgreSQL, run by asyncpg itself.
+"""Reads run by the database driver itself.
 
-SQLAlchemy builds and compiles the statement as everywhere else (same SQL, same parameters,
+SQLAlchemy builds and compiles each statement as everywhere else (same SQL, same parameters,
 same type conversions); only the execution skips its per-statement machinery (execution
 context, greenlet hand-offs, cursor adaptation, result metadata and Row objects), which cost
-2-3 times what asyncpg takes to run a page (bench/README.md, "Where a request's CPU goes").
-Each statement shape is compiled once (keyed by SQLAlchemy's own cache key) and then runs as
-asyncpg's prepared statement on the pooled connection. Rows are named tuples: attributes,
+2-3 times what the driver takes to run a page (bench/README.md, "Where a request's CPU goes").
+Each statement shape is compiled once (keyed by SQLAlchemy's own cache key) and then runs on
+the pooled connection: as asyncpg's prepared statement on PostgreSQL, in one hand-off to the
+connection's thread on SQLite (``db/sqlite_driver.py``). Rows are named tuples: attributes,
 ``_fields`` and ``_asdict()``, like SQLAlchemy's.
 
-Anything else (SQLite, whose driver is already lean, see ``db/sqlite_driver.py``; a connection
-in a transaction) takes SQLAlchemy's ordinary path, so the answers are the same either way.
+Only connections of ``Database.read()`` take this path (they carry ``RAW_READS``); a read runs
+no BEGIN, so it needs no ROLLBACK: one statement is one snapshot, as under read committed.
+Writes, in their transactions, keep SQLAlchemy's path.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from db import sqlite_driver
 
 # The execution option that marks the connections ``Database.read()`` hands out (db/engine.py).
 RAW_READS = "leadgraph_raw_reads"
@@ -111,17 +115,29 @@ async def all_rows(
         if key is not None:
             _plans[key.key] = plan
     sql, arguments = _arguments(plan, key.bindparams if key is not None else [], params)
-    sync = conn.sync_connection
-    if sync._has_events or sync.engine._has_events:  # type: ignore[union-attr]
-        # As SQLAlchemy would for its own execution: listeners (the suite's and the bench's
-        # statement counters) see every statement.
-        for listener in sync.dispatch.before_cursor_execute:  # type: ignore[union-attr]
+    sync: Any = conn.sync_connection
+    listened = sync._has_events or sync.engine._has_events
+    if listened:
+        # As SQLAlchemy does for its own execution: listeners (statement counters, SQLite's
+        # statement deadline in db/engine.py) see every statement, before and after.
+        for listener in sync.dispatch.before_cursor_execute:
             listener(sync, None, sql, arguments, None, False)
     fairy = await conn.get_raw_connection()
     try:
-        records = await fairy.driver_connection.fetch(sql, *arguments)  # type: ignore[union-attr]
+        if conn.dialect.name == "sqlite":
+            # One hand-off to the connection's thread, as db/sqlite_driver.py runs statements.
+            adapter: Any = fairy.dbapi_connection
+            _, records, _, _ = await adapter._hand_off(
+                sqlite_driver.run_statement, sql, tuple(arguments), False
+            )
+        else:
+            records = await fairy.driver_connection.fetch(sql, *arguments)  # type: ignore[union-attr]
     except Exception as exc:
         raise await _translated(conn, fairy, exc, sql, arguments) from exc
+    finally:
+        if listened:
+            for listener in sync.dispatch.after_cursor_execute:
+                listener(sync, None, sql, arguments, None, False)
     make = plan.row._make
     if not plan.results:
         return [make(record) for record in records]

@@ -83,7 +83,7 @@ def _run_rollback(conn: sqlite3.Connection, landed: list[bool]) -> None:
         landed[0] = True
 
 
-def _run_statement(
+def run_statement(
     conn: sqlite3.Connection,
     begin: str | None,
     operation: str,
@@ -162,7 +162,7 @@ class Cursor(AsyncAdapt_aiosqlite_cursor):
     async def _run(self, operation: Any, parameters: Any, *, many: bool) -> None:
         adapt = cast(Connection, self._adapt_connection)
         async with adapt._execute_mutex:
-            outcome: _Outcome = await adapt._hand_off(_run_statement, operation, parameters, many)
+            outcome: _Outcome = await adapt._hand_off(run_statement, operation, parameters, many)
         self._description, rows, self._rowcount, self._lastrowid = outcome
         if rows is not None:
             self._rows = collections.deque(rows)

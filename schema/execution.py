@@ -81,7 +81,8 @@ def _serializer(leaf_type: GraphQLLeafType) -> Callable[[Any], Any]:
             return coerce(value) if name is None else name
 
         return enum
-    exact = _EXACT.get(leaf_type.name) if leaf_type in specified_scalar_types else None
+    builtin_type = specified_scalar_types.get(leaf_type.name)  # graphql-core 3.3: a mapping
+    exact = _EXACT.get(leaf_type.name) if builtin_type is leaf_type else None
     if exact is None:
         return coerce
     kind, check = exact

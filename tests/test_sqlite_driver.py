@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from db import sqlite_driver
+from db import reads, sqlite_driver
 from db.engine import Database
 from db.settings import Settings
 
@@ -83,8 +83,22 @@ def test_a_write_of_one_statement_is_two_hand_offs_and_a_read_one(tmp_path: Path
 
     writes, reads = on_file(tmp_path, work)
     # BEGIN IMMEDIATE rides with the INSERT; the read's ROLLBACK is queued, nobody waits for it.
-    assert writes == ["_run_statement", "_run_commit"]
-    assert reads == ["_run_statement", "_run_rollback"]
+    assert writes == ["run_statement", "_run_commit"]
+    assert reads == ["run_statement", "_run_rollback"]
+
+
+def test_a_read_the_driver_runs_itself_is_one_hand_off_and_no_rollback(tmp_path: Path) -> None:
+    """db/reads.py on SQLite: the statement alone, in one hand-off; no transaction was
+    opened, so returning the connection to its pool costs none."""
+
+    async def work(db: Database) -> tuple[list[str], list[Any]]:
+        async with hand_offs(db) as calls, db.read() as conn:
+            rows = await reads.all_rows(conn, select(func.count()).select_from(text("child")))
+        return calls, [tuple(r) for r in rows]
+
+    calls, rows = on_file(tmp_path, work)
+    assert calls == ["run_statement"]
+    assert rows == [(0,)]
 
 
 def test_a_write_is_committed_and_visible_when_the_block_returns(tmp_path: Path) -> None:
