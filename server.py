@@ -80,6 +80,9 @@ GRAPHIQL_FILES = (
     "@graphiql/plugin-explorer@1.0.2/dist/index.umd.js",
 )
 
+# How long a worker may take to answer its supervisor (serve with WORKERS > 1).
+WORKER_HEALTHCHECK_SECONDS = 30
+
 # ------------------------------------------------------------------ request ids and logging
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -868,6 +871,11 @@ def serve(settings: Settings) -> int:
         factory=True,
         workers=settings.workers,
         http="server:BoundedHttpToolsProtocol",
+        # The supervisor pings each worker every half second and replaces one that does not
+        # answer in time. A worker answers only once it has imported everything afresh (spawned,
+        # not forked): ~2 s on an idle 2-core machine, past uvicorn's default 5 s on a busy
+        # one, where that default killed workers that were still starting.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         **options,
     )
     # uvicorn's supervisor: it replaces a worker that dies or stops answering its health
