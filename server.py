@@ -825,9 +825,19 @@ def worker_app() -> Starlette:
     """The app of one of WORKERS processes (uvicorn's factory, called in each worker it spawns):
     the settings read again from the environment the worker inherited, logging set up in this
     process, and no migrations: the parent ran them once before starting the workers."""
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:  # .env changed since the parent read it
+        report_configuration_errors(exc)
+        sys.exit(STARTUP_FAILURE)
     configure_logging(settings.log_level)
-    return create_app(settings, migrate_on_start=False)
+    try:
+        return create_app(settings, migrate_on_start=False)
+    except Exception:
+        # uvicorn exits with STARTUP_FAILURE only for some failures of a factory; any other
+        # would make its supervisor replace the worker again and again.
+        logger.exception("The app failed to load in this worker.")
+        sys.exit(STARTUP_FAILURE)
 
 
 async def _migrate(settings: Settings) -> None:
@@ -896,6 +906,13 @@ def serve(settings: Settings) -> int:
     return 0
 
 
+def report_configuration_errors(exc: ValidationError) -> None:
+    """One line per bad setting on stderr, no traceback."""
+    for error in exc.errors(include_url=False):
+        name = ".".join(str(p) for p in error["loc"]).upper()
+        sys.stderr.write(f"Configuration error: {name}: {error['msg']}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="server.py", description="Leadgraph GraphQL API")
     commands = parser.add_subparsers(dest="command")
@@ -913,9 +930,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = get_settings()
     except ValidationError as exc:
-        for error in exc.errors(include_url=False):
-            name = ".".join(str(p) for p in error["loc"]).upper()
-            sys.stderr.write(f"Configuration error: {name}: {error['msg']}\n")
+        report_configuration_errors(exc)
         return 2
     configure_logging(settings.log_level)
 

@@ -31,7 +31,7 @@ from alembic.script import ScriptDirectory
 from db import migrate
 from tests.conftest import Mailbox
 from tests.databases import query, scratch_database
-from tests.processes import ServerProcess, create_owner_key
+from tests.processes import ServerProcess, create_owner_key, free_port
 from tests.test_auth_flows import PASSWORD, SIGN_IN, SIGN_OUT, SIGN_UP, VERIFY
 from tests.test_members import ACCEPT, INVITE, MEMBERS, UPDATE_ROLE
 
@@ -436,3 +436,21 @@ def test_a_bad_workers_setting_stops_serve_with_a_clear_error(value: str, messag
     assert result.returncode == 2
     assert result.stderr.splitlines() == [f"Configuration error: WORKERS: {message}"]
     assert result.stdout == ""
+
+
+def test_when_the_parent_cannot_migrate_no_worker_starts(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'no such directory' / 'leadgraph.db'}"
+    result = subprocess.run(
+        [sys.executable, "server.py", "serve"],
+        cwd=ROOT,
+        env={**os.environ, "WORKERS": "2", "DATABASE_URL": url, "PORT": str(free_port())},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 3  # uvicorn's status for a server that failed to start
+    assert "ERROR" in result.stderr
+    assert "Migrating the database failed; no worker was started." in result.stderr
+    assert "unable to open database file" in result.stderr
+    assert "Started server process" not in result.stderr
