@@ -13,8 +13,12 @@ import asyncio
 import contextvars
 import json
 import logging
+import os
 import re
+import signal
 import sys
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -831,6 +835,7 @@ def worker_app() -> Starlette:
         report_configuration_errors(exc)
         sys.exit(STARTUP_FAILURE)
     configure_logging(settings.log_level)
+    threading.Thread(target=_stop_with_parent, args=(os.getppid(),), daemon=True).start()
     try:
         return create_app(settings, migrate_on_start=False)
     except Exception:
@@ -838,6 +843,15 @@ def worker_app() -> Starlette:
         # would make its supervisor replace the worker again and again.
         logger.exception("The app failed to load in this worker.")
         sys.exit(STARTUP_FAILURE)
+
+
+def _stop_with_parent(parent: int) -> None:
+    """Stops this worker (gracefully, as SIGTERM does) once its parent is gone: uvicorn's workers
+    keep serving the inherited socket as orphans when their parent is killed outright."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    logger.warning("The parent process %d is gone: stopping this worker.", parent)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 async def _migrate(settings: Settings) -> None:

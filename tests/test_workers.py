@@ -454,3 +454,34 @@ def test_when_the_parent_cannot_migrate_no_worker_starts(tmp_path: Path) -> None
     assert "Migrating the database failed; no worker was started." in result.stderr
     assert "unable to open database file" in result.stderr
     assert "Started server process" not in result.stderr
+
+
+def test_workers_stop_by_themselves_when_the_parent_is_killed(
+    tmp_path: Path, workers: Workers
+) -> None:
+    server = Workers(workers.database_url, tmp_path / "orphaned.log").start()
+    pids = server.worker_pids()
+    try:
+        server.parent.kill()  # SIGKILL: the parent cannot stop them
+
+        def stopped() -> bool:
+            return all(state(pid) in (None, "Z") for pid in pids)
+
+        wait_until(stopped, server.log)
+        log = server.log()
+        for pid in pids:
+            assert f"INFO {pid} [-] uvicorn.error: Finished server process [{pid}]" in log
+    finally:
+        server.stop()
+        for pid in pids:  # had they outlived their parent
+            if state(pid) not in (None, "Z"):
+                os.kill(pid, signal.SIGKILL)
+
+
+def state(pid: int) -> str | None:
+    """The state letter of process ``pid`` (Z: exited, not yet reaped), None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2]
