@@ -392,8 +392,9 @@ def test_a_signal_to_the_parent_stops_every_process(
     tmp_path: Path, workers: Workers, signum: signal.Signals
 ) -> None:
     # A second server on the same (migrated) database, to stop.
-    server = Workers(workers.database_url, tmp_path / "stopped.log").start()
+    server = Workers(workers.database_url, tmp_path / "stopped.log")
     try:
+        server.start()
         pids = server.worker_pids()
         everyone = {pid for pid, _ in children(server.parent.pid)}  # the resource tracker too
         assert len(pids) == 2
@@ -459,9 +460,11 @@ def test_when_the_parent_cannot_migrate_no_worker_starts(tmp_path: Path) -> None
 def test_workers_stop_by_themselves_when_the_parent_is_killed(
     tmp_path: Path, workers: Workers
 ) -> None:
-    server = Workers(workers.database_url, tmp_path / "orphaned.log").start()
-    pids = server.worker_pids()
+    server = Workers(workers.database_url, tmp_path / "orphaned.log")
+    pids: set[int] = set()
     try:
+        server.start()
+        pids = server.worker_pids()
         server.parent.kill()  # SIGKILL: the parent cannot stop them
 
         def stopped() -> bool:
