@@ -73,8 +73,8 @@ def children(pid: int) -> list[tuple[int, str]]:
         except OSError:  # it exited meanwhile
             continue
         # The fields after the command name, which may itself hold spaces and parentheses.
-        state, parent = stat[stat.rindex(")") + 2 :].split()[:2]
-        if int(parent) == pid and state != "Z":
+        letter, parent = stat[stat.rindex(")") + 2 :].split()[:2]
+        if int(parent) == pid and letter != "Z":
             found.append((int(entry), cmdline))
     return found
 
