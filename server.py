@@ -1,6 +1,7 @@
 """Leadgraph's ASGI app and command line.
 
-python server.py serve            migrate, then serve the API and GraphiQL (default)
+python server.py serve            migrate, then serve the API and GraphiQL (default); with
+                                  WORKERS > 1, in that many processes sharing the port
 python server.py migrate          apply the Alembic migrations and exit
 python server.py export-schema    print the SDL (or write it with --output)
 """
@@ -12,8 +13,12 @@ import asyncio
 import contextvars
 import json
 import logging
+import os
 import re
+import signal
 import sys
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -42,7 +47,9 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.supervisors import Multiprocess
 
 from db import migrate
 from db.engine import Database
@@ -78,6 +85,9 @@ GRAPHIQL_FILES = (
     "@graphiql/plugin-explorer@1.0.2/dist/index.umd.js",
 )
 
+# How long a worker may take to answer its supervisor (serve with WORKERS > 1).
+WORKER_HEALTHCHECK_SECONDS = 30
+
 # ------------------------------------------------------------------ request ids and logging
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -94,7 +104,10 @@ def configure_logging(level: str) -> None:
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
+        # The pid tells apart the lines of WORKERS processes that share one output.
+        logging.Formatter(
+            "%(asctime)s %(levelname)s %(process)d [%(request_id)s] %(name)s: %(message)s"
+        )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -773,8 +786,9 @@ async def internal_error(request: Request, exc: Exception) -> Response:
 # ------------------------------------------------------------------ the app
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """The ASGI app; the lifespan opens the database and brings it to the latest migration."""
+def create_app(settings: Settings | None = None, *, migrate_on_start: bool = True) -> Starlette:
+    """The ASGI app; the lifespan opens the database and (unless not ``migrate_on_start``)
+    brings it to the latest migration."""
     settings = settings or get_settings()
     schema = build_schema(settings)
     probe = GraphQL(schema)
@@ -794,7 +808,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = Database(settings.database_url, settings)
-        await migrate.upgrade(db)
+        if migrate_on_start:
+            await migrate.upgrade(db)
         app.state.db = db
         app.state.settings = settings
         app.state.mailer = mailer_for(settings)
@@ -831,6 +846,108 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return app
 
 
+def worker_app() -> Starlette:
+    """The app of one of WORKERS processes (uvicorn's factory, called in each worker it spawns):
+    the settings read again from the environment the worker inherited, logging set up in this
+    process, and no migrations: the parent ran them once before starting the workers."""
+    try:
+        settings = get_settings()
+    except ValidationError as exc:  # .env changed since the parent read it
+        report_configuration_errors(exc)
+        sys.exit(STARTUP_FAILURE)
+    configure_logging(settings.log_level)
+    threading.Thread(target=_stop_with_parent, args=(os.getppid(),), daemon=True).start()
+    try:
+        return create_app(settings, migrate_on_start=False)
+    except Exception:
+        # uvicorn exits with STARTUP_FAILURE only for some failures of a factory; any other
+        # would make its supervisor replace the worker again and again.
+        logger.exception("The app failed to load in this worker.")
+        sys.exit(STARTUP_FAILURE)
+
+
+def _stop_with_parent(parent: int) -> None:
+    """Stops this worker (gracefully, as SIGTERM does) once its parent is gone: uvicorn's workers
+    keep serving the inherited socket as orphans when their parent is killed outright."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    logger.warning("The parent process %d is gone: stopping this worker.", parent)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+async def _migrate(settings: Settings) -> None:
+    db = Database(settings.database_url, settings)
+    try:
+        await migrate.upgrade(db)
+    finally:
+        await db.dispose()
+
+
+def serve(settings: Settings) -> int:
+    """Serves the API in this process, or in WORKERS processes sharing one listening socket;
+    the exit status."""
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level.lower(),
+        "log_config": None,
+        "proxy_headers": settings.forwarded_allow_ips is not None,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
+        # A WebSocket message is read whole too (uvicorn's default allows 16 MiB), and so are a
+        # request's line and headers.
+        "ws_max_size": settings.max_body_bytes,
+        "h11_max_incomplete_event_size": settings.max_body_bytes,
+    }
+    if settings.workers == 1:
+        app = create_app(settings)
+        logger.info("GraphiQL: http://%s:%d/graphql", settings.host, settings.port)
+        uvicorn.run(app, http=BoundedHttpToolsProtocol, **options)
+        return 0
+    # Once, here, before any worker starts: N workers would only queue on the migration lock.
+    try:
+        asyncio.run(_migrate(settings))
+    except Exception:
+        logger.exception("Migrating the database failed; no worker was started.")
+        return STARTUP_FAILURE
+    # uvicorn spawns each worker (a fresh interpreter that is handed this Config), so the app
+    # and the protocol class are named by import string and built there.
+    config = uvicorn.Config(
+        "server:worker_app",
+        factory=True,
+        workers=settings.workers,
+        http="server:BoundedHttpToolsProtocol",
+        # The supervisor pings each worker every half second and replaces one that does not
+        # answer in time. A worker answers only once it has imported everything afresh (spawned,
+        # not forked): ~2 s on an idle 2-core machine, past uvicorn's default 5 s on a busy
+        # one, where that default killed workers that were still starting.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+        **options,
+    )
+    # uvicorn's supervisor: it replaces a worker that dies or stops answering its health
+    # check, and stops every worker on SIGTERM or SIGINT (SIGHUP restarts them one by one,
+    # SIGTTIN/SIGTTOU add or remove one).
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    logger.info(
+        "GraphiQL: http://%s:%d/graphql (%d workers)",
+        settings.host,
+        settings.port,
+        settings.workers,
+    )
+    supervisor.run()
+    # A worker that failed before serving (its app would not load) stops the supervisor: the
+    # others would fail alike.
+    if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
+        return STARTUP_FAILURE
+    return 0
+
+
+def report_configuration_errors(exc: ValidationError) -> None:
+    """One line per bad setting on stderr, no traceback."""
+    for error in exc.errors(include_url=False):
+        name = ".".join(str(p) for p in error["loc"]).upper()
+        sys.stderr.write(f"Configuration error: {name}: {error['msg']}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="server.py", description="Leadgraph GraphQL API")
     commands = parser.add_subparsers(dest="command")
@@ -848,9 +965,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = get_settings()
     except ValidationError as exc:
-        for error in exc.errors(include_url=False):
-            name = ".".join(str(p) for p in error["loc"]).upper()
-            sys.stderr.write(f"Configuration error: {name}: {error['msg']}\n")
+        report_configuration_errors(exc)
         return 2
     configure_logging(settings.log_level)
 
@@ -896,23 +1011,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(sdl)
         return 0
 
-    app = create_app(settings)
-    logger.info("GraphiQL: http://%s:%d/graphql", settings.host, settings.port)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        log_config=None,
-        proxy_headers=settings.forwarded_allow_ips is not None,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-        # A WebSocket message is read whole too (uvicorn's default allows 16 MiB), and so are a
-        # request's line and headers.
-        ws_max_size=settings.max_body_bytes,
-        http=BoundedHttpToolsProtocol,
-        h11_max_incomplete_event_size=settings.max_body_bytes,
-    )
-    return 0
+    return serve(settings)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./leadgraph.db"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # Processes serving the port (uvicorn's workers): one per core to use all of them. Each has
+    # its own pools and caches; what must hold across them lives in the database.
+    workers: int = Field(default=1, ge=1)
     log_level: Annotated[
         Literal["critical", "error", "warning", "info", "debug"],
         BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v),
