@@ -6,7 +6,10 @@ that is ~270 fields, nearly all of them plain attributes (``email``, ``score``, 
 and that machinery was the largest single cost of a list request (see bench/README.md).
 
 Here a field that Strawberry marks as basic (no resolver, no extensions, no arguments) and whose
-type is a scalar or an enum, possibly non-null, is read and serialized directly. Anything unusual
+type is a scalar or an enum, possibly non-null, is read and serialized directly; one whose type
+is an object (``edge.node``) has its sub-selection executed on the attribute's value at once,
+without a resolver call, a ``GraphQLResolveInfo`` or ``complete_value`` (Strawberry's
+``is_type_of`` is the class check it stands for). Anything unusual
 (an exception, a null where the type forbids it, a serializer that refuses the value) goes
 through graphql-core's ordinary path again, which produces exactly the error it always did:
 reading an attribute has no side effects, so doing it twice is safe.
@@ -15,7 +18,7 @@ reading an attribute has no side effects, so doing it twice is safe.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from graphql import (
     DocumentNode,
@@ -24,6 +27,7 @@ from graphql import (
     GraphQLLeafType,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLOutputType,
     GraphQLScalarType,
     GraphQLSchema,
     Undefined,
@@ -32,11 +36,26 @@ from graphql import (
 from graphql.pyutils import Path, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.cast import get_strawberry_type_cast
 
 from schema import limits, text
 
-# Per field definition: (python attribute, leaf type, nullable), or None if not eligible.
-_Plan = tuple[str, Callable[[Any], Any], bool] | None
+
+class _Object(NamedTuple):
+    """A plain attribute holding an object (``edge.node``): its sub-selection is executed on
+    the attribute's value directly, without a resolver call or a GraphQLResolveInfo."""
+
+    python_name: str
+    object_type: GraphQLObjectType
+    # The class whose exact instances the type's is_type_of accepts (Strawberry's check for
+    # types with interfaces); None when the type has no is_type_of.
+    origin: type | None
+    return_type: GraphQLOutputType
+
+
+# Per field definition: (python attribute, leaf serializer, nullable) for a leaf, an _Object,
+# or None if not eligible.
+_Plan = tuple[str, Callable[[Any], Any], bool] | _Object | None
 _plans: dict[int, tuple[GraphQLField, _Plan]] = {}
 
 
@@ -54,9 +73,23 @@ def _plan(field_def: GraphQLField) -> _Plan:
     type_ = field_def.type
     nullable = not isinstance(type_, GraphQLNonNull)
     named = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
+    if isinstance(named, GraphQLObjectType):
+        return _object_plan(python_name, named, type_)
     if not isinstance(named, (GraphQLScalarType, GraphQLEnumType)):
         return None
     return python_name, _serializer(named), nullable
+
+
+def _object_plan(
+    python_name: str, object_type: GraphQLObjectType, return_type: GraphQLOutputType
+) -> _Object | None:
+    if object_type.is_type_of is None:
+        return _Object(python_name, object_type, None, return_type)
+    definition = (object_type.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    origin = getattr(definition, "origin", None)
+    if origin is None or getattr(definition, "is_type_of", None) is not None:
+        return None  # an is_type_of of the type's own: only graphql-core's path calls it
+    return _Object(python_name, object_type, origin, return_type)
 
 
 def _serializer(leaf_type: GraphQLLeafType) -> Callable[[Any], Any]:
@@ -205,6 +238,46 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
             self._selections[key] = entry
         return entry[1]
 
+    def _complete_object(
+        self,
+        plan: _Object,
+        source: Any,
+        field_details_list: Any,
+        path: Path,
+        position_context: Any,
+    ) -> Any:
+        """What execute_field answers for a planned object field, or _MISS for anything
+        unusual (null, an exception or awaitable in the attribute, another class): those take
+        the ordinary path. Errors are handled exactly as execute_field handles them."""
+        try:
+            value = getattr(source, plan.python_name)
+        except Exception:
+            return _MISS
+        if value is None or isinstance(value, Exception) or self.is_awaitable(value):
+            return _MISS
+        if plan.origin is not None and (
+            type(value) is not plan.origin or get_strawberry_type_cast(value) is not None
+        ):
+            return _MISS
+        try:
+            completed = self.collect_and_execute_subfields(
+                plan.object_type, field_details_list, path, value, position_context
+            )
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, plan.return_type, field_details_list, path)
+            return None
+        if not self.is_awaitable(completed):
+            return completed
+
+        async def await_completed() -> Any:
+            try:
+                return await completed
+            except Exception as raw_error:
+                self.handle_field_error(raw_error, plan.return_type, field_details_list, path)
+                return None
+
+        return await_completed()
+
     def execute_fields(  # type: ignore[override]
         self,
         parent_type: GraphQLObjectType,
@@ -225,8 +298,21 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
             for response_name, field_details_list, plan in self._planned(
                 parent_type, grouped_field_set
             ):
-                if plan is not None:
-                    value = _read_leaf(plan, source_value)
+                if type(plan) is _Object:
+                    completed = self._complete_object(
+                        plan,
+                        source_value,
+                        field_details_list,
+                        Path(path, response_name, parent_type.name),
+                        position_context,
+                    )
+                    if completed is not _MISS:
+                        results[response_name] = completed
+                        if is_awaitable(completed):
+                            awaitable_fields.append(response_name)
+                        continue
+                elif plan is not None:
+                    value = _read_leaf(plan, source_value)  # type: ignore[arg-type]
                     if value is not _MISS:
                         results[response_name] = value
                         continue

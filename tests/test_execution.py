@@ -1,5 +1,6 @@
-"""schema.execution reads plain leaf fields directly: it must answer exactly as graphql-core does,
-errors included. Each case runs on a small schema twice, with and without it."""
+"""schema.execution reads plain leaf fields, and executes the selections of plain object fields,
+directly: it must answer exactly as graphql-core does, errors included. Each case runs on a
+small schema twice, with and without it."""
 
 from __future__ import annotations
 
@@ -21,6 +22,30 @@ class Colour(enum.Enum):
     BLUE = "blue"
 
 
+@strawberry.interface
+class Named:
+    label: str
+
+
+@strawberry.type
+class Part(Named):
+    """Implements an interface: Strawberry gives it an is_type_of check."""
+
+    size: int
+
+    @strawberry.field
+    async def later_size(self) -> int:
+        return self.size
+
+
+@strawberry.type
+class Box:
+    """No interface: no is_type_of."""
+
+    label: str | None
+    weight: int
+
+
 @strawberry.type
 class Item:
     name: str
@@ -29,6 +54,8 @@ class Item:
     when: datetime
     count: int
     tags: list[str]
+    part: Part
+    box: Box | None
 
     @strawberry.field
     def shout(self) -> str:
@@ -43,6 +70,8 @@ def _item(**overrides: Any) -> Item:
         "when": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
         "count": 3,
         "tags": ["x"],
+        "part": Part(label="p", size=1),
+        "box": Box(label="b", weight=2),
     }
     values.update(overrides)
     return Item(**values)
@@ -56,6 +85,13 @@ ITEMS: dict[str, list[Item]] = {
     "int_out_of_range": [_item(count=2**40)],
     "bad_enum": [_item(colour="green")],
     "exception_value": [_item(name=ValueError("boom"))],
+    # Object fields: null, errors inside their selection, the wrong class, an exception.
+    "object_null": [_item(box=None)],
+    "object_null_inside": [_item(box=Box(label="b", weight=None))],  # type: ignore[arg-type]
+    "object_non_null_inside": [_item(), _item(part=Part(label=None, size=1))],  # type: ignore[arg-type]
+    "object_wrong_class": [_item(part=Box(label="x", weight=1))],  # type: ignore[arg-type]
+    "object_exception": [_item(part=ValueError("no part"))],  # type: ignore[arg-type]
+    "object_async_inside": [_item(part=Part(label="q", size="big"))],  # type: ignore[arg-type]
 }
 
 
@@ -72,8 +108,11 @@ class Query:
 
 DOCUMENT = """
 query($case: String!) {
-  items(case: $case) { name nickname colour when count tags shout alias: name __typename }
-  later(case: $case) { name count colour }
+  items(case: $case) {
+    name nickname colour when count tags shout alias: name __typename
+    part { label size laterSize __typename } box { label weight }
+  }
+  later(case: $case) { name count colour part { label laterSize } box { weight } }
 }
 """
 
@@ -117,6 +156,8 @@ def test_the_plain_case_reads_every_leaf() -> None:
         "shout": "B",
         "alias": "b",
         "__typename": "Item",
+        "part": {"label": "p", "size": 1, "laterSize": 1, "__typename": "Part"},
+        "box": {"label": "b", "weight": 2},
     }
 
 
