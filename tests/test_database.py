@@ -179,7 +179,7 @@ def test_connections_are_configured_for_the_engine(server: LiveServer) -> None:
         }
     assert server.run(configured()) == expected
     # DB_POOL_SIZE sizes the pool readers use (on SQLite the writer is always one connection).
-    assert server.db.engine.pool.size() == settings.db_pool_size == 5  # type: ignore[attr-defined]
+    assert server.db.engine.pool.size() == settings.db_pool_size == 20  # type: ignore[attr-defined]
     writer_size = 1 if server.db.is_sqlite else settings.db_pool_size
     assert server.db.writer.pool.size() == writer_size  # type: ignore[attr-defined]
 
