@@ -122,7 +122,10 @@ async def all_rows(
         # statement deadline in db/engine.py) see every statement, before and after.
         for listener in sync.dispatch.before_cursor_execute:
             listener(sync, None, sql, arguments, None, False)
-    fairy = await conn.get_raw_connection()
+    # The pooled connection: already checked out, so read in place (get_raw_connection() would
+    # hand off to a greenlet to read the same attribute); only a connection invalidated since
+    # needs SQLAlchemy to reconnect it.
+    fairy = sync._dbapi_connection or await conn.get_raw_connection()
     try:
         if conn.dialect.name == "sqlite":
             # One hand-off to the connection's thread, as db/sqlite_driver.py runs statements.

@@ -174,8 +174,10 @@ async def fetch_page(
     descending: bool,
     order: str,
     args: PageArgs,
+    columns: Sequence[str] | None = None,
 ) -> Page:
-    """One page of rows; the count runs only if the caller asks for it."""
+    """One page of rows (only ``columns`` when given); the count runs only if the caller
+    asks for it."""
     rows: list[Row[Any]] = []
     if args.limit:
         async with db.read() as conn:
@@ -185,6 +187,7 @@ async def fetch_page(
                 descending != args.backward,
                 args.start,
                 args.limit + 1,
+                columns,
             )
     more = len(rows) > args.limit
     rows = rows[: args.limit]

@@ -47,8 +47,10 @@ class RecordType:
         before: str | None,
         filter_: Any,
         order_by: Any,
+        columns: frozenset[str] | None = None,
     ) -> Page:
-        """One page of the list, in the order asked for (CREATED_AT DESC by default)."""
+        """One page of the list, in the order asked for (CREATED_AT DESC by default). With
+        ``columns``, rows hold those (and the id and sort column the cursors need) only."""
         ctx.require(Role.VIEWER)
         field, given = inputs.order(order_by)
         sort = self.sorts[field]
@@ -62,7 +64,10 @@ class RecordType:
 
         conditions = repository(None).conditions(self.spec(filter_))
         descending = direction == "DESC"
-        return await fetch_page(ctx.db, repository, conditions, sort, descending, order, args)
+        selected = sorted(columns | {"id", sort.column}) if columns is not None else None
+        return await fetch_page(
+            ctx.db, repository, conditions, sort, descending, order, args, selected
+        )
 
     async def get(self, ctx: Context, id_: str) -> Row[Any] | None:
         """The record with this global ID in the caller's workspace, or None."""

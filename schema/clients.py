@@ -67,6 +67,12 @@ class Client(Record):
 
         return Lead.maybe(await info.context.loaders.lead_converted_into.load(self.pk))
 
+    computed_columns = (
+        *("id", "first_name", "last_name", "status"),
+        *("street", "city", "state", "postal_code", "country"),
+    )
+    resolver_columns = Record.resolver_columns | {"converted_from": ("id",)}
+
     @classmethod
     def computed(cls, row: Row[Any]) -> dict[str, Any]:
         return {

@@ -67,6 +67,9 @@ class Lead(Record):
 
         return Client.maybe(await info.context.loaders.client_by_id.load(self.converted_client_id))
 
+    computed_columns = ("first_name", "last_name", "status")
+    resolver_columns = Record.resolver_columns | {"converted_client": ("converted_client_id",)}
+
     @classmethod
     def computed(cls, row: Row[Any]) -> dict[str, Any]:
         return {

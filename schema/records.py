@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from operator import itemgetter
 from typing import Any, ClassVar, TypeVar
 
 import strawberry
+from cachetools import LRUCache
 from sqlalchemy import Row
+from strawberry.types.nodes import SelectedField
 
 from resolvers.ids import to_global_id
 from resolvers.pagination import SortKey
@@ -27,7 +29,8 @@ R = TypeVar("R", bound="Record")
 # Per Record class and row shape (its column names): the fields that from_row copies as they
 # are, and a getter of their columns.
 _COPIED: dict[tuple[type, tuple[str, ...]], tuple[tuple[str, ...], Callable[[Any], Any]]] = {}
-# Python attribute names whose column is named otherwise (SQLModel reserves ``metadata``).
+# Python attribute names whose column is named otherwise (SQLModel reserves ``metadata``): the
+# table's column key (a row names it ``metadata`` or ``meta``, depending on how it was read).
 _COLUMNS = {"metadata": "meta"}
 
 
@@ -40,11 +43,41 @@ class Record(Node, Audited):
     domain's resolvers (lookup for federation's ``_entities``)."""
 
     records: ClassVar[RecordType]
+    # The columns computed() reads: fetched whatever the selection.
+    computed_columns: ClassVar[tuple[str, ...]] = ()
+    # Fields with a resolver (by Python name), and the columns it reads from the record.
+    # A selected resolver field that is not listed here makes a page fetch every column.
+    resolver_columns: ClassVar[dict[str, tuple[str, ...]]] = {
+        "created_by": ("created_by_user_id", "created_by_api_key_id"),
+        "updated_by": ("updated_by_user_id", "updated_by_api_key_id"),
+    }
 
     @classmethod
     def computed(cls, row: Row[Any]) -> dict[str, Any]:
         """The fields that are not a column of the same name."""
         return {}
+
+    @classmethod
+    def columns_for(cls, info: Info) -> frozenset[str] | None:
+        """The columns a list field's selection reads from its records (``edges.node`` and
+        ``nodes``, through fragments), or None for all of them. Directives are not looked at:
+        a field under @skip/@include counts as selected, which fetches a column too many at
+        worst. Cached per field node of the (cached) document."""
+        node = info._raw_info.field_nodes[0]
+        cached = _SELECTIONS.get(id(node))
+        if cached is not None and cached[0] is node:
+            return cached[1]
+        fields = _field_columns(cls, info)
+        wanted: set[str] | None = set(cls.computed_columns)
+        for selection in _node_selections(info.selected_fields[0].selections):
+            columns = fields.get(selection.name, _UNKNOWN) if selection.name != "__typename" else ()
+            if columns is _UNKNOWN or columns is None:
+                wanted = None
+                break
+            wanted.update(columns)  # type: ignore[union-attr]
+        answer = frozenset(wanted) if wanted is not None else None
+        _SELECTIONS[id(node)] = (node, answer)
+        return answer
 
     @classmethod
     def from_row(cls: type[R], row: Row[Any]) -> R:
@@ -53,18 +86,21 @@ class Record(Node, Audited):
         plan = _COPIED.get((cls, columns))
         if plan is None:
             skip = {"id", *values}
-            names = tuple(
-                f.name
-                for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-                if f.init and f.name not in skip
-            )
+            found: list[tuple[str, int]] = []
+            for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+                column = f.name if f.name in columns else _COLUMNS.get(f.name, f.name)
+                # A page reads only the columns its selection needs (columns_for): the fields
+                # of the others are left unset, and nothing reads them.
+                if f.init and f.name not in skip and column in columns:
+                    found.append((f.name, columns.index(column)))
             # By position: a Row's attribute access is a Python-level lookup per name, ~30
             # times slower than indexing the tuple it is.
-            where = [
-                columns.index(name if name in columns else _COLUMNS.get(name, name))
-                for name in names
-            ]
-            getter = itemgetter(*where) if len(where) > 1 else lambda r: (r[where[0]],)
+            names = tuple(name for name, _ in found)
+            where = [position for _, position in found]
+            if len(where) > 1:
+                getter: Callable[[Any], Any] = itemgetter(*where)
+            else:
+                getter = (lambda r: (r[where[0]],)) if where else (lambda r: ())
             plan = _COPIED[(cls, columns)] = (names, getter)
         names, getter = plan
         # Every init field is set here, so the dataclass's __init__ (keyword arguments checked
@@ -83,6 +119,56 @@ class Record(Node, Audited):
     @classmethod
     async def resolve_reference(cls: type[R], info: Info, id: strawberry.ID) -> R | None:
         return cls.maybe(await cls.records.get(info.context, id))
+
+
+# Per list field node (of a cached document): the node itself, and the columns its selection reads.
+_SELECTIONS: LRUCache[int, tuple[Any, frozenset[str] | None]] = LRUCache(maxsize=4096)
+# Per Record class: each GraphQL field name and the columns it reads (None: not known).
+_FIELD_COLUMNS: dict[type, dict[str, tuple[str, ...] | None]] = {}
+_UNKNOWN: Any = object()
+
+
+def _field_columns(cls: type[Record], info: Info) -> dict[str, tuple[str, ...] | None]:
+    known = _FIELD_COLUMNS.get(cls)
+    if known is not None:
+        return known
+    table = cls.records.repository.table  # type: ignore[attr-defined]
+    converter = info.schema.config.name_converter
+    known = {}
+    for field in cls.__strawberry_definition__.fields:  # type: ignore[attr-defined]
+        name = converter.get_graphql_name(field)
+        python = field.python_name
+        if field.base_resolver is not None:
+            known[name] = cls.resolver_columns.get(python)
+        elif python == "id":
+            known[name] = ("id",)
+        else:
+            key = _COLUMNS.get(python, python)
+            # Not a column: computed in from_row from computed_columns, fetched anyway.
+            known[name] = (key,) if key in table.c else ()
+    _FIELD_COLUMNS[cls] = known
+    return known
+
+
+def _node_selections(selections: list[Any]) -> Iterator[Any]:
+    """The fields selected on the records of a connection: under ``edges { node }`` and
+    ``nodes``, fragments opened."""
+    for selection in _opened(selections):
+        if selection.name == "edges":
+            for edge_field in _opened(selection.selections):
+                if edge_field.name == "node":
+                    yield from _opened(edge_field.selections)
+        elif selection.name == "nodes":
+            yield from _opened(selection.selections)
+
+
+def _opened(selections: list[Any]) -> Iterator[Any]:
+    """The fields among ``selections``, those of fragments (spread or inline) included."""
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            yield selection
+        else:
+            yield from _opened(selection.selections)
 
 
 def record_field(node: type[Record]) -> Any:
@@ -112,7 +198,10 @@ def connection_field(
         filter: Any = None,
         order_by: Any = None,
     ) -> Any:
-        page = await node.records.page(info.context, first, after, last, before, filter, order_by)
+        columns = node.columns_for(info)
+        page = await node.records.page(
+            info.context, first, after, last, before, filter, order_by, columns
+        )
         return connection.from_page(page, node.from_row)
 
     # Annotated here rather than in the signature: the types are this call's arguments.

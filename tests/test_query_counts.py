@@ -3,6 +3,8 @@ the page size."""
 
 from __future__ import annotations
 
+import re
+
 from resolvers.ids import to_global_id
 from resolvers.loaders import MAX_BATCH
 from tests.conftest import GraphQLClient, LiveServer
@@ -92,3 +94,47 @@ def test_a_batch_of_lookups_is_split_to_stay_within_the_bind_parameter_limit(
     assert data == {"a": [None] * per_alias, "b": [None] * per_alias}
     lookups = [s for s in counter.statements if "FROM leads" in s]
     assert len(lookups) == 2
+
+
+def _selected_columns(statement: str, table: str) -> set[str]:
+    """The columns of ``table`` a page's SELECT list names (``leads.email`` → ``email``)."""
+    select_list = re.split(r"\sFROM\s", statement, maxsplit=1)[0]
+    return set(re.findall(rf"\b{table}\.(\w+)", select_list))
+
+
+def test_a_page_reads_only_the_columns_its_selection_needs(
+    server: LiveServer, gql: GraphQLClient, count_queries
+) -> None:
+    """A first page of ten fields reads them (and what cursors and computed fields need),
+    not all ~30 columns, JSON metadata included; selecting more reads more, through
+    fragments too, and a resolver field reads the columns it declares."""
+    create_leads(server, lead_values(meta={"tier": "gold"}, notes="call back"))
+    narrow = "{ leads(first: 5) { edges { cursor node { id email name status createdAt } } } }"
+    wide = """{ leads(first: 5) { nodes { ...More createdBy { __typename } } } }
+                fragment More on Lead { metadata notes convertedClient { id } }"""
+    resolved = "{ leads(first: 5) { nodes { id updatedBy { __typename } } } }"
+
+    columns = {}
+    for name, document in (("narrow", narrow), ("wide", wide), ("resolved", resolved)):
+        with count_queries() as counted:
+            gql.data(document)
+        [page] = [s for s in counted.statements if "FROM leads" in s and "LIMIT" in s]
+        columns[name] = _selected_columns(page, "leads")
+
+    assert columns["narrow"] == {
+        "id", "email", "first_name", "last_name", "status", "created_at",
+    }  # fmt: skip
+    assert {"metadata", "notes", "converted_client_id", "created_by_user_id"} <= columns["wide"]
+    assert "email" not in columns["wide"] and "search_key" not in columns["wide"]
+    assert gql.data(wide)["leads"]["nodes"] == [
+        {
+            "metadata": {"tier": "gold"},
+            "notes": "call back",
+            "convertedClient": None,
+            "createdBy": None,
+        }
+    ]
+    assert columns["resolved"] == {
+        "id", "first_name", "last_name", "status", "created_at",
+        "updated_by_user_id", "updated_by_api_key_id",
+    }  # fmt: skip

@@ -123,8 +123,10 @@ class Repository:
         descending: bool,
         start: Keyset | None,
         limit: int,
+        columns: Sequence[str] | None = None,
     ) -> list[Row[Any]]:
-        """Up to ``limit`` rows in (sort_column, id) order, strictly past ``start``."""
+        """Up to ``limit`` rows in (sort_column, id) order, strictly past ``start``: only
+        ``columns`` (keys of the table's columns) when given, every column otherwise."""
         col, id_col = self.c[sort_column], self.c.id
         indexed, where = self._indexed_search(conditions)
         if start is not None:
@@ -133,9 +135,10 @@ class Repository:
             where.append(key < bound if descending else key > bound)
         order = (col.desc(), id_col.desc()) if descending else (col.asc(), id_col.asc())
         if indexed is not None:
-            stmt = search.page_statement(indexed, self.scope, where, order, limit)
+            stmt = search.page_statement(indexed, self.scope, where, order, limit, columns)
         else:
-            stmt = select(self.table).where(self.scope, *where).order_by(*order).limit(limit)
+            selected = [self.c[key] for key in columns] if columns else [self.table]
+            stmt = select(*selected).where(self.scope, *where).order_by(*order).limit(limit)
         return await reads.all_rows(self.conn, stmt)
 
     async def count(self, conditions: Sequence[ColumnElement[bool]]) -> int:

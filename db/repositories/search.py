@@ -153,6 +153,7 @@ def page_statement(
     where: Sequence[ColumnElement[bool]],
     order: Sequence[Any],
     limit: int,
+    columns: Sequence[str] | None = None,
 ) -> Select[Any]:
     """SQLite: the page of rows in ``scope`` (``workspace_id = :ws``) satisfying ``where``
     (which holds the search's LIKE), from the FTS5 candidates when they are few, from the
@@ -168,8 +169,9 @@ def page_statement(
     in_order = select(ids).where(scope, *where).order_by(*order).limit(_only_if(~few, limit))
     chosen = union_all(select(by_rowid.subquery().c.id), select(in_order.subquery().c.id))
     # The (at most ``limit``) chosen rows, fetched by rowid and put in order once more.
+    selected = [searched.c[key] for key in columns] if columns else [searched]
     return (
-        select(searched)
+        select(*selected)
         .where(_unindexed(scope), *where, ids.in_(chosen))
         .order_by(*order)
         .limit(limit)
