@@ -42,6 +42,10 @@ from resolvers.leads import LEADS
 from schema.leads import Lead
 
 ROOT = Path(__file__).resolve().parent.parent
+# The columns Q1's selection reads (schema.records.Record.columns_for), as the server asks.
+Q1_COLUMNS = frozenset(
+    "id email first_name last_name company city state source status score created_at".split()
+)
 Q1 = (
     "query Q1($n: Int) { leads(first: $n) { edges { cursor node { "
     + LEAD_FIELDS
@@ -188,7 +192,7 @@ async def breakdown(cfg: Config, n: int, live: bool) -> list[tuple[str, float]]:
             return result
 
         async def page() -> Any:
-            return await LEADS.page(ctx, 20, None, None, None, None, None)
+            return await LEADS.page(ctx, 20, None, None, None, None, None, Q1_COLUMNS)
 
         result = await execute()
         fetched = await page()
@@ -198,7 +202,7 @@ async def breakdown(cfg: Config, n: int, live: bool) -> list[tuple[str, float]]:
             repo = LeadRepository(None, ctx.workspace_id)  # type: ignore[arg-type]
             c = repo.c
             stmt = (
-                select(repo.table)
+                select(*(c[key] for key in sorted(Q1_COLUMNS)))
                 .where(repo.scope)
                 .order_by(c.created_at.desc(), c.id.desc())
                 .limit(21)

@@ -36,6 +36,7 @@ RAW_READS = "leadgraph_raw_reads"
 # Statement shapes kept compiled; a shape is a statement with its literal values taken out, so
 # a handful per query of the API (filters, sorts, directions), a few hundred in all.
 _plans: LRUCache[Any, _Plan] = LRUCache(maxsize=1000)
+_NO_KEY: Any = object()
 
 
 @dataclass(frozen=True)
@@ -101,14 +102,30 @@ def _arguments(
     return sql, arguments
 
 
+class Reusable:
+    """A statement built once (its varying values are bind parameters, given per call) and
+    its cache key, computed once too."""
+
+    __slots__ = ("key", "stmt")
+
+    def __init__(self, stmt: Executable) -> None:
+        self.stmt = stmt
+        self.key = stmt._generate_cache_key()  # type: ignore[attr-defined]
+
+
 async def all_rows(
-    conn: AsyncConnection, stmt: Executable, params: dict[str, Any] | None = None
+    conn: AsyncConnection, stmt: Executable | Reusable, params: dict[str, Any] | None = None
 ) -> list[Any]:
     """Every row ``stmt`` returns (with ``params`` for its named bind parameters), as named
     tuples on the read pool of PostgreSQL, as SQLAlchemy's Rows elsewhere."""
+    if isinstance(stmt, Reusable):
+        stmt, key = stmt.stmt, stmt.key
+    else:
+        key = _NO_KEY
     if not conn.sync_connection._execution_options.get(RAW_READS):  # type: ignore[union-attr]
         return list((await conn.execute(stmt, params)).all())
-    key = stmt._generate_cache_key()  # type: ignore[attr-defined]
+    if key is _NO_KEY:
+        key = stmt._generate_cache_key()  # type: ignore[attr-defined]
     plan = _plans.get(key.key) if key is not None else None
     if plan is None:
         plan = _plan(stmt, conn.dialect, key)
@@ -155,7 +172,7 @@ async def all_rows(
 
 
 async def first(
-    conn: AsyncConnection, stmt: Executable, params: dict[str, Any] | None = None
+    conn: AsyncConnection, stmt: Executable | Reusable, params: dict[str, Any] | None = None
 ) -> Any:
     """The first row, or None."""
     rows = await all_rows(conn, stmt, params)

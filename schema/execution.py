@@ -104,6 +104,11 @@ def _serializer(leaf_type: GraphQLLeafType) -> Callable[[Any], Any]:
                 names[value.value] = name
             except TypeError:  # an unhashable value: only graphql-core knows it
                 return coerce
+        # Strawberry's enums hold the values of a Python enum, whose members are what fields
+        # return: a member is served by its value's name, as Strawberry's serializer does.
+        for member in getattr(leaf_type, "wrapped_cls", None) or ():
+            if member.value in names:
+                names.setdefault(member, names[member.value])
         get = names.get
 
         def enum(value: Any) -> Any:

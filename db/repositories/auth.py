@@ -27,7 +27,9 @@ api_keys: Any = ApiKey.__table__  # type: ignore[attr-defined]
 email_codes: Any = EmailCode.__table__  # type: ignore[attr-defined]
 
 
-_API_KEY_BY_HASH = select(api_keys).where(api_keys.c.token_hash == bindparam("token_hash"))
+_API_KEY_BY_HASH = reads.Reusable(
+    select(api_keys).where(api_keys.c.token_hash == bindparam("token_hash"))
+)
 
 
 async def _one(conn: Conn, stmt: Any) -> Row[Any]:

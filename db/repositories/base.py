@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Row,
     Select,
     Table,
@@ -73,6 +74,35 @@ def _select_by_id(table: Table, for_update: bool) -> Select[Any]:
     return stmt.with_for_update() if for_update else stmt
 
 
+# The parameters of _unfiltered_page: the page's start (a keyset) and size.
+KEYSET_VALUE, KEYSET_ID, PAGE_LIMIT = "keyset_value", "keyset_id", "page_limit"
+
+
+@lru_cache(maxsize=512)
+def _unfiltered_page(
+    table: Table,
+    columns: tuple[str, ...] | None,
+    sort_column: str,
+    descending: bool,
+    keyset: bool,
+) -> reads.Reusable:
+    """A page without a filter (a list's first pages, and those after a cursor), built once
+    per shape with its values as parameters: building a Select per request cost about as much
+    as running it (bench/README.md). The same SQL ``Repository.page`` builds otherwise."""
+    col, id_col = table.c[sort_column], table.c.id
+    where = [table.c.workspace_id == bindparam(SCOPE_PARAM)]
+    if keyset:
+        key = tuple_(col, id_col)
+        bound = tuple_(
+            bindparam(KEYSET_VALUE, type_=col.type), bindparam(KEYSET_ID, type_=id_col.type)
+        )
+        where.append(key < bound if descending else key > bound)
+    order = (col.desc(), id_col.desc()) if descending else (col.asc(), id_col.asc())
+    selected = [table.c[key] for key in columns] if columns else [table]
+    stmt = select(*selected).where(*where).order_by(*order)
+    return reads.Reusable(stmt.limit(bindparam(PAGE_LIMIT, type_=Integer)))
+
+
 class Repository:
     """Base for a workspace-scoped table. ``conn``: a read connection or a write() unit."""
 
@@ -127,6 +157,13 @@ class Repository:
     ) -> list[Row[Any]]:
         """Up to ``limit`` rows in (sort_column, id) order, strictly past ``start``: only
         ``columns`` (keys of the table's columns) when given, every column otherwise."""
+        if not conditions:
+            shape = tuple(columns) if columns else None
+            page = _unfiltered_page(self.table, shape, sort_column, descending, start is not None)
+            params: dict[str, Any] = {SCOPE_PARAM: self.workspace_id, PAGE_LIMIT: limit}
+            if start is not None:
+                params |= {KEYSET_VALUE: start.value, KEYSET_ID: start.id}
+            return await reads.all_rows(self.conn, page, params)
         col, id_col = self.c[sort_column], self.c.id
         indexed, where = self._indexed_search(conditions)
         if start is not None:
