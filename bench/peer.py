@@ -39,7 +39,7 @@ import base64
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -152,8 +152,8 @@ def half_way_row(fx: Fixtures) -> tuple[datetime, int]:
 
 
 CURSOR_OF = (
-    "query C($id: Int!) { allLeads(first: 1, orderBy: "
-    f"{LEADS_ORDER}, condition: {{rowId: $id}}) {{ edges {{ cursor node {{ rowId createdAt }} }} }} }}"
+    f"query C($id: Int!) {{ allLeads(first: 1, orderBy: {LEADS_ORDER}, "
+    "condition: {rowId: $id}) { edges { cursor node { rowId createdAt } } } }"
 )
 
 
@@ -171,7 +171,9 @@ def peer_fixtures(peer_url: str, fx: Fixtures) -> PeerFixtures:
         raise SystemExit(f"peer: no cursor for lead {pk}: {json.dumps(answer)[:1000]}")
     edge = answer["data"]["allLeads"]["edges"][0]
     if _instant(edge["node"]["createdAt"]) != _instant(created.isoformat()):
-        raise SystemExit(f"peer: lead {pk} was created at {edge['node']['createdAt']}, not {created}")
+        raise SystemExit(
+            f"peer: lead {pk} was created at {edge['node']['createdAt']}, not {created}"
+        )
     return PeerFixtures(
         half_cursor=edge["cursor"],
         converted_ids=tuple(node_id("Lead", our_pk(g)) for g in fx.converted_ids),
@@ -283,7 +285,7 @@ def peer_queries(fx: Fixtures, pfx: PeerFixtures) -> dict[str, PeerQuery]:
                 "query Q6($first: Int!, $ws: Int!) { allClients"
                 + _connection(
                     # Leadgraph's clients: ACTIVE unless the filter says otherwise, newest first.
-                    "first: $first, condition: {workspaceId: $ws, status: \"ACTIVE\"}, "
+                    'first: $first, condition: {workspaceId: $ws, status: "ACTIVE"}, '
                     "orderBy: [CREATED_AT_DESC, ROW_ID_DESC]",
                     f"{CLIENT_FIELDS} {from_lead}",
                     count,
@@ -308,11 +310,7 @@ def peer_queries(fx: Fixtures, pfx: PeerFixtures) -> dict[str, PeerQuery]:
             write=True,
         )
     )
-    titles = {q.key: q for q in out}
-    return {
-        key: PeerQuery(**{**q.__dict__, "title": f"{q.title} + totalCount"}) if q.count else q
-        for key, q in titles.items()
-    }
+    return {q.key: replace(q, title=f"{q.title} + totalCount") if q.count else q for q in out}
 
 
 # ------------------------------------------------------------------ same rows
@@ -485,7 +483,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, help="serve the peer alone on this port")
     args = parser.parse_args(argv)
     if not NODE.exists():
-        print("bench/peer is not installed: make bench/peer/node_modules/.complete", file=sys.stderr)
+        print(
+            "bench/peer is not installed: make bench/peer/node_modules/.complete", file=sys.stderr
+        )
         return 2
     if not args.database_url:
         parser.error("--database-url or BENCH_DATABASE_URL is required")
