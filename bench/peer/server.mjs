@@ -7,9 +7,14 @@
 // waits for it, as it does for Leadgraph). The port: --port N, else $PORT, else 5678.
 import { createServer } from "node:http";
 import { parseArgs } from "node:util";
-import { postgraphile } from "postgraphile";
-import { grafserv } from "postgraphile/grafserv/node";
-import preset from "./graphile.config.mjs";
+
+// Production mode unless told otherwise: Grafast reads this when it is loaded, hence the
+// dynamic imports below.
+process.env.GRAPHILE_ENV ??= "production";
+process.env.NODE_ENV ??= "production";
+const { postgraphile } = await import("postgraphile");
+const { grafserv } = await import("postgraphile/grafserv/node");
+const { default: preset } = await import("./graphile.config.mjs");
 
 const { values } = parseArgs({
   options: { port: { type: "string" }, host: { type: "string" } },
