@@ -71,7 +71,9 @@ test-postgres: $(INSTALLED) $(GRAPHIQL_STAMP) $(NODE_STAMPS)
 
 # Issue 5's benchmark: seeds bench/.data/, drives the server and its floor, writes bench/results.md.
 # BENCH_N, BENCH_DURATION, BENCH_CONNECTIONS, BENCH_DATABASE_URL, ...: see bench/README.md.
-bench: $(INSTALLED)
+# bench/peer: PostGraphile 5, the peer measured on PostgreSQL (npm ci, once; it brings its node).
+PEER_STAMP := bench/peer/node_modules/.complete
+bench: $(INSTALLED) $(PEER_STAMP)
 	$(PY) -m bench
 
 schema: $(INSTALLED)
@@ -82,4 +84,4 @@ lint: $(INSTALLED)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) $(addsuffix /node_modules,$(NODE_TOOLS)) leadgraph.db leadgraph.db-wal leadgraph.db-shm
+	rm -rf $(VENV) $(addsuffix /node_modules,$(NODE_TOOLS) bench/peer) leadgraph.db leadgraph.db-wal leadgraph.db-shm
