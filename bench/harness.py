@@ -37,7 +37,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -193,6 +193,8 @@ def load_peer(cfg: Config) -> tuple[ModuleType | None, str]:
         peer = importlib.import_module("bench.peer")
     except ImportError as exc:
         return None, f"bench/peer.py is not there ({exc})"
+    if not Path(peer.NODE).exists():
+        return None, "bench/peer is not installed (`make bench` installs it: npm ci)"
     return peer, ""
 
 
@@ -224,7 +226,7 @@ def _safe(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def pool_names(cfg: Config, sides: list[str]) -> dict[str, int]:
+def pool_names(cfg: Config, sides: Sequence[str]) -> dict[str, int]:
     """convertLead pools: 4 leads for the statement count, then per side and round a warm-up
     pool and a measured one, sized for WRITE_RATE_CEILING converts a second."""
     measure = int(WRITE_RATE_CEILING * cfg.duration)
@@ -237,7 +239,7 @@ def pool_names(cfg: Config, sides: list[str]) -> dict[str, int]:
     return sizes
 
 
-async def prepare(cfg: Config, sides: list[str]) -> Fixtures:
+async def prepare(cfg: Config, sides: Sequence[str] = ("server", "floor")) -> Fixtures:
     db = Database(cfg.database_url, cfg.settings())
     try:
         secret, workspace, _ = await create_key_for_workspace(db, "Default", Role.OWNER, "bench")
@@ -475,7 +477,11 @@ class Launch:
 
 
 @contextmanager
-def service(name: str, launch: Launch, cfg: Config) -> Iterator[Service]:
+def service(name: str, launch: Launch | list[str], cfg: Config) -> Iterator[Service]:
+    """A side, started and ready; ``launch`` may be a plain command (it gets PORT)."""
+    if isinstance(launch, list):
+        command = launch
+        launch = Launch(lambda port: command)
     port = _free_port()
     env = {
         **os.environ,
@@ -524,6 +530,11 @@ def server_launch(workers: int = 1) -> Launch:
     return Launch(lambda port: [sys.executable, "server.py", "serve"], {"WORKERS": str(workers)})
 
 
+def server_command() -> list[str]:
+    """The server with the environment's WORKERS (a plain command, for ``service``)."""
+    return [sys.executable, "server.py", "serve"]
+
+
 def floor_launch() -> Launch:
     return Launch(lambda port: [sys.executable, "-m", "bench.floor", "--port", str(port)])
 
@@ -533,12 +544,8 @@ def raw_launch() -> Launch:
 
 
 def peer_launch(peer: ModuleType, cfg: Config) -> Launch:
-    return Launch(
-        peer.peer_command,
-        peer.peer_env(cfg.database_url),
-        Path(peer.PEER_DIR),
-        ready=getattr(peer, "READY_PATH", "/graphql"),
-    )
+    # It answers GET /healthz once its schema is built, as the server does.
+    return Launch(peer.peer_command, peer.peer_env(cfg.database_url), Path(peer.PEER_DIR))
 
 
 # ------------------------------------------------------------------ 4b: same answers, same rows
@@ -950,18 +957,14 @@ def run_engine(cfg: Config) -> report.EngineRun:
         "and round"
     )
     queries = _wanted(cfg, fx)
+    # The peer's documents point at PostGraphile's own cursors and ids: read from the running
+    # peer (bench.peer.peer_fixtures), once it is up.
     peer_queries: dict[str, Any] = {}
-    if peer is not None:
-        if hasattr(peer, "peer_fixtures"):
-            extra = asyncio.run(peer.peer_fixtures(cfg.database_url, fx))
-            peer_queries = peer.peer_queries(fx, extra) if extra is not None else {}
-        if not peer_queries:
-            peer_queries = peer.peer_queries(fx)
 
     def spec_for(side: str, q: Query, values: tuple[str, ...], tag: str) -> load.LoadSpec | None:
         if side == "peer":
             pq = peer_queries.get(q.key)
-            return None if pq is None else pq.spec(values=values, tag=tag)
+            return None if pq is None else pq.spec(fx.key, values=values, tag=tag)
         return q.spec(side, fx.key, values=values, tag=tag)
 
     log("Counting SQL statements per request (in-process) …")
@@ -979,6 +982,11 @@ def run_engine(cfg: Config) -> report.EngineRun:
             name: stack.enter_context(service(name, launch, cfg))
             for name, launch in launches.items()
         }
+        if peer is not None:
+            peer_queries.update(peer.peer_queries(fx, peer.peer_fixtures(sides["peer"].url, fx)))
+            missing = [q.key for q in queries if q.key not in peer_queries]
+            if missing:
+                log(f"  the peer is not asked {', '.join(missing)} (see bench/peer.py)")
         log("Checking that every side answers the same …")
         solo = check_same_json(sides, spec_for, queries, fx, peer)
         for note in asyncio.run(check_rows_like_api(cfg, fx)):
