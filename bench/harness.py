@@ -818,7 +818,8 @@ def drive_round(
         warm = _phase_spec(spec_for, side, q, fx, r, "warm")
         measured = _phase_spec(spec_for, side, q, fx, r, "measure")
         assert warm is not None and measured is not None
-        if cfg.warmup > 0 and solo[q.key].get(side, 0) < WARMUP_UP_TO:
+        # Warm-up in the first round only: later rounds find the side's caches and pools warm.
+        if r == 0 and cfg.warmup > 0 and solo[q.key].get(side, 0) < WARMUP_UP_TO:
             load.run(cfg.tool, target.url, warm, cfg.connections, cfg.warmup, DATA)
             waited += target.wait_idle()
         cpu_before = target.cpu_seconds()

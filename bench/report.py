@@ -248,7 +248,7 @@ def _vs(e: EngineRun, key: str, side: str, other: str, at_least: float) -> Targe
     if q is None or other not in q.sides:
         return None
     ratio = q.ratio(side, other)
-    what = f"{key} {side_title(side)} ≥ {at_least:g} x {side_title(other)}"
+    what = f"{key} {side_title(side)} ≥ {at_least:.1f} x {side_title(other)}"
     if ratio is None:
         return (what, "no answer", False)
     return (
@@ -436,12 +436,16 @@ def engine_section(run: Run, e: EngineRun) -> list[str]:
     sides = e.sides()
     has_peer = "peer" in sides
     workers = [s for s in sides if s.startswith("server") and s != "server"]
-    seeded = f"{e.seeded_in:.1f} s" if e.seeded_in is not None else "reused (BENCH_REUSE_DB=1)"
+    seeded = (
+        f"seeding took {e.seeded_in:.1f} s"
+        if e.seeded_in is not None
+        else "the database of an earlier run (BENCH_REUSE_DB=1)"
+    )
     lines = [
         f"## {e.title}",
         "",
-        f"{e.database}, `{e.url}`: **N = {e.n:,} leads**, {e.clients:,} clients; seeding took "
-        f"{seeded}. Sides: "
+        f"{e.database}, `{e.url}`: **N = {e.n:,} leads**, {e.clients:,} clients; {seeded}. "
+        "Sides: "
         + ", ".join(side_title(s) for s in sides)
         + "."
         + (f" No peer: {e.peer_note}." if not has_peer else ""),
@@ -608,7 +612,8 @@ def markdown(run: Run) -> str:
         "",
         f"`make bench` on {run.date}: {', '.join(e.title for e in run.engines)}; "
         f"{run.rounds} interleaved rounds, each driving every side for a query back to back, "
-        f"{run.duration:g} s per query, side and round after a {run.warmup:g} s warm-up, "
+        f"{run.duration:g} s per query, side and round ({run.warmup:g} s of warm-up first in "
+        "round 1), "
         f"{run.connections} connections, closed loop; medians of the rounds.",
         "",
         f"- Machine: {m['cpu']}, {m['nproc']} CPUs (nproc), {m['memory']} RAM, {m['os']}",
