@@ -201,7 +201,7 @@ class Postgres(Engine):
         self.pool: Any = None
 
     async def start(self) -> None:
-        import asyncpg
+        import asyncpg  # type: ignore[import-untyped]
 
         timeout = int(self.settings.db_statement_timeout_ms)
         self.pool = await asyncpg.create_pool(
@@ -458,8 +458,8 @@ class Statements:
         limit = param()
         columns = f"{LEAD_COLUMNS}, created_at"
         if shape.search != "fts":
-            where = f"workspace_id = $1{conds}"
-            return f"SELECT {columns} FROM leads WHERE {where} {order} LIMIT {limit}"
+            scoped = f"workspace_id = $1{conds}"
+            return f"SELECT {columns} FROM leads WHERE {scoped} {order} LIMIT {limit}"
         # db/repositories/search.page_statement: FTS5 candidates when few, the sort index when
         # many, the chosen ids fetched and ordered once more.
         return (
