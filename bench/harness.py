@@ -1005,10 +1005,11 @@ def run_engine(cfg: Config) -> report.EngineRun:
         )
         for r in range(cfg.rounds):
             for q in queries:
+                began = time.perf_counter()
                 waited = drive_round(cfg, q, r, sides, spec_for, fx, solo, results[q.key])
                 line = report.progress_line(r, q.key, results[q.key])
-                if waited > 5:
-                    line += f" [waited {waited:.0f} s for leftover requests]"
+                line += f" [{time.perf_counter() - began:.0f} s"
+                line += f", {waited:.0f} s waiting for idle sides]" if waited > 5 else "]"
                 log(line)
         rss["server after"] = sides["server"].memory_kib()
         log("One request at a time (one connection) …")
