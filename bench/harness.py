@@ -1044,6 +1044,7 @@ def run_engine(cfg: Config) -> report.EngineRun:
                 log(line)
         rss["server after"] = sides["server"].memory_kib()
         log("One request at a time (one connection) …")
+        asyncio.run(settle(cfg))
         alone = latency(cfg, queries, sides, spec_for)
     log(
         f"Server memory before the run: {report.memory(rss['server before'])}; "
