@@ -377,10 +377,8 @@ def rows(key: str, answer: dict[str, Any], side: str) -> dict[str, Any]:
             row[name] = "<varies>"
         return {"rows": [row]}
     if base in ("Q1", "Q2", "Q3", "Q4", "Q6"):
-        field = ("leads" if side == "server" else "allLeads") if base != "Q6" else None
-        if field is None:
-            field = "clients" if side == "server" else "allClients"
-        page = data[field]
+        leads, clients = ("leads", "clients") if side == "server" else ("allLeads", "allClients")
+        page = data[clients if base == "Q6" else leads]
         convert = _lead if base != "Q6" else _client
         return {
             "rows": [convert(edge["node"], side) for edge in page["edges"]],
