@@ -8,6 +8,8 @@ only used to run npm.
 
 What the harness uses:
 
+- ``peer_unavailable(database_url)``: why the peer cannot run here (SQLite; not installed), or
+  None.
 - ``peer_command(port)`` and ``peer_env(database_url)``: start the peer (it answers ``GET
   /healthz`` once its schema is built, as the server does). It also reads ``PORT`` and a
   SQLAlchemy-style ``DATABASE_URL`` by itself, so ``harness.service`` can start it as it is.
@@ -70,6 +72,16 @@ def peer_command(port: int | None = None) -> list[str]:
     port, it listens on $PORT (as ``harness.service`` passes it)."""
     command = [str(NODE), str(PEER_DIR / "server.mjs")]
     return command if port is None else [*command, "--port", str(port)]
+
+
+def peer_unavailable(database_url: str) -> str | None:
+    """Why the peer cannot run on ``database_url`` (None when it can): it needs PostgreSQL, and
+    bench/peer installed (``make bench`` does it)."""
+    if not database_url.startswith(("postgresql", "postgres")):
+        return "the peer runs on PostgreSQL only (BENCH_DATABASE_URL=postgresql+asyncpg://…)"
+    if not NODE.exists():
+        return "bench/peer is not installed: make bench/peer/node_modules/.complete"
+    return None
 
 
 def node_url(database_url: str) -> str:
@@ -480,13 +492,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--port", type=int, help="serve the peer alone on this port")
     args = parser.parse_args(argv)
-    if not NODE.exists():
-        print(
-            "bench/peer is not installed: make bench/peer/node_modules/.complete", file=sys.stderr
-        )
-        return 2
     if not args.database_url:
         parser.error("--database-url or BENCH_DATABASE_URL is required")
+    reason = peer_unavailable(args.database_url)
+    if reason:
+        print(reason, file=sys.stderr)
+        return 2
     if args.check:
         return check(args.database_url)
     if args.port is not None:
