@@ -64,7 +64,6 @@ LEAD_FIELDS = "rowId email firstName lastName name company city state source sta
 CLIENT_FIELDS = "rowId name email company status createdAt city state postalCode"
 PAGE_INFO = "pageInfo { hasNextPage endCursor }"
 LEADS_ORDER = "[CREATED_AT_DESC, ROW_ID_DESC]"  # Leadgraph's default: newest first, then id
-SCOPE = f"workspaceId: {{equalTo: {WORKSPACE_ID}}}"
 
 
 def peer_command(port: int | None = None) -> list[str]:
