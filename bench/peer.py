@@ -8,6 +8,8 @@ only used to run npm.
 
 What the harness uses:
 
+- ``peer_unavailable(database_url)``: why the peer cannot run here (SQLite; not installed), or
+  None.
 - ``peer_command(port)`` and ``peer_env(database_url)``: start the peer (it answers ``GET
   /healthz`` once its schema is built, as the server does). It also reads ``PORT`` and a
   SQLAlchemy-style ``DATABASE_URL`` by itself, so ``harness.service`` can start it as it is.
@@ -62,7 +64,6 @@ LEAD_FIELDS = "rowId email firstName lastName name company city state source sta
 CLIENT_FIELDS = "rowId name email company status createdAt city state postalCode"
 PAGE_INFO = "pageInfo { hasNextPage endCursor }"
 LEADS_ORDER = "[CREATED_AT_DESC, ROW_ID_DESC]"  # Leadgraph's default: newest first, then id
-SCOPE = f"workspaceId: {{equalTo: {WORKSPACE_ID}}}"
 
 
 def peer_command(port: int | None = None) -> list[str]:
@@ -70,6 +71,16 @@ def peer_command(port: int | None = None) -> list[str]:
     port, it listens on $PORT (as ``harness.service`` passes it)."""
     command = [str(NODE), str(PEER_DIR / "server.mjs")]
     return command if port is None else [*command, "--port", str(port)]
+
+
+def peer_unavailable(database_url: str) -> str | None:
+    """Why the peer cannot run on ``database_url`` (None when it can): it needs PostgreSQL, and
+    bench/peer installed (``make bench`` does it)."""
+    if not database_url.startswith(("postgresql", "postgres")):
+        return "the peer runs on PostgreSQL only (BENCH_DATABASE_URL=postgresql+asyncpg://…)"
+    if not NODE.exists():
+        return "bench/peer is not installed: make bench/peer/node_modules/.complete"
+    return None
 
 
 def node_url(database_url: str) -> str:
@@ -377,10 +388,8 @@ def rows(key: str, answer: dict[str, Any], side: str) -> dict[str, Any]:
             row[name] = "<varies>"
         return {"rows": [row]}
     if base in ("Q1", "Q2", "Q3", "Q4", "Q6"):
-        field = ("leads" if side == "server" else "allLeads") if base != "Q6" else None
-        if field is None:
-            field = "clients" if side == "server" else "allClients"
-        page = data[field]
+        leads, clients = ("leads", "clients") if side == "server" else ("allLeads", "allClients")
+        page = data[clients if base == "Q6" else leads]
         convert = _lead if base != "Q6" else _client
         return {
             "rows": [convert(edge["node"], side) for edge in page["edges"]],
@@ -482,13 +491,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--port", type=int, help="serve the peer alone on this port")
     args = parser.parse_args(argv)
-    if not NODE.exists():
-        print(
-            "bench/peer is not installed: make bench/peer/node_modules/.complete", file=sys.stderr
-        )
-        return 2
     if not args.database_url:
         parser.error("--database-url or BENCH_DATABASE_URL is required")
+    reason = peer_unavailable(args.database_url)
+    if reason:
+        print(reason, file=sys.stderr)
+        return 2
     if args.check:
         return check(args.database_url)
     if args.port is not None:
