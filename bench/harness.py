@@ -193,9 +193,8 @@ def load_peer(cfg: Config) -> tuple[ModuleType | None, str]:
         peer = importlib.import_module("bench.peer")
     except ImportError as exc:
         return None, f"bench/peer.py is not there ({exc})"
-    if not Path(peer.NODE).exists():
-        return None, "bench/peer is not installed (`make bench` installs it: npm ci)"
-    return peer, ""
+    why: str | None = peer.peer_unavailable(cfg.database_url)
+    return (None, why) if why else (peer, "")
 
 
 # ------------------------------------------------------------------ 1-2: seed and fixtures
