@@ -331,7 +331,7 @@ def issue9_targets(run: Run) -> list[Target]:
             if a is not None and b:
                 pairs.append((q.key, a / b))
         if pairs:
-            slower = [f"{k} {r:.2f}" for k, r in pairs if r < 1.0]
+            slower = [f"{k} {r:.3f}" for k, r in pairs if r < 1.0]
             worst = min(pairs, key=lambda kr: kr[1])
             out.append(
                 (
