@@ -69,9 +69,12 @@ test: $(INSTALLED) $(GRAPHIQL_STAMP) $(NODE_STAMPS)
 test-postgres: $(INSTALLED) $(GRAPHIQL_STAMP) $(NODE_STAMPS)
 	TEST_DATABASE_URL='$(TEST_DATABASE_URL)' $(PY) -m tests.run_postgres
 
-# Issue 5's benchmark: seeds bench/.data/, drives the server and its floor, writes bench/results.md.
-# BENCH_N, BENCH_DURATION, BENCH_CONNECTIONS, BENCH_DATABASE_URL, ...: see bench/README.md.
-bench: $(INSTALLED)
+# The benchmark (issues 5 and 9): on PostgreSQL (database leadgraph_bench) and on SQLite, seeds,
+# drives the server (1 and 2 workers), its two floors and the peer, writes bench/results.md.
+# BENCH_N, BENCH_ENGINES, BENCH_ROUNDS, BENCH_DURATION, BENCH_DATABASE_URL, ...: bench/README.md.
+# bench/peer: PostGraphile 5, the peer measured on PostgreSQL (npm ci, once; it brings its node).
+PEER_STAMP := bench/peer/node_modules/.complete
+bench: $(INSTALLED) $(PEER_STAMP)
 	$(PY) -m bench
 
 schema: $(INSTALLED)
@@ -82,4 +85,4 @@ lint: $(INSTALLED)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) $(addsuffix /node_modules,$(NODE_TOOLS)) leadgraph.db leadgraph.db-wal leadgraph.db-shm
+	rm -rf $(VENV) $(addsuffix /node_modules,$(NODE_TOOLS) bench/peer) leadgraph.db leadgraph.db-wal leadgraph.db-shm

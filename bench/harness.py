@@ -1,26 +1,34 @@
-"""The benchmark run, end to end: seed, prepare, count statements, check, drive, report.
+"""The benchmark run, end to end, once per database engine: seed, prepare, count statements,
+check, drive in interleaved rounds, report.
+
+For each engine (PostgreSQL and SQLite by default, or the one BENCH_DATABASE_URL names):
 
 1. Seed a fresh database (bench/seed.py) and time it.
 2. Create an OWNER API key of the Default workspace (the app's own CLI path) and read the
    fixtures: a cursor half-way through the leads, converted leads for lead(id), and disjoint
-   pools of unconverted leads for convertLead (one per side and phase).
+   pools of unconverted leads for convertLead (one per side, round and phase).
 3. Count SQL statements per request in-process, for the server (server.create_app through
-   httpx.ASGITransport) and for the floor, with a ``before_cursor_execute`` listener; check that
-   the count does not grow with the page size.
-4. Start the server (``server.py serve``: uvicorn, one worker) and the floor beside it, check
-   that both answer every query with the same JSON, and that seeded rows are stored exactly like
-   rows the API writes.
-5. Drive each query on the server, then on the floor: a warm-up, then the measured run, with the
-   same load tool and connections. Writes use fresh values (unique emails, distinct leads) and
-   are checked against the database afterwards. Read the server's RSS after the run.
-6. RSS flatness: a fresh server, its RSS after each of BENCH_RSS_REQUESTS requests of Q1
-   (10k and 30k by default; the issue's target is 10k to 100k: BENCH_RSS_REQUESTS=10000,100000).
-7. Print the table and write bench/results.md.
+   httpx.ASGITransport) and for the app floor, with a ``before_cursor_execute`` listener; check
+   that the count does not grow with the page size.
+4. Start every side: the server (``server.py serve``) with 1 worker and with 2 (``WORKERS``), the
+   app floor (bench/floor.py), the raw floor (bench/raw.py) and, on PostgreSQL, the PostGraphile
+   peer (bench/peer.py); check that every side answers every query it has with the same JSON
+   (the peer: the same rows), and that seeded rows are stored exactly like rows the API writes.
+5. BENCH_ROUNDS rounds; in each, every query drives every side back to back (a warm-up, then the
+   measured run, same load tool and connections; the sides' order rotates from round to round),
+   reading each side's CPU time (its whole process tree) over the measured window. Writes use
+   fresh values (unique emails, distinct leads) and are checked against the database afterwards.
+   Medians over the rounds are reported.
+6. One request at a time on one connection (server, raw floor and peer), then the server's RSS
+   flatness (a fresh server, its RSS after each of BENCH_RSS_REQUESTS requests of Q1).
+
+Then one bench/results.md: a section per engine, SQLite against PostgreSQL, and issue 9's targets.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import platform
@@ -29,11 +37,12 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -55,10 +64,15 @@ from resolvers.pagination import encode_cursor
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / ".data"
-# convertLead pools are sized for this many converts a second per side (more than either does).
+# convertLead pools are sized for this many converts a second per side (more than any does).
 WRITE_RATE_CEILING = 3000
 LEADS: Any = Lead.__table__  # type: ignore[attr-defined]
 CLIENTS: Any = Client.__table__  # type: ignore[attr-defined]
+POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/leadgraph_bench"
+SQLITE_URL = f"sqlite+aiosqlite:///{DATA / 'bench.db'}"
+# What `make bench` measures unless BENCH_QUERIES says otherwise: every query but the counts of
+# whole tables (Q1+count, Q4+count, Q6+count: the count's SQL, the same on every side).
+DEFAULT_QUERIES = ("Q1", "Q2", "Q2+count", "Q3", "Q3+count", "Q4", "Q5", "Q6", "Q7", "Q8")
 
 
 def log(message: str) -> None:
@@ -72,13 +86,32 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name) or default
 
 
+def _engine_urls() -> tuple[str, ...]:
+    url = os.environ.get("BENCH_DATABASE_URL")
+    if url:
+        return (url,)
+    urls = []
+    for name in _env("BENCH_ENGINES", "postgresql,sqlite").split(","):
+        name = name.strip().lower()
+        if name in ("postgresql", "postgres", "pg"):
+            urls.append(_env("BENCH_POSTGRES_URL", POSTGRES_URL))
+        elif name == "sqlite":
+            urls.append(SQLITE_URL)
+        elif name:
+            raise SystemExit(f"BENCH_ENGINES: unknown engine {name!r} (postgresql, sqlite)")
+    if not urls:
+        raise SystemExit("BENCH_ENGINES names no engine")
+    return tuple(urls)
+
+
 @dataclass(frozen=True)
 class Config:
     n: int
     duration: float
     warmup: float
     connections: int
-    database_url: str
+    database_url: str  # the engine being measured (one of database_urls)
+    database_urls: tuple[str, ...]
     tool: str
     rss_requests: tuple[int, ...]
     only: tuple[str, ...]
@@ -86,6 +119,9 @@ class Config:
     search: str
     results: Path
     seed: int
+    rounds: int
+    workers: tuple[int, ...]
+    peer: str  # auto, off
 
     @classmethod
     def from_env(cls) -> Config:
@@ -94,32 +130,71 @@ class Config:
             tool = "wrk" if load.wrk_path() else "python"
         elif tool == "wrk" and not load.wrk_path():
             raise SystemExit("BENCH_LOAD=wrk but wrk is not installed (apt-get install wrk)")
-        rss = _env("BENCH_RSS_REQUESTS", "10000,30000")
-        only = _env("BENCH_QUERIES", "")
+        rss = _env("BENCH_RSS_REQUESTS", "5000,15000")
+        only = _env("BENCH_QUERIES", ",".join(DEFAULT_QUERIES))
+        urls = _engine_urls()
+        workers = tuple(int(w) for w in _env("BENCH_WORKERS", "1,2").split(",") if w.strip())
+        if 1 not in workers:
+            raise SystemExit("BENCH_WORKERS must include 1 (the ratios are the one worker's)")
+        peer = _env("BENCH_PEER", "auto")
+        if peer not in ("auto", "off"):
+            raise SystemExit("BENCH_PEER: auto or off")
         return cls(
             n=int(float(_env("BENCH_N", "1000000"))),
-            duration=float(_env("BENCH_DURATION", "10")),
-            warmup=float(_env("BENCH_WARMUP", "2")),
+            duration=float(_env("BENCH_DURATION", "3")),
+            warmup=float(_env("BENCH_WARMUP", "1")),
             connections=int(_env("BENCH_CONNECTIONS", "16")),
-            database_url=_env("BENCH_DATABASE_URL", f"sqlite+aiosqlite:///{DATA / 'bench.db'}"),
+            database_url=urls[0],
+            database_urls=urls,
             tool=tool,
             rss_requests=tuple(
                 sorted(int(x) for x in rss.split(",") if x.strip() not in ("", "0"))
             ),
-            only=tuple(q.strip() for q in only.split(",") if q.strip()),
+            only=()
+            if only.strip().lower() == "all"
+            else tuple(q.strip() for q in only.split(",") if q.strip()),
             reuse_db=_env("BENCH_REUSE_DB", "0") == "1",
             search=_env("BENCH_SEARCH", "summit analytics"),
             results=Path(_env("BENCH_RESULTS", str(ROOT / "bench" / "results.md"))),
             seed=int(_env("BENCH_SEED", "42")),
+            rounds=max(1, int(_env("BENCH_ROUNDS", "3"))),
+            workers=tuple(sorted(set(workers))),
+            peer=peer,
         )
 
     @property
     def is_sqlite(self) -> bool:
         return make_url(self.database_url).get_backend_name() == "sqlite"
 
+    @property
+    def engine(self) -> str:
+        return "sqlite" if self.is_sqlite else "postgresql"
+
     def settings(self) -> Settings:
         # As the server reads them (environment and .env), on the benchmark's database.
         return Settings(database_url=self.database_url, log_level="warning", graphiql=False)
+
+
+def server_side(workers: int) -> str:
+    """The side's name: "server" (one worker), "server2" (two), ..."""
+    return "server" if workers == 1 else f"server{workers}"
+
+
+# ------------------------------------------------------------------ the peer (bench/peer.py)
+
+
+def load_peer(cfg: Config) -> tuple[ModuleType | None, str]:
+    """bench.peer on PostgreSQL, when present and installed; else None and why not."""
+    if cfg.is_sqlite:
+        return None, "PostGraphile runs on PostgreSQL only"
+    if cfg.peer == "off":
+        return None, "BENCH_PEER=off"
+    try:
+        peer = importlib.import_module("bench.peer")
+    except ImportError as exc:
+        return None, f"bench/peer.py is not there ({exc})"
+    why: str | None = peer.peer_unavailable(cfg.database_url)
+    return (None, why) if why else (peer, "")
 
 
 # ------------------------------------------------------------------ 1-2: seed and fixtures
@@ -127,7 +202,7 @@ class Config:
 
 def seed_database(cfg: Config) -> float | None:
     """Seeds (unless BENCH_REUSE_DB finds a matching one); the seconds it took, or None."""
-    meta = DATA / "seeded.json"
+    meta = DATA / f"seeded-{cfg.engine}.json"
     wanted = {"n": cfg.n, "url": cfg.database_url, "seed": cfg.seed}
     if cfg.reuse_db and meta.exists() and json.loads(meta.read_text()) == wanted:
         log("Reusing the seeded database (BENCH_REUSE_DB=1).")
@@ -150,7 +225,20 @@ def _safe(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-async def prepare(cfg: Config) -> Fixtures:
+def pool_names(cfg: Config, sides: Sequence[str]) -> dict[str, int]:
+    """convertLead pools: 4 leads for the statement count, then per side and round a warm-up
+    pool and a measured one, sized for WRITE_RATE_CEILING converts a second."""
+    measure = int(WRITE_RATE_CEILING * cfg.duration)
+    warm = int(WRITE_RATE_CEILING * cfg.warmup)
+    sizes = {"count": 4}
+    for r in range(cfg.rounds):
+        for side in sides:
+            sizes[f"{side}-{r}-warm"] = warm
+            sizes[f"{side}-{r}"] = measure
+    return sizes
+
+
+async def prepare(cfg: Config, sides: Sequence[str] = ("server", "floor")) -> Fixtures:
     db = Database(cfg.database_url, cfg.settings())
     try:
         secret, workspace, _ = await create_key_for_workspace(db, "Default", Role.OWNER, "bench")
@@ -182,15 +270,7 @@ async def prepare(cfg: Config) -> Fixtures:
             )
             repo = LeadRepository(conn, DEFAULT_WORKSPACE_ID)
             matches = await repo.count(repo.conditions(LeadFilterSpec(search=cfg.search)))
-            measure = int(WRITE_RATE_CEILING * cfg.duration)
-            warm = int(WRITE_RATE_CEILING * cfg.warmup)
-            sizes = {
-                "count": 4,
-                "server-warm": warm,
-                "server": measure,
-                "floor-warm": warm,
-                "floor": measure,
-            }
+            sizes = pool_names(cfg, sides)
             # Distinct unconverted leads with both names (a client needs them).
             convertible = (
                 (
@@ -295,20 +375,49 @@ def statements(cfg: Config, queries: list[Query], fx: Fixtures) -> report.Statem
     ] + [with_first(leads_with_clients(), n) for n in (20, 50, 100)]
     server = asyncio.run(count_statements(create_app(settings), "server", queries + by_page, fx))
     floor = asyncio.run(count_statements(create_floor_app(settings), "floor", queries, fx))
-    (DATA / "statements.json").write_text(json.dumps({"server": server, "floor": floor}, indent=1))
+    (DATA / f"statements-{cfg.engine}.json").write_text(
+        json.dumps({"server": server, "floor": floor}, indent=1)
+    )
     return report.Statements(
         server={k: len(v) for k, v in server.items()},
         floor={k: len(v) for k, v in floor.items()},
     )
 
 
-# ------------------------------------------------------------------ 4: the two processes
+# ------------------------------------------------------------------ 4: the processes
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _tree(pid: int) -> list[int]:
+    """The process and its descendants (uvicorn's workers, a node behind a wrapper)."""
+    found = [pid]
+    at = 0
+    while at < len(found):
+        current = found[at]
+        at += 1
+        try:
+            tasks = list(Path(f"/proc/{current}/task").iterdir())
+        except FileNotFoundError:
+            continue
+        for task in tasks:
+            with suppress(FileNotFoundError, ProcessLookupError):
+                found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _cpu_of(pid: int) -> float:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    # utime and stime are fields 14 and 15, after "pid (comm)".
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -337,9 +446,9 @@ class Service:
         return self.memory_kib()["VmRSS"]
 
     def cpu_seconds(self) -> float:
-        # /proc/<pid>/stat: utime and stime are fields 14 and 15, after "pid (comm)".
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU time (user + system) of the process and its live descendants: with WORKERS=2,
+        the supervisor and both workers."""
+        return sum(_cpu_of(pid) for pid in _tree(self.pid))
 
     def wait_idle(self, limit: float = 300) -> float:
         """Waits until the process is done with requests left from a finished run (a client
@@ -355,8 +464,23 @@ class Service:
         return time.monotonic() - started
 
 
+@dataclass(frozen=True)
+class Launch:
+    """How to start one side: its command (given the port), extra environment, directory, and
+    the GET path that answers < 500 once it is ready."""
+
+    command: Callable[[int], list[str]]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path = ROOT
+    ready: str = "/healthz"
+
+
 @contextmanager
-def service(name: str, command: list[str], cfg: Config) -> Iterator[Service]:
+def service(name: str, launch: Launch | list[str], cfg: Config) -> Iterator[Service]:
+    """A side, started and ready; ``launch`` may be a plain command (it gets PORT)."""
+    if isinstance(launch, list):
+        command = launch
+        launch = Launch(lambda port: command)
     port = _free_port()
     env = {
         **os.environ,
@@ -365,11 +489,12 @@ def service(name: str, command: list[str], cfg: Config) -> Iterator[Service]:
         "PORT": str(port),
         "LOG_LEVEL": "warning",
         "GRAPHIQL": "false",
+        **launch.env,
     }
-    log_file = (DATA / f"{name}.log").open("wb")
+    log_file = (DATA / f"{name}-{cfg.engine}.log").open("wb")
     process = subprocess.Popen(
-        [*command, "--port", str(port)] if "floor" in name else command,
-        cwd=ROOT,
+        launch.command(port),
+        cwd=launch.cwd,
         env=env,
         stdout=log_file,
         stderr=subprocess.STDOUT,
@@ -381,7 +506,7 @@ def service(name: str, command: list[str], cfg: Config) -> Iterator[Service]:
             if process.poll() is not None:
                 raise SystemExit(f"{name} exited with {process.returncode}: see {log_file.name}")
             try:
-                if httpx.get(f"{running.url}/healthz", timeout=2).status_code == 200:
+                if httpx.get(f"{running.url}{launch.ready}", timeout=2).status_code < 500:
                     break
             except httpx.HTTPError:
                 pass
@@ -399,12 +524,27 @@ def service(name: str, command: list[str], cfg: Config) -> Iterator[Service]:
         log_file.close()
 
 
+def server_launch(workers: int = 1) -> Launch:
+    # WORKERS reaches server.py serve through its settings (the environment).
+    return Launch(lambda port: [sys.executable, "server.py", "serve"], {"WORKERS": str(workers)})
+
+
 def server_command() -> list[str]:
+    """The server with the environment's WORKERS (a plain command, for ``service``)."""
     return [sys.executable, "server.py", "serve"]
 
 
-def floor_command() -> list[str]:
-    return [sys.executable, "-m", "bench.floor"]
+def floor_launch() -> Launch:
+    return Launch(lambda port: [sys.executable, "-m", "bench.floor", "--port", str(port)])
+
+
+def raw_launch() -> Launch:
+    return Launch(lambda port: [sys.executable, "-m", "bench.raw", "--port", str(port)])
+
+
+def peer_launch(peer: ModuleType, cfg: Config) -> Launch:
+    # It answers GET /healthz once its schema is built, as the server does.
+    return Launch(peer.peer_command, peer.peer_env(cfg.database_url), Path(peer.PEER_DIR))
 
 
 # ------------------------------------------------------------------ 4b: same answers, same rows
@@ -428,96 +568,112 @@ def _masked(value: Any) -> Any:
     return value
 
 
-def _first_difference(a: Any, b: Any, path: str = "") -> str:
+def _first_difference(a: Any, b: Any, side: str, path: str = "") -> str:
     if isinstance(a, dict) and isinstance(b, dict):
         for k in list(a) + [k for k in b if k not in a]:
             if a.get(k, "<absent>") != b.get(k, "<absent>"):
-                return _first_difference(a.get(k, "<absent>"), b.get(k, "<absent>"), f"{path}.{k}")
+                return _first_difference(
+                    a.get(k, "<absent>"), b.get(k, "<absent>"), side, f"{path}.{k}"
+                )
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
             if x != y:
-                return _first_difference(x, y, f"{path}[{i}]")
-    return f"{path or '.'}: server {json.dumps(a)[:300]} / floor {json.dumps(b)[:300]}"
+                return _first_difference(x, y, side, f"{path}[{i}]")
+    return f"{path or '.'}: server {json.dumps(a)[:300]} / {side} {json.dumps(b)[:300]}"
 
 
-Solo = dict[str, tuple[float, float]]
+# query key -> side -> seconds one request took alone (reads: a second, warm request)
+Solo = dict[str, dict[str, float]]
+# side -> query key -> its load (None: the side does not have the query)
+Specs = Callable[[str, Query, tuple[str, ...], str], load.LoadSpec | None]
 
 
-def check_same_json(server: Service, floor: Service, queries: list[Query], fx: Fixtures) -> Solo:
-    """Both answer every query with the same JSON (writes: up to ids, emails and times).
-    Returns how long one request of each query takes alone, on each side (seconds; reads: a
-    second, warm request)."""
+def check_same_json(
+    sides: dict[str, Service],
+    spec_for: Specs,
+    queries: list[Query],
+    fx: Fixtures,
+    peer: ModuleType | None,
+) -> Solo:
+    """Every side answers every query it has with the server's JSON (writes: up to ids, emails
+    and times; the peer: the same rows, as ``bench.peer.same_rows`` compares them). Returns how
+    long one request of each query takes alone on each side."""
     solo: Solo = {}
-    headers = {"Authorization": f"Bearer {fx.key}", "Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json"}
     with httpx.Client(timeout=300, headers=headers) as http:
 
-        def post(url: str, body: bytes) -> Any:
-            response = http.post(url, content=body)
-            if response.status_code != 200 or "errors" in response.json():
-                raise SystemExit(f"POST {url}: {response.status_code} {response.text[:2000]}")
-            return response.json()
-
-        def timed(url: str, body: bytes) -> tuple[Any, float]:
+        def post(side: str, spec: load.LoadSpec, value: str) -> tuple[Any, float]:
+            url = f"{sides[side].url}{spec.path}"
             started = time.perf_counter()
-            answer = post(url, body)
-            return answer, time.perf_counter() - started
+            response = http.post(url, content=spec.body(value).encode(), headers=spec.headers)
+            seconds = time.perf_counter() - started
+            if response.status_code != 200 or "errors" in response.json():
+                raise SystemExit(
+                    f"{side}: POST {url}: {response.status_code} {response.text[:2000]}"
+                )
+            return response.json(), seconds
 
-        def same(key: str, a: Any, b: Any) -> None:
-            if a != b:
-                (DATA / f"mismatch-{key}.json").write_text(
-                    json.dumps({"server": a, "floor": b}, indent=1)
+        def same(key: str, side: str, a: Any, b: Any) -> None:
+            if side == "peer":
+                assert peer is not None
+                difference = peer.same_rows(key, a, b)
+            else:
+                difference = None if a == b else _first_difference(a, b, side)
+            if difference:
+                (DATA / f"mismatch-{key}-{side}.json").write_text(
+                    json.dumps({"server": a, side: b}, indent=1)
                 )
                 raise SystemExit(
-                    f"The floor and the server answer {key} differently "
-                    f"({_first_difference(a, b)}); both answers are in "
-                    f"bench/.data/mismatch-{key}.json. The floor must mirror the app."
+                    f"{side} and the server answer {key} differently ({difference}); both "
+                    f"answers are in bench/.data/mismatch-{key}-{side}.json. The floors and the "
+                    "peer must mirror the app."
                 )
 
+        def convertible(side: str) -> str:
+            """A fresh lead, alike for every side but for its email (made by the server)."""
+            lead = {
+                "email": f"{fx.run}-convert-check-{side}@bench.example.com",
+                "firstName": "Grace",
+                "lastName": "Hopper",
+                "company": "Granite Harbor Labs",
+                "phone": "+1 212-555-0199",
+                "city": "New York",
+                "state": "NY",
+                "postalCode": "10001",
+                "score": 64,
+                "metadata": {"utm_campaign": "check"},
+            }
+            body = json.dumps({"query": CHECK_LEAD, "variables": {"input": lead}})
+            spec = load.LoadSpec("/graphql", {"Authorization": f"Bearer {fx.key}"}, body)
+            answer, _ = post("server", spec, "")
+            return str(answer["data"]["createLead"]["lead"]["id"])
+
         for q in queries:
-            if q.mode in ("fixed", "cycle"):
-                value = fx.converted_ids[0] if q.mode == "cycle" else ""
-                a = post(f"{server.url}/graphql", q.body(value))
-                b = post(f"{floor.url}{q.floor_path}", q.body(value))
-                same(q.key, a, b)
-                solo[q.key] = (
-                    timed(f"{server.url}/graphql", q.body(value))[1],
-                    timed(f"{floor.url}{q.floor_path}", q.body(value))[1],
-                )
-            elif q.mode == "unique":
-                a, a_s = timed(f"{server.url}/graphql", q.body(f"{fx.run}-check-server"))
-                b, b_s = timed(f"{floor.url}{q.floor_path}", q.body(f"{fx.run}-check-floor"))
-                same(q.key, _masked(a), _masked(b))
-                solo[q.key] = (a_s, b_s)
-            else:
-                # Two leads alike but for their emails, converted one on each side.
-                ids = []
-                for side in ("server", "floor"):
-                    lead = {
-                        "email": f"{fx.run}-convert-check-{side}@bench.example.com",
-                        "firstName": "Grace",
-                        "lastName": "Hopper",
-                        "company": "Granite Harbor Labs",
-                        "phone": "+1 212-555-0199",
-                        "city": "New York",
-                        "state": "NY",
-                        "postalCode": "10001",
-                        "score": 64,
-                        "metadata": {"utm_campaign": "check"},
-                    }
-                    body = json.dumps({"query": CHECK_LEAD, "variables": {"input": lead}})
-                    ids.append(
-                        post(f"{server.url}/graphql", body.encode())["data"]["createLead"]["lead"][
-                            "id"
-                        ]
-                    )
-                a, a_s = timed(f"{server.url}/graphql", q.body(ids[0]))
-                b, b_s = timed(f"{floor.url}{q.floor_path}", q.body(ids[1]))
-                same(q.key, _masked(a), _masked(b))
-                solo[q.key] = (a_s, b_s)
-            server_s, floor_s = solo[q.key]
+            solo[q.key] = {}
+            answers: dict[str, Any] = {}
+            unmasked: dict[str, Any] = {}
+            for side in sides:
+                spec = spec_for(side, q, (), "")
+                if spec is None:
+                    continue
+                if q.mode in ("fixed", "cycle"):
+                    # cycle: the first of the side's own values (the peer has its own ids).
+                    value = spec.values[0] if q.mode == "cycle" else ""
+                    answers[side], _ = post(side, spec, value)
+                    unmasked[side] = answers[side]
+                    _, solo[q.key][side] = post(side, spec, value)
+                else:
+                    value = f"{fx.run}-check-{side}" if q.mode == "unique" else convertible(side)
+                    unmasked[side], solo[q.key][side] = post(side, spec, value)
+                    answers[side] = _masked(unmasked[side])
+                if side == "peer":
+                    # bench.peer.same_rows leaves out what differs by construction itself.
+                    same(q.key, side, unmasked["server"], unmasked[side])
+                elif side != "server":
+                    same(q.key, side, answers["server"], answers[side])
             log(
-                f"  {q.key:<9} same JSON on both sides; one request alone: server "
-                f"{server_s * 1000:.1f} ms, floor {floor_s * 1000:.1f} ms"
+                f"  {q.key:<9} same answers on {', '.join(answers)}; one request alone: "
+                + ", ".join(f"{s} {t * 1000:.1f} ms" for s, t in solo[q.key].items())
             )
     return solo
 
@@ -593,37 +749,35 @@ async def check_rows_like_api(cfg: Config, fx: Fixtures) -> list[str]:
 # ------------------------------------------------------------------ 5: drive
 
 
-@dataclass
-class Measured:
-    query: Query
-    server: load.LoadResult
-    floor: load.LoadResult
-    written: dict[str, int] = field(default_factory=dict)
-    waited: float = 0.0  # for requests left over from earlier runs to finish
-    solo: tuple[float, float] = (0.0, 0.0)  # one request alone, server and floor (s)
+def _pool(side: str, r: int, phase: str) -> str:
+    return f"{side}-{r}" + ("-warm" if phase == "warm" else "")
 
 
-def _specs(q: Query, side: str, fx: Fixtures) -> tuple[load.LoadSpec, load.LoadSpec]:
-    """(warm-up, measured) loads for one side; writes never reuse a value."""
+def _tag(fx: Fixtures, q: Query, side: str, r: int, phase: str) -> str:
+    return f"{fx.run}-{q.key.lower()}-{side}-{r}-{'w' if phase == 'warm' else 'm'}-"
+
+
+def _phase_spec(
+    spec_for: Specs, side: str, q: Query, fx: Fixtures, r: int, phase: str
+) -> load.LoadSpec | None:
+    """The load of one phase ("warm" or "measure") of round ``r``; writes never reuse a value."""
     if q.mode == "once":
-        warm = tuple(fx.pools[f"{side}-warm"])
-        return q.spec(side, fx.key, values=warm), q.spec(side, fx.key, values=tuple(fx.pools[side]))
+        return spec_for(side, q, tuple(fx.pools[_pool(side, r, phase)]), "")
     if q.mode == "unique":
-        tag = f"{fx.run}-{q.key.lower()}-{side}"
-        return q.spec(side, fx.key, tag=f"{tag}-w-"), q.spec(side, fx.key, tag=f"{tag}-m-")
-    return q.spec(side, fx.key), q.spec(side, fx.key)
+        return spec_for(side, q, (), _tag(fx, q, side, r, phase))
+    return spec_for(side, q, (), "")
 
 
-async def _written(cfg: Config, q: Query, side: str, fx: Fixtures) -> int:
+async def _written(cfg: Config, q: Query, side: str, r: int, fx: Fixtures) -> int:
     """Rows the measured run of a write really changed."""
     db = Database(cfg.database_url, cfg.settings())
     try:
         async with db.read() as conn:
             if q.mode == "unique":
-                tag = f"{fx.run}-{q.key.lower()}-{side}-m-"
+                tag = _tag(fx, q, side, r, "measure")
                 stmt = select(func.count()).where(LEADS.c.email.like(f"{tag}%"))
             else:
-                pks = [int(i) for i in _pks(fx.pools[side])]
+                pks = _pks(fx.pools[_pool(side, r, "measure")])
                 stmt = select(func.count()).where(
                     LEADS.c.id.in_(pks), LEADS.c.converted_at.is_not(None)
                 )
@@ -638,55 +792,105 @@ def _pks(global_ids: list[str]) -> list[int]:
     return [int(base64.b64decode(g).decode().split(":")[1]) for g in global_ids]
 
 
+async def settle(cfg: Config) -> int:
+    """PostgreSQL: flushes the pending lists of the GIN indexes (the trigram search indexes),
+    which the writes of the previous round filled: every search scans its whole pending list
+    until it reaches gin_pending_list_limit or autovacuum flushes it (at 20,000 leads a round's
+    writes made Q3 several times slower on every side). Each round's reads then start from the
+    settled indexes the seed leaves. Returns the pending pages flushed."""
+    if cfg.is_sqlite:
+        return 0
+    db = Database(cfg.database_url, cfg.settings())
+    try:
+        async with db.write() as conn:
+            names = (
+                await conn.exec_driver_sql(
+                    "SELECT c.oid::regclass::text FROM pg_class c JOIN pg_am a ON a.oid = c.relam "
+                    "WHERE a.amname = 'gin' AND c.relkind = 'i'"
+                )
+            ).scalars()
+            flushed = 0
+            for name in list(names):
+                result = await conn.exec_driver_sql(
+                    "SELECT gin_clean_pending_list($1::regclass)", (name,)
+                )
+                flushed += int(result.scalar_one())
+        return flushed
+    finally:
+        await db.dispose()
+
+
 # A query slower than this alone gains nothing from a warm-up (the check ran it already) and
-# would leave the server busy with its 16 abandoned requests for a long time.
+# would leave the server busy with its abandoned requests for a long time.
 WARMUP_UP_TO = 0.5
 
 
-def drive(
-    cfg: Config, q: Query, server: Service, floor: Service, fx: Fixtures, solo: Solo
-) -> Measured:
-    results: dict[str, load.LoadResult] = {}
-    written: dict[str, int] = {}
+def drive_round(
+    cfg: Config,
+    q: Query,
+    r: int,
+    sides: dict[str, Service],
+    spec_for: Specs,
+    fx: Fixtures,
+    solo: Solo,
+    cells: dict[str, report.Cell],
+) -> float:
+    """Round ``r`` of one query: every side back to back, in an order that rotates with the
+    round. Adds to ``cells``; returns the seconds spent waiting for leftover requests."""
+    names = [s for s in sides if _phase_spec(spec_for, s, q, fx, r, "measure") is not None]
+    shift = r % len(names) if names else 0
     waited = 0.0
-
-    for k, (side, target) in enumerate((("server", server), ("floor", floor))):
-        warm, measured = _specs(q, side, fx)
-        url = target.url
-        if cfg.warmup > 0 and solo[q.key][k] < WARMUP_UP_TO:
-            load.run(cfg.tool, url, warm, cfg.connections, cfg.warmup, DATA)
+    for side in names[shift:] + names[:shift]:
+        target = sides[side]
+        warm = _phase_spec(spec_for, side, q, fx, r, "warm")
+        measured = _phase_spec(spec_for, side, q, fx, r, "measure")
+        assert warm is not None and measured is not None
+        # Warm-up in the first round only: later rounds find the side's caches and pools warm.
+        if r == 0 and cfg.warmup > 0 and solo[q.key].get(side, 0) < WARMUP_UP_TO:
+            load.run(cfg.tool, target.url, warm, cfg.connections, cfg.warmup, DATA)
             waited += target.wait_idle()
-        results[side] = load.run(cfg.tool, url, measured, cfg.connections, cfg.duration, DATA)
+        cpu_before = target.cpu_seconds()
+        result = load.run(cfg.tool, target.url, measured, cfg.connections, cfg.duration, DATA)
+        cpu = target.cpu_seconds() - cpu_before
         waited += target.wait_idle()
+        cell = cells.setdefault(side, report.Cell())
+        cell.add(result, cpu)
         if q.write:
-            written[side] = asyncio.run(_written(cfg, q, side, fx))
-    return Measured(q, results["server"], results["floor"], written, waited, solo[q.key])
+            cell.written.append(asyncio.run(_written(cfg, q, side, r, fx)))
+    return waited
 
 
-# The latency targets (Q3's p99, Q4 against Q1, filtered counts) are about how one user's page
-# feels. At 16 connections in a closed loop, p50 is ~16 / throughput: queueing, not the request.
-# So the server also answers these one request at a time, and the targets show both.
+# The latency targets (Q1's p50, Q3's p99, Q4 against Q1, filtered counts) are about how one
+# user's page feels. At 16 connections in a closed loop, p50 is ~16 / throughput: queueing, not
+# the request. So these also run one request at a time, on the server, the raw floor and the peer.
 LATENCY_KEYS = ("Q1", "Q2+count", "Q3", "Q3+count", "Q4")
+LATENCY_SIDES = ("server", "raw", "peer")
 
 
-def latency(cfg: Config, queries: list[Query], server: Service, fx: Fixtures) -> dict[str, Any]:
-    """p50/p99 of each latency-targeted query on one connection (server only)."""
-    out: dict[str, load.LoadResult] = {}
+def latency(
+    cfg: Config, queries: list[Query], sides: dict[str, Service], spec_for: Specs
+) -> dict[str, dict[str, load.LoadResult]]:
+    """side -> query -> p50/p99 on one connection."""
+    out: dict[str, dict[str, load.LoadResult]] = {}
     for q in queries:
-        if q.key in LATENCY_KEYS:
-            out[q.key] = load.run(
-                cfg.tool, server.url, q.spec("server", fx.key), 1, min(cfg.duration, 5), DATA
-            )
-            server.wait_idle()
-            log(f"  {q.key:<10} one connection: {out[q.key].rps:.0f} req/s, "
-                f"p50 {out[q.key].p50_ms:.1f} ms, p99 {out[q.key].p99_ms:.1f} ms")  # fmt: skip
+        if q.key not in LATENCY_KEYS:
+            continue
+        for side in LATENCY_SIDES:
+            spec = spec_for(side, q, (), "") if side in sides else None
+            if spec is None:
+                continue
+            result = load.run(cfg.tool, sides[side].url, spec, 1, min(cfg.duration, 5), DATA)
+            sides[side].wait_idle()
+            out.setdefault(side, {})[q.key] = result
+            log(f"  {q.key:<10} {side:<7} one connection: {result.rps:.0f} req/s, "
+                f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms")  # fmt: skip
     return out
 
 
 def rss_flatness(cfg: Config, q1: Query, fx: Fixtures) -> list[tuple[int, dict[str, int]]]:
     """(requests served, memory) of a fresh server: at start and at each checkpoint."""
     points: list[tuple[int, dict[str, int]]] = []
-    with service("server-rss", server_command(), cfg) as server:
+    with service("server-rss", server_launch(1), cfg) as server:
         points.append((0, server.memory_kib()))
         done = 0
         for target in cfg.rss_requests:
@@ -712,6 +916,11 @@ def rss_flatness(cfg: Config, q1: Query, fx: Fixtures) -> list[tuple[int, dict[s
 # ------------------------------------------------------------------ the run
 
 
+def _git(*args: str) -> str:
+    out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    return out.stdout.strip()
+
+
 def machine(cfg: Config) -> dict[str, str]:
     cpu = next(
         (
@@ -726,116 +935,174 @@ def machine(cfg: Config) -> dict[str, str]:
         for line in Path("/proc/meminfo").read_text().splitlines()
         if line.startswith("MemTotal:")
     )
-
-    def git(*args: str) -> str:
-        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
-        return out.stdout.strip()
-
-    dirty = " (with uncommitted changes)" if git("status", "--porcelain") else ""
-    database = f"SQLite {sqlite3.sqlite_version}" if cfg.is_sqlite else "PostgreSQL"
+    dirty = " (with uncommitted changes)" if _git("status", "--porcelain") else ""
     return {
         "cpu": cpu,
         "nproc": str(len(os.sched_getaffinity(0))),
         "memory": f"{mem_kib / 1024 / 1024:.0f} GiB",
         "python": platform.python_version(),
         "os": f"{platform.system()} {platform.release()}",
-        "database": database,
         "load tool": load.wrk_version()
         if cfg.tool == "wrk"
         else "bundled asyncio client (bench/load.py, uvloop)",
-        "commit": (git("rev-parse", "--short", "HEAD") or "unknown") + dirty,
+        "commit": (_git("rev-parse", "--short", "HEAD") or "unknown") + dirty,
     }
+
+
+async def _database_version(cfg: Config) -> str:
+    if cfg.is_sqlite:
+        return f"SQLite {sqlite3.sqlite_version}"
+    db = Database(cfg.database_url, cfg.settings())
+    try:
+        async with db.read() as conn:
+            version = (await conn.exec_driver_sql("SHOW server_version")).scalar_one()
+        return f"PostgreSQL {str(version).split()[0]}"
+    finally:
+        await db.dispose()
 
 
 def _loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def main() -> int:
-    cfg = Config.from_env()
-    DATA.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    load_before = _loadavg()
-    log(
-        f"Leadgraph benchmark: N={cfg.n:,}, {cfg.duration:g} s per query and side "
-        f"(+{cfg.warmup:g} s warm-up), {cfg.connections} connections, load tool {cfg.tool}; "
-        f"load average {load_before}"
-    )
+def _wanted(cfg: Config, fx: Fixtures) -> list[Query]:
+    queries = mix(fx)
+    if cfg.only:
+        unknown = set(cfg.only) - {q.key for q in queries}
+        if unknown:
+            raise SystemExit(f"BENCH_QUERIES: unknown {sorted(unknown)} (or 'all')")
+        queries = [q for q in queries if q.key in cfg.only]
+    return queries
+
+
+def run_engine(cfg: Config) -> report.EngineRun:
+    """Everything for one database engine."""
+    log("")
+    log(f"=== {cfg.engine}: {_safe(cfg.database_url)} ===")
+    peer, peer_note = load_peer(cfg)
+    side_names = [server_side(w) for w in cfg.workers] + ["floor", "raw"]
+    if peer is not None:
+        side_names.append("peer")
     seeded_in = seed_database(cfg)
-    fx = asyncio.run(prepare(cfg))
+    fx = asyncio.run(prepare(cfg, side_names))
     log(
         f"  {fx.leads:,} leads, {fx.clients:,} clients; search {fx.search!r} matches "
-        f"{fx.search_matches:,}; convertLead pools {len(fx.pools['server']):,} per side"
+        f"{fx.search_matches:,}; convertLead pools {len(fx.pools['server-0']):,} per side "
+        "and round"
     )
-    queries = [q for q in mix(fx) if not cfg.only or q.key.split("+")[0] in cfg.only]
+    queries = _wanted(cfg, fx)
+    # The peer's documents point at PostGraphile's own cursors and ids: read from the running
+    # peer (bench.peer.peer_fixtures), once it is up.
+    peer_queries: dict[str, Any] = {}
+
+    def spec_for(side: str, q: Query, values: tuple[str, ...], tag: str) -> load.LoadSpec | None:
+        if side == "peer":
+            pq = peer_queries.get(q.key)
+            return None if pq is None else pq.spec(fx.key, values=values, tag=tag)
+        return q.spec(side, fx.key, values=values, tag=tag)
 
     log("Counting SQL statements per request (in-process) …")
     counts = statements(cfg, queries, fx)
 
-    measured: list[Measured] = []
+    results: dict[str, dict[str, report.Cell]] = {q.key: {} for q in queries}
     rss: dict[str, dict[str, int]] = {}
-    log("Starting the server and the floor …")
+    launches = {server_side(w): server_launch(w) for w in cfg.workers}
+    launches |= {"floor": floor_launch(), "raw": raw_launch()}
+    if peer is not None:
+        launches["peer"] = peer_launch(peer, cfg)
+    log(f"Starting {', '.join(launches)} …")
     with ExitStack() as stack:
-        server = stack.enter_context(service("server", server_command(), cfg))
-        floor = stack.enter_context(service("floor", floor_command(), cfg))
-        log("Checking that both answer the same JSON …")
-        solo = check_same_json(server, floor, queries, fx)
+        sides = {
+            name: stack.enter_context(service(name, launch, cfg))
+            for name, launch in launches.items()
+        }
+        if peer is not None:
+            peer_queries.update(peer.peer_queries(fx, peer.peer_fixtures(sides["peer"].url, fx)))
+            missing = [q.key for q in queries if q.key not in peer_queries]
+            if missing:
+                log(f"  the peer is not asked {', '.join(missing)} (see bench/peer.py)")
+        log("Checking that every side answers the same …")
+        solo = check_same_json(sides, spec_for, queries, fx, peer)
         for note in asyncio.run(check_rows_like_api(cfg, fx)):
             log(f"  seeded rows stored like the API's ({note})")
-        rss["server before"] = server.memory_kib()
-        rss["floor before"] = floor.memory_kib()
-        log(f"Driving {len(queries)} queries x 2 sides …")
-        log(report.progress_header())
-        for q in queries:
-            m = drive(cfg, q, server, floor, fx, solo)
-            measured.append(m)
-            line = report.progress_line(m.query.key, m.server, m.floor, counts, m.written, m.solo)
-            if m.waited > 5:
-                line += f" [waited {m.waited:.0f} s for leftover requests]"
-            log(line)
-        rss["server after"] = server.memory_kib()
-        rss["floor after"] = floor.memory_kib()
-        log("One request at a time (one connection, server only) …")
-        alone = latency(cfg, queries, server, fx)
+        rss["server before"] = sides["server"].memory_kib()
+        log(
+            f"Driving {len(queries)} queries x {len(sides)} sides x {cfg.rounds} rounds "
+            f"({cfg.duration:g} s each after {cfg.warmup:g} s of warm-up) …"
+        )
+        for r in range(cfg.rounds):
+            flushed = asyncio.run(settle(cfg))
+            if flushed:
+                log(f"  round {r + 1}: {flushed} pending pages of GIN indexes flushed")
+            for q in queries:
+                began = time.perf_counter()
+                waited = drive_round(cfg, q, r, sides, spec_for, fx, solo, results[q.key])
+                line = report.progress_line(r, q.key, results[q.key])
+                line += f" [{time.perf_counter() - began:.0f} s"
+                line += f", {waited:.0f} s waiting for idle sides]" if waited > 5 else "]"
+                log(line)
+        rss["server after"] = sides["server"].memory_kib()
+        log("One request at a time (one connection) …")
+        asyncio.run(settle(cfg))
+        alone = latency(cfg, queries, sides, spec_for)
     log(
         f"Server memory before the run: {report.memory(rss['server before'])}; "
         f"after: {report.memory(rss['server after'])}"
     )
-
     flatness: list[tuple[int, dict[str, int]]] = []
     if cfg.rss_requests:
         log(f"RSS flatness: a fresh server, Q1 up to {cfg.rss_requests[-1]:,} requests …")
         q1 = next(q for q in mix(fx) if q.key == "Q1")
         flatness = rss_flatness(cfg, q1, fx)
-
-    run = report.Run(
+    return report.EngineRun(
+        engine=cfg.engine,
+        database=asyncio.run(_database_version(cfg)),
+        url=_safe(cfg.database_url),
         n=fx.leads,
         clients=fx.clients,
-        duration=cfg.duration,
-        warmup=cfg.warmup,
-        connections=cfg.connections,
-        tool=cfg.tool,
-        date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        machine=machine(cfg),
-        load_before=load_before,
-        load_after=_loadavg(),
         seeded_in=seeded_in,
         search=fx.search,
         search_matches=fx.search_matches,
-        measured=[
-            (m.query.key, m.query.title, m.query.write, m.server, m.floor, m.written, m.solo)
-            for m in measured
+        queries=[
+            report.QueryRun(q.key, q.title, q.write, results[q.key], solo[q.key]) for q in queries
         ],
         statements=counts,
         rss=rss,
         flatness=flatness,
-        minutes=(time.perf_counter() - started) / 60,
         latency=alone,
+        peer_note=peer_note,
+    )
+
+
+def main() -> int:
+    base = Config.from_env()
+    DATA.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    load_before = _loadavg()
+    log(
+        f"Leadgraph benchmark: N={base.n:,} on {', '.join(_safe(u) for u in base.database_urls)}; "
+        f"{base.rounds} rounds of {base.duration:g} s per query and side (+{base.warmup:g} s "
+        f"warm-up), {base.connections} connections, load tool {base.tool}; load average "
+        f"{load_before}"
+    )
+    engines = [run_engine(replace(base, database_url=url)) for url in base.database_urls]
+    run = report.Run(
+        duration=base.duration,
+        warmup=base.warmup,
+        connections=base.connections,
+        rounds=base.rounds,
+        tool=base.tool,
+        date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        machine=machine(base),
+        load_before=load_before,
+        load_after=_loadavg(),
+        engines=engines,
+        minutes=(time.perf_counter() - started) / 60,
     )
     text = report.markdown(run)
-    cfg.results.write_text(text)
+    base.results.write_text(text)
     log("")
     log(report.console(run))
-    shown = cfg.results.relative_to(ROOT) if cfg.results.is_relative_to(ROOT) else cfg.results
+    shown = base.results.relative_to(ROOT) if base.results.is_relative_to(ROOT) else base.results
     log(f"Wrote {shown} in {run.minutes:.1f} min.")
     return 0

@@ -40,10 +40,10 @@ class Query:
         return {"query": self.document, "variables": self.variables}
 
     def spec(self, side: str, key: str, *, values: tuple[str, ...] = (), tag: str = "") -> LoadSpec:
-        """The load for one side ("server" or "floor")."""
+        """The load for one side: the server's (any number of workers) or a floor's."""
         prefix, _, suffix = json.dumps(self.payload()).partition(VALUE)
         return LoadSpec(
-            path="/graphql" if side == "server" else self.floor_path,
+            path="/graphql" if side.startswith("server") else self.floor_path,
             headers={"Authorization": f"Bearer {key}"},
             prefix=prefix,
             suffix=suffix,
