@@ -44,7 +44,19 @@ from schema.leads import Lead
 ROOT = Path(__file__).resolve().parent.parent
 # The columns Q1's selection reads (schema.records.Record.columns_for), as the server asks.
 Q1_COLUMNS = frozenset(
-    "id email first_name last_name company city state source status score created_at".split()
+    [
+        "id",
+        "email",
+        "first_name",
+        "last_name",
+        "company",
+        "city",
+        "state",
+        "source",
+        "status",
+        "score",
+        "created_at",
+    ]
 )
 Q1 = (
     "query Q1($n: Int) { leads(first: $n) { edges { cursor node { "

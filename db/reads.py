@@ -17,7 +17,7 @@ Writes, in their transactions, keep SQLAlchemy's path.
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -35,7 +35,7 @@ from db import sqlite_driver
 RAW_READS = "leadgraph_raw_reads"
 # Statement shapes kept compiled; a shape is a statement with its literal values taken out, so
 # a handful per query of the API (filters, sorts, directions), a few hundred in all.
-_plans: LRUCache[Any, _Plan] = LRUCache(maxsize=1000)
+_plans: LRUCache[Any, _Plan | None] = LRUCache(maxsize=1000)
 _NO_KEY: Any = object()
 
 
@@ -43,7 +43,6 @@ _NO_KEY: Any = object()
 class _Plan:
     compiled: SQLCompiler
     sql: str | None  # None: the statement has IN lists, rendered per call
-    binds: dict[str, Callable[[Any], Any] | None]
     row: type
     results: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position, result processor)
 
@@ -55,7 +54,9 @@ def _row_type(names: Sequence[str], aliases: dict[str, str]) -> type:
     return type("Row", (base,), {"__slots__": (), **extra})
 
 
-def _plan(stmt: Executable, dialect: Dialect, key: Any) -> _Plan:
+def _plan(stmt: Executable, dialect: Dialect, key: Any) -> _Plan | None:
+    """How to run ``stmt``'s shape; None for what only SQLAlchemy's execution handles here
+    (no result columns, a bind processor per tuple element)."""
     # With the cache key, as SQLAlchemy compiles for execution: later statements of the same
     # shape pass their own values through it (construct_params' extracted_parameters).
     compiled = stmt.compile(dialect=dialect, cache_key=key)  # type: ignore[attr-defined]
@@ -64,18 +65,18 @@ def _plan(stmt: Executable, dialect: Dialect, key: Any) -> _Plan:
     for position, column in enumerate(compiled._result_columns):
         names.append(column.keyname)
         for obj in column.objects:
-            key = getattr(obj, "key", None)
-            if isinstance(key, str) and key != column.keyname and key.isidentifier():
-                aliases[key] = column.keyname
+            alias = getattr(obj, "key", None)
+            if isinstance(alias, str) and alias != column.keyname and alias.isidentifier():
+                aliases[alias] = column.keyname
         processor = column.type._cached_result_processor(dialect, None)
         if processor is not None:
             results.append((position, processor))
-    binds = {name: compiled._bind_processors.get(name) for name in (compiled.positiontup or [])}
+    if not names or any(not callable(p) for p in compiled._bind_processors.values()):
+        return None
     expanding = bool(compiled.post_compile_params) or bool(compiled.literal_execute_params)
     return _Plan(
         compiled=compiled,
         sql=None if expanding else compiled.string,
-        binds=binds,
         row=_row_type(names, aliases),
         results=tuple(results),
     )
@@ -85,15 +86,14 @@ def _arguments(
     plan: _Plan, extracted: Sequence[Any], given: dict[str, Any] | None
 ) -> tuple[str, list[Any]]:
     compiled = plan.compiled
-    params = compiled.construct_params(given, extracted_parameters=extracted)
-    if plan.sql is not None:
-        names: Sequence[str] = compiled.positiontup or []
-        sql = plan.sql
-    else:
-        expanded = compiled._process_parameters_for_postcompile(params)
+    params: Mapping[str, Any] = compiled.construct_params(given, extracted_parameters=extracted)
+    processors: Mapping[str, Any] = compiled._bind_processors
+    names: Sequence[str] = compiled.positiontup or []
+    sql = plan.sql
+    if sql is None:  # IN lists: rendered for this call's values, as SQLAlchemy does
+        expanded = compiled._process_parameters_for_postcompile(dict(params))
         names, sql = expanded.positiontup or [], expanded.statement
-        params = expanded.parameters
-    processors = compiled._bind_processors
+        params, processors = expanded.parameters, expanded.processors
     arguments = []
     for name in names:
         value = params[name]
@@ -119,19 +119,23 @@ async def all_rows(
     """Every row ``stmt`` returns (with ``params`` for its named bind parameters), as named
     tuples on the read pool of PostgreSQL, as SQLAlchemy's Rows elsewhere."""
     if isinstance(stmt, Reusable):
-        stmt, key = stmt.stmt, stmt.key
+        key = stmt.key
+        stmt = stmt.stmt
     else:
         key = _NO_KEY
     if not conn.sync_connection._execution_options.get(RAW_READS):  # type: ignore[union-attr]
         return list((await conn.execute(stmt, params)).all())
     if key is _NO_KEY:
         key = stmt._generate_cache_key()  # type: ignore[attr-defined]
-    plan = _plans.get(key.key) if key is not None else None
-    if plan is None:
-        plan = _plan(stmt, conn.dialect, key)
-        if key is not None:
-            _plans[key.key] = plan
-    sql, arguments = _arguments(plan, key.bindparams if key is not None else [], params)
+    dialect = conn.dialect
+    # SQLAlchemy's cache key does not name the dialect: one process may talk to both engines.
+    shape = (dialect.name, dialect.driver, key.key) if key is not None else None
+    plan = _plans.get(shape, _NO_KEY) if shape is not None else None
+    if plan is _NO_KEY:
+        plan = _plans[shape] = _plan(stmt, dialect, key)
+    if plan is None:  # a statement SQLAlchemy cannot cache, or one only it runs (see _plan)
+        return list((await conn.execute(stmt, params)).all())
+    sql, arguments = _arguments(plan, key.bindparams, params)
     sync: Any = conn.sync_connection
     listened = sync._has_events or sync.engine._has_events
     if listened:
@@ -158,7 +162,7 @@ async def all_rows(
         if listened:
             for listener in sync.dispatch.after_cursor_execute:
                 listener(sync, None, sql, arguments, None, False)
-    make = plan.row._make
+    make = plan.row._make  # type: ignore[attr-defined]
     if not plan.results:
         return [make(record) for record in records]
     rows = []
