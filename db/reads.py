@@ -86,10 +86,15 @@ def _arguments(
     plan: _Plan, extracted: Sequence[Any], given: dict[str, Any] | None
 ) -> tuple[str, list[Any]]:
     compiled = plan.compiled
-    params: Mapping[str, Any] = compiled.construct_params(given, extracted_parameters=extracted)
     processors: Mapping[str, Any] = compiled._bind_processors
     names: Sequence[str] = compiled.positiontup or []
     sql = plan.sql
+    if given is not None and sql is not None and all(name in given for name in names):
+        # A statement built once with named parameters only (Reusable): every value is given,
+        # so SQLAlchemy's construct_params (a walk of the statement's binds) has nothing to add.
+        params: Mapping[str, Any] = given
+    else:
+        params = compiled.construct_params(given, extracted_parameters=extracted)
     if sql is None:  # IN lists: rendered for this call's values, as SQLAlchemy does
         expanded = compiled._process_parameters_for_postcompile(dict(params))
         names, sql = expanded.positiontup or [], expanded.statement

@@ -26,6 +26,7 @@ from strawberry.extensions import SchemaExtension
 
 HEADER = "apollo-federation-include-trace"
 HEADER_VALUE = "ftv1"
+_HEADER_KEY, _HEADER_VALUE = HEADER.encode(), HEADER_VALUE.encode()
 
 # The part of Apollo's reports.proto (package mdg.engine.proto) that a subgraph fills in: field
 # names and numbers exactly as there, so that any reader of that file decodes our bytes.
@@ -131,10 +132,12 @@ class FederatedTracing(SchemaExtension):
         cached: bool | None = getattr(self, "_requested", None)
         if cached is None:
             request = getattr(self.execution_context.context, "request", None)
-            cached = (
-                request is not None
-                and request.scope.get("type") == "http"
-                and request.headers.get(HEADER, "").strip().lower() == HEADER_VALUE
+            scope = getattr(request, "scope", None) or {}
+            # The raw ASGI headers (names are lower-case there): Starlette's Headers mapping
+            # answers a missing header through a KeyError, on every request.
+            cached = scope.get("type") == "http" and any(
+                name == _HEADER_KEY and value.strip().lower() == _HEADER_VALUE
+                for name, value in scope.get("headers", ())
             )
             self._requested = cached
         return cached
