@@ -74,6 +74,13 @@ def _select_by_id(table: Table, for_update: bool) -> Select[Any]:
     return stmt.with_for_update() if for_update else stmt
 
 
+@lru_cache(maxsize=512)
+def _selected(table: Table, columns: tuple[str, ...]) -> list[Any]:
+    """The table's columns of these keys (a ColumnCollection lookup is Python-level, and a page
+    selects a dozen)."""
+    return [table.c[key] for key in columns]
+
+
 # The parameters of _unfiltered_page: the page's start (a keyset) and size.
 KEYSET_VALUE, KEYSET_ID, PAGE_LIMIT = "keyset_value", "keyset_id", "page_limit"
 
@@ -98,7 +105,7 @@ def _unfiltered_page(
         )
         where.append(key < bound if descending else key > bound)
     order = (col.desc(), id_col.desc()) if descending else (col.asc(), id_col.asc())
-    selected = [table.c[key] for key in columns] if columns else [table]
+    selected = _selected(table, columns) if columns else [table]
     stmt = select(*selected).where(*where).order_by(*order)
     return reads.Reusable(stmt.limit(bindparam(PAGE_LIMIT, type_=Integer)))
 
@@ -174,7 +181,7 @@ class Repository:
         if indexed is not None:
             stmt = search.page_statement(indexed, self.scope, where, order, limit, columns)
         else:
-            selected = [self.c[key] for key in columns] if columns else [self.table]
+            selected = _selected(self.table, tuple(columns)) if columns else [self.table]
             stmt = select(*selected).where(self.scope, *where).order_by(*order).limit(limit)
         return await reads.all_rows(self.conn, stmt)
 
