@@ -970,15 +970,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level)
 
     if args.command == "migrate":
-
-        async def run() -> None:
-            db = Database(settings.database_url, settings)
-            try:
-                await migrate.upgrade(db)
-            finally:
-                await db.dispose()
-
-        asyncio.run(run())
+        asyncio.run(_migrate(settings))
         return 0
     if args.command == "create-api-key":
 

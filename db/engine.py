@@ -266,6 +266,5 @@ class Database:
         raise AssertionError("unreachable")
 
     async def dispose(self) -> None:
-        await self.writer.dispose()
-        if self.engine.sync_engine.pool is not self.writer.sync_engine.pool:
-            await self.engine.dispose()
+        for engine in self.engines:
+            await engine.dispose()

@@ -153,7 +153,7 @@ async def all_rows(
     # needs SQLAlchemy to reconnect it.
     fairy = sync._dbapi_connection or await conn.get_raw_connection()
     try:
-        if conn.dialect.name == "sqlite":
+        if dialect.name == "sqlite":
             # One hand-off to the connection's thread, as db/sqlite_driver.py runs statements.
             adapter: Any = fairy.dbapi_connection
             _, records, _, _ = await adapter._hand_off(
