@@ -38,6 +38,9 @@ from db.settings import Settings
 # SQLite calls the progress handler every this many virtual machine instructions: often enough
 # to stop a runaway statement within milliseconds, rarely enough to cost nothing measurable.
 _PROGRESS_STEPS = 10_000
+# How long a short read may run on the event loop's thread (SQLite) before it is stopped and
+# run on the connection's thread instead (db/sqlite_driver.py, InlineReader).
+INLINE_BUDGET_S = 0.002
 # How often a unit of work runs when the database keeps aborting it for a deadlock.
 TRANSACTION_ATTEMPTS = 5
 
@@ -166,12 +169,20 @@ class Database:
     def __init__(self, url: str, settings: Settings) -> None:
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
+        self.inline: sqlite_driver.InlineReader | None = None
         pool = {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow}
         if self.dialect == "sqlite":
             driver = sqlite_driver.dbapi()  # aiosqlite with fewer thread hand-offs
-            # Its reads run through the driver directly (db/reads.py).
+            # Its reads run through the driver directly (db/reads.py), the short ones on the
+            # event loop's thread (sqlite_driver.InlineReader).
+            self.inline = sqlite_driver.InlineReader.for_url(
+                self.url, self.url.get_dialect()(), _sqlite_pragmas(settings), INLINE_BUDGET_S
+            )
+            options: dict[str, Any] = {reads.RAW_READS: True}
+            if self.inline is not None:
+                options[reads.INLINE_READS] = self.inline
             self.engine = create_async_engine(
-                self.url, module=driver, execution_options={reads.RAW_READS: True}, **pool
+                self.url, module=driver, execution_options=options, **pool
             )
             # One writer connection: SQLite serialises writers anyway; queueing them in the pool
             # is cheaper than having them spin on the file lock.
@@ -268,3 +279,5 @@ class Database:
     async def dispose(self) -> None:
         for engine in self.engines:
             await engine.dispose()
+        if self.inline is not None:
+            self.inline.close()

@@ -33,6 +33,9 @@ from db import sqlite_driver
 
 # The execution option that marks the connections ``Database.read()`` hands out (db/engine.py).
 RAW_READS = "leadgraph_raw_reads"
+# The execution option holding SQLite's InlineReader (db/sqlite_driver.py), for statements
+# marked short (``Reusable(..., inline=True)``).
+INLINE_READS = "leadgraph_inline_reads"
 # Statement shapes kept compiled; a shape is a statement with its literal values taken out, so
 # a handful per query of the API (filters, sorts, directions), a few hundred in all.
 _plans: LRUCache[Any, _Plan | None] = LRUCache(maxsize=1000)
@@ -109,22 +112,30 @@ def _arguments(
 
 class Reusable:
     """A statement built once (its varying values are bind parameters, given per call) and
-    its cache key, computed once too."""
+    its cache key, computed once too. ``inline``: the statement is short whatever its values
+    (a lookup by a unique key, a page that walks an index), so on SQLite it runs on the event
+    loop's thread rather than through a hand-off (``sqlite_driver.InlineReader``)."""
 
-    __slots__ = ("key", "stmt")
+    __slots__ = ("inline", "key", "stmt")
 
-    def __init__(self, stmt: Executable) -> None:
+    def __init__(self, stmt: Executable, *, inline: bool = False) -> None:
         self.stmt = stmt
         self.key = stmt._generate_cache_key()  # type: ignore[attr-defined]
+        self.inline = inline
 
 
 async def all_rows(
-    conn: AsyncConnection, stmt: Executable | Reusable, params: dict[str, Any] | None = None
+    conn: AsyncConnection,
+    stmt: Executable | Reusable,
+    params: dict[str, Any] | None = None,
+    *,
+    inline: bool = False,
 ) -> list[Any]:
     """Every row ``stmt`` returns (with ``params`` for its named bind parameters), as named
-    tuples on the read pool of PostgreSQL, as SQLAlchemy's Rows elsewhere."""
+    tuples on the read connections, as SQLAlchemy's Rows elsewhere. ``inline``: the statement
+    is short whatever its values, as a ``Reusable(inline=True)`` is."""
     if isinstance(stmt, Reusable):
-        key = stmt.key
+        key, inline = stmt.key, inline or stmt.inline
         stmt = stmt.stmt
     else:
         key = _NO_KEY
@@ -153,7 +164,12 @@ async def all_rows(
     # needs SQLAlchemy to reconnect it.
     fairy = sync._dbapi_connection or await conn.get_raw_connection()
     try:
-        if dialect.name == "sqlite":
+        # A short statement on SQLite: on this thread, unless it outlasts the inline budget.
+        reader = sync._execution_options.get(INLINE_READS) if inline else None
+        records = reader.run(sql, tuple(arguments)) if reader is not None else None
+        if records is not None:
+            pass
+        elif dialect.name == "sqlite":
             # One hand-off to the connection's thread, as db/sqlite_driver.py runs statements.
             adapter: Any = fairy.dbapi_connection
             _, records, _, _ = await adapter._hand_off(

@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import sqlite3
+import threading
+import time
 from functools import partial
 from typing import Any, cast
 
@@ -282,3 +285,87 @@ class DBAPI(AsyncAdapt_aiosqlite_dbapi):
 def dbapi() -> DBAPI:
     """The DBAPI module to pass as ``create_async_engine(..., module=dbapi())``."""
     return DBAPI(aiosqlite, sqlite3)
+
+
+# How many SQLite VM steps run between two looks at the clock of an inline read.
+_INLINE_STEPS = 1000
+
+
+class InlineReader:
+    """Short reads run on the calling thread (the event loop's), without a hand-off.
+
+    A hand-off to aiosqlite's thread costs more than the statements an ordinary request runs
+    (an API key by its hash, an unfiltered page by its index: ~0.05 ms in SQLite): a queue, a
+    thread wake-up and the GIL passed back and forth while the event loop is busy. ``run``
+    executes a statement on a connection of this thread's own, opened like the pool's
+    (same file, same pragmas) but read-only, in autocommit: each statement is one snapshot of
+    the latest commit, as on the pool's connections. It gives up when the statement is still
+    running after ``budget`` seconds (SQLite interrupts it, and nothing was changed: the
+    connection is read-only) or when SQLite answers busy, and returns None: the caller runs
+    the statement the ordinary way, on the thread, under the statement timeout. So a read
+    that is usually short and turns out long (a cold page cache, a plan gone wrong) blocks the
+    event loop for at most ``budget``.
+
+    Only statements marked as short take this path (``db/reads.py``, ``Reusable(inline=True)``).
+    """
+
+    def __init__(self, filename: str, options: dict[str, Any], pragmas: list[str], budget: float):
+        self.filename = filename
+        self.options = options
+        self.pragmas = pragmas
+        self.budget = budget
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_url(
+        cls, url: Any, dialect: Any, pragmas: list[str], budget: float
+    ) -> InlineReader | None:
+        """One for the database file of ``url``; None for an in-memory database (another
+        connection would see another database)."""
+        args, options = dialect.create_connect_args(url)
+        filename = args[0] if args else ""
+        memory = filename in ("", ":memory:") or (options.get("uri") and "mode=memory" in filename)
+        if memory:
+            return None
+        options = {k: v for k, v in options.items() if k in ("uri", "timeout", "detect_types")}
+        return cls(filename, options, pragmas, budget)
+
+    def _connection(self) -> tuple[sqlite3.Connection, list[float]]:
+        found = getattr(self._local, "conn", None)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+        conn = sqlite3.connect(self.filename, isolation_level=None, **self.options)
+        for pragma in self.pragmas:
+            conn.execute(pragma)
+        conn.execute("PRAGMA query_only=ON")
+        conn.execute("PRAGMA busy_timeout=0")  # busy: give up at once, the thread will wait
+        deadline = [0.0]
+        clock = time.monotonic
+        conn.set_progress_handler(lambda: 1 if clock() > deadline[0] else 0, _INLINE_STEPS)
+        self._local.conn = (conn, deadline)
+        with self._lock:
+            self._opened.append(conn)
+        return conn, deadline
+
+    def run(self, sql: str, arguments: tuple[Any, ...]) -> list[Any] | None:
+        """The statement's rows, or None when it must run the ordinary way."""
+        conn, deadline = self._connection()
+        deadline[0] = time.monotonic() + self.budget
+        try:
+            return conn.execute(sql, arguments).fetchall()
+        except sqlite3.Error:
+            # Interrupted past the budget, or busy (a checkpoint, a WAL being recovered); any
+            # other error happens again on the thread, and is reported from there as usual.
+            return None
+
+    def close(self) -> None:
+        """Closes the connections this reader opened (on every thread that used it)."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            # Another thread's connection refuses: it closes when that thread's reference goes.
+            with contextlib.suppress(sqlite3.ProgrammingError):
+                conn.close()
+        self._local = threading.local()

@@ -1,6 +1,6 @@
-"""db/sqlite_driver.py: a statement is one hand-off to aiosqlite's thread, COMMIT and ROLLBACK
-are queued, and none of that changes what a unit of work means. SQLite only, on a file of its
-own (whichever engine the suite runs on)."""
+"""db/sqlite_driver.py: a statement is one hand-off to aiosqlite's thread (a short read none),
+COMMIT and ROLLBACK are queued, and none of that changes what a unit of work means. SQLite only,
+on a file of its own (whichever engine the suite runs on)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, literal_column, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from db import reads, sqlite_driver
@@ -99,6 +100,69 @@ def test_a_read_the_driver_runs_itself_is_one_hand_off_and_no_rollback(tmp_path:
     calls, rows = on_file(tmp_path, work)
     assert calls == ["run_statement"]
     assert rows == [(0,)]
+
+
+def test_a_short_read_runs_on_the_event_loop_and_sees_the_latest_commit(tmp_path: Path) -> None:
+    """A statement marked short (``Reusable(inline=True)``: the API key lookup, unfiltered
+    pages) runs on a read-only connection of the event loop's thread: no hand-off at all, and
+    it sees what the writer committed just before, as the pool's connections do."""
+    count = reads.Reusable(select(func.count()).select_from(text("child")), inline=True)
+
+    async def work(db: Database) -> tuple[list[str], list[int]]:
+        seen = []
+        async with hand_offs(db) as calls:
+            for _ in range(3):
+                async with db.write() as conn:
+                    await conn.execute(text("INSERT INTO child (parent_id) VALUES (1)"))
+                async with db.read() as conn:
+                    seen.append((await reads.all_rows(conn, count))[0][0])
+        return calls, seen
+
+    calls, seen = on_file(tmp_path, work)
+    assert seen == [1, 2, 3]
+    assert "run_statement" in calls  # the writes' INSERTs, on the writer's thread
+    assert calls.count("run_statement") == 3  # and nothing else: the reads made no hand-off
+
+
+def test_a_short_read_that_runs_long_is_stopped_and_run_on_the_thread(tmp_path: Path) -> None:
+    """Past its budget SQLite interrupts an inline statement (the connection is read-only:
+    nothing to undo) and it runs again the ordinary way, answering the same."""
+    long = reads.Reusable(
+        select(
+            literal_column(
+                "(WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                "WHERE i < 300000) SELECT sum(i) FROM n)"
+            ).label("total")
+        ),
+        inline=True,
+    )
+
+    async def work(db: Database) -> tuple[list[str], Any]:
+        assert db.inline is not None
+        db.inline.budget = 0.0001
+        async with hand_offs(db) as calls, db.read() as conn:
+            rows = await reads.all_rows(conn, long)
+        return calls, rows[0][0]
+
+    calls, total = on_file(tmp_path, work)
+    assert total == 300000 * 300001 // 2
+    assert calls == ["run_statement"]
+
+
+@pytest.mark.parametrize(
+    ("url", "inline"),
+    [
+        ("sqlite+aiosqlite://", False),
+        ("sqlite+aiosqlite:///:memory:", False),
+        ("sqlite+aiosqlite:///file:shared?mode=memory&cache=shared&uri=true", False),
+        ("sqlite+aiosqlite:///leadgraph.db", True),
+    ],
+)
+def test_only_a_database_file_has_an_inline_reader(url: str, inline: bool) -> None:
+    """Another connection to an in-memory database would open another, empty, database."""
+    made = make_url(url)
+    reader = sqlite_driver.InlineReader.for_url(made, made.get_dialect()(), [], 0.002)
+    assert (reader is not None) == inline
 
 
 def test_a_write_is_committed_and_visible_when_the_block_returns(tmp_path: Path) -> None:

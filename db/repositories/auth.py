@@ -27,8 +27,19 @@ api_keys: Any = ApiKey.__table__  # type: ignore[attr-defined]
 email_codes: Any = EmailCode.__table__  # type: ignore[attr-defined]
 
 
+# Every request with an API key runs these; by a unique index, so short (inline on SQLite).
 _API_KEY_BY_HASH = reads.Reusable(
-    select(api_keys).where(api_keys.c.token_hash == bindparam("token_hash"))
+    select(api_keys).where(api_keys.c.token_hash == bindparam("token_hash")), inline=True
+)
+_SESSION_WITH_ROLE = reads.Reusable(
+    select(sessions, memberships.c.role)
+    .join(
+        memberships,
+        (memberships.c.workspace_id == sessions.c.workspace_id)
+        & (memberships.c.user_id == sessions.c.user_id),
+    )
+    .where(sessions.c.token_hash == bindparam("token_hash")),
+    inline=True,
 )
 
 
@@ -163,16 +174,7 @@ class SessionRepository:
     async def with_role(self, token_hash: str) -> Row[Any] | None:
         """The session and its user's current role in the session's workspace, in one query;
         None when the secret is unknown or the user is no longer a member."""
-        stmt = (
-            select(sessions, memberships.c.role)
-            .join(
-                memberships,
-                (memberships.c.workspace_id == sessions.c.workspace_id)
-                & (memberships.c.user_id == sessions.c.user_id),
-            )
-            .where(sessions.c.token_hash == token_hash)
-        )
-        return await reads.first(self.conn, stmt)
+        return await reads.first(self.conn, _SESSION_WITH_ROLE, {"token_hash": token_hash})
 
     async def get(self, id_: int) -> Row[Any] | None:
         return await _first(self.conn, select(sessions).where(sessions.c.id == id_))
