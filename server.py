@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
@@ -142,6 +142,10 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            # The client hung up before its request had been read: nobody to answer, and not
+            # an error of ours (load tools, browsers and proxies cancel requests all the time).
+            logger.info("client disconnected before its request was read")
         except Exception as exc:
             # Starlette's ServerErrorMiddleware wraps every user middleware, so its 500 would come
             # after the id is reset and without the header: answer here while both are known.

@@ -4,8 +4,11 @@ behaviours behind it that clients depend on most (status codes, media types, err
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+import socket
 import subprocess
+import time
 from typing import Any
 
 import httpx
@@ -340,3 +343,22 @@ def test_an_exception_outside_graphql_is_a_masked_500_with_the_request_id(
     response = post(http, {"query": "{ __typename }"}, JSON, {"X-Request-ID": "trace-500"})
     assert response.status_code == 500
     assert assert_masked(response)["extensions"]["requestId"] == "trace-500"
+
+
+def test_a_client_that_hangs_up_mid_body_is_no_error(
+    server: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A request whose body never arrives in full (the client closed its connection): nothing
+    to answer and nothing to report as an error, only a line at INFO."""
+    caplog.set_level(logging.INFO, logger="leadgraph")
+    url = httpx.URL(server.url)
+    with socket.create_connection((url.host, url.port)) as conn:
+        conn.sendall(
+            b"POST /graphql HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"query": "{ __'
+        )
+    deadline = time.monotonic() + 5
+    while "client disconnected" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert "client disconnected before its request was read" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
