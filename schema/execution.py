@@ -9,7 +9,8 @@ Here a field that Strawberry marks as basic (no resolver, no extensions, no argu
 type is a scalar or an enum, possibly non-null, is read and serialized directly; one whose type
 is an object (``edge.node``) has its sub-selection executed on the attribute's value at once,
 without a resolver call, a ``GraphQLResolveInfo`` or ``complete_value`` (Strawberry's
-``is_type_of`` is the class check it stands for). Anything unusual
+``is_type_of`` is the class check it stands for), and one whose type is a list of objects
+(``edges``, ``nodes``) has each item's sub-selection executed the same way. Anything unusual
 (an exception, a null where the type forbids it, a serializer that refuses the value) goes
 through graphql-core's ordinary path again, which produces exactly the error it always did:
 reading an attribute has no side effects, so doing it twice is safe.
@@ -25,6 +26,7 @@ from graphql import (
     GraphQLEnumType,
     GraphQLField,
     GraphQLLeafType,
+    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
@@ -53,9 +55,28 @@ class _Object(NamedTuple):
     return_type: GraphQLOutputType
 
 
-# Per field definition: (python attribute, leaf serializer, nullable) for a leaf, an _Object,
-# or None if not eligible.
-_Plan = tuple[str, Callable[[Any], Any], bool] | _Object | None
+class _List(NamedTuple):
+    """A plain attribute holding a list of objects (``edges``, ``nodes``): each item's
+    sub-selection is executed directly, as for an _Object."""
+
+    python_name: str
+    item: _Object  # how an item is executed (its object type, the class is_type_of wants)
+    item_type: GraphQLOutputType  # the list's item type (non-null or not)
+    return_type: GraphQLOutputType
+
+
+class _Leaf(NamedTuple):
+    python_name: str
+    serialize: Callable[[Any], Any]
+    nullable: bool
+    # The Python type a value of this leaf is served as it is (str for String and ID, int in
+    # range for Int, bool for Boolean), checked inline; None: always through ``serialize``.
+    exact: type | None
+
+
+# Per field definition: a _Leaf, an _Object, a _List, or None if not eligible.
+_Plan = _Leaf | _Object | _List | None
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 _plans: dict[int, tuple[GraphQLField, _Plan]] = {}
 
 
@@ -75,9 +96,19 @@ def _plan(field_def: GraphQLField) -> _Plan:
     named = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
     if isinstance(named, GraphQLObjectType):
         return _object_plan(python_name, named, type_)
+    if isinstance(named, GraphQLList):
+        item_type = named.of_type
+        item_named = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
+        if not isinstance(item_named, GraphQLObjectType):
+            return None
+        item = _object_plan(python_name, item_named, item_type)
+        return None if item is None else _List(python_name, item, item_type, type_)
     if not isinstance(named, (GraphQLScalarType, GraphQLEnumType)):
         return None
-    return python_name, _serializer(named), nullable
+    exact = None
+    if isinstance(named, GraphQLScalarType) and specified_scalar_types.get(named.name) is named:
+        exact = _EXACT.get(named.name, (None,))[0]
+    return _Leaf(python_name, _serializer(named), nullable, exact)
 
 
 def _object_plan(
@@ -153,16 +184,21 @@ def _plan_for(field_def: GraphQLField) -> _Plan:
 _MISS = object()
 
 
-def _read_leaf(plan: tuple[str, Callable[[Any], Any], bool], source: Any) -> Any:
+def _read_leaf(plan: _Leaf, source: Any) -> Any:
     """The serialized value of a planned leaf field, or _MISS to take the ordinary path."""
-    python_name, serialize, nullable = plan
     try:
-        value = getattr(source, python_name)
-        if value is None:
-            return None if nullable else _MISS
-        if isinstance(value, Exception):
-            return _MISS
-        coerced = serialize(value)
+        value = getattr(source, plan.python_name)
+    except Exception:
+        return _MISS
+    kind = type(value)
+    if kind is plan.exact and (kind is not int or _INT_MIN <= value <= _INT_MAX):
+        return value  # a str, an int in range, a bool: served as it is
+    if value is None:
+        return None if plan.nullable else _MISS
+    if isinstance(value, Exception):
+        return _MISS
+    try:
+        coerced = plan.serialize(value)
     except Exception:
         return _MISS
     return _MISS if coerced is None or coerced is Undefined else coerced
@@ -283,6 +319,85 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
         return await_completed()
 
+    def _complete_list(
+        self,
+        plan: _List,
+        source: Any,
+        field_details_list: Any,
+        path: Path,
+        position_context: Any,
+    ) -> Any:
+        """What execute_field answers for a planned list of objects, or _MISS for anything
+        unusual (a value that is not a list, an item that is null, awaitable or of another
+        class, a directive on the field): those take the ordinary path, before anything ran.
+        Each item is completed as graphql-core's complete_list_item_value completes it, and
+        errors are handled as there and as execute_field handles them."""
+        try:
+            items = getattr(source, plan.python_name)
+        except Exception:
+            return _MISS
+        if type(items) is not list or any(d.node.directives for d in field_details_list):
+            return _MISS
+        origin = plan.item.origin
+        is_awaitable = self.is_awaitable
+        for item in items:
+            if (
+                item is None
+                or isinstance(item, Exception)
+                or is_awaitable(item)
+                or (
+                    origin is not None
+                    and (type(item) is not origin or get_strawberry_type_cast(item) is not None)
+                )
+            ):
+                return _MISS
+        object_type, item_type = plan.item.object_type, plan.item_type
+        completed: list[Any] = []
+        pending: list[int] = []
+        try:
+            for index, item in enumerate(items):
+                item_path = path.add_key(index, None)
+                try:
+                    done = self.collect_and_execute_subfields(
+                        object_type, field_details_list, item_path, item, position_context
+                    )
+                except Exception as raw_error:
+                    # Raises again when the item type is non-null: the list fails as a whole.
+                    self.handle_field_error(raw_error, item_type, field_details_list, item_path)
+                    done = None
+                if is_awaitable(done):
+                    done = self._awaited_item(done, item_type, field_details_list, item_path)
+                    pending.append(index)
+                completed.append(done)
+        except Exception as raw_error:
+            if pending:
+                self.settle_in_background([completed[i] for i in pending])
+            self.handle_field_error(raw_error, plan.return_type, field_details_list, path)
+            return None
+        if not pending:
+            return completed
+
+        async def await_completed() -> Any:
+            try:
+                awaited = await gather_with_cancel(*(completed[i] for i in pending))
+            except Exception as raw_error:
+                self.handle_field_error(raw_error, plan.return_type, field_details_list, path)
+                return None
+            for i, value in zip(pending, awaited, strict=True):
+                completed[i] = value
+            return completed
+
+        return await_completed()
+
+    async def _awaited_item(
+        self, awaitable: Any, item_type: GraphQLOutputType, field_details_list: Any, path: Path
+    ) -> Any:
+        try:
+            return await awaitable
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, item_type, field_details_list, path)
+            return None
+
     def execute_fields(  # type: ignore[override]
         self,
         parent_type: GraphQLObjectType,
@@ -303,9 +418,30 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
             for response_name, field_details_list, plan in self._planned(
                 parent_type, grouped_field_set
             ):
-                if type(plan) is _Object:
-                    completed = self._complete_object(
-                        plan,
+                kind = type(plan)
+                if kind is _Leaf:
+                    # The common case inline: a str, an int in range, a bool, a null.
+                    try:
+                        value = getattr(source_value, plan[0])  # type: ignore[index]
+                    except Exception:
+                        value = _MISS
+                    vtype = type(value)
+                    if vtype is plan[3] and (  # type: ignore[index]
+                        vtype is not int or _INT_MIN <= value <= _INT_MAX
+                    ):
+                        results[response_name] = value
+                        continue
+                    if value is None and plan[2]:  # type: ignore[index]
+                        results[response_name] = None
+                        continue
+                    value = _read_leaf(plan, source_value)  # type: ignore[arg-type]
+                    if value is not _MISS:
+                        results[response_name] = value
+                        continue
+                elif kind is _Object or kind is _List:
+                    complete = self._complete_object if kind is _Object else self._complete_list
+                    completed = complete(
+                        plan,  # type: ignore[arg-type]
                         source_value,
                         field_details_list,
                         Path(path, response_name, parent_type.name),
@@ -315,11 +451,6 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
                         results[response_name] = completed
                         if is_awaitable(completed):
                             awaitable_fields.append(response_name)
-                        continue
-                elif plan is not None:
-                    value = _read_leaf(plan, source_value)  # type: ignore[arg-type]
-                    if value is not _MISS:
-                        results[response_name] = value
                         continue
                 result = self.execute_field(
                     parent_type,
