@@ -39,7 +39,7 @@ import enum
 import itertools
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import strawberry
 import uvicorn
@@ -245,19 +245,20 @@ class LeadOrder:
 
 @strawberry.input
 class CreateLeadInput:
+    # As the server's: optional fields without a default (left out, not null).
     email: str
-    first_name: str | None = None
-    last_name: str | None = None
-    phone: str | None = None
-    company: str | None = None
-    city: str | None = None
-    state: str | None = None
-    postal_code: str | None = None
-    source: str | None = None
-    notes: str | None = None
-    status: LeadStatus | None = None
-    score: int | None = None
-    metadata: JSON | None = None
+    first_name: str | None = strawberry.UNSET
+    last_name: str | None = strawberry.UNSET
+    phone: str | None = strawberry.UNSET
+    company: str | None = strawberry.UNSET
+    city: str | None = strawberry.UNSET
+    state: str | None = strawberry.UNSET
+    postal_code: str | None = strawberry.UNSET
+    source: str | None = strawberry.UNSET
+    notes: str | None = strawberry.UNSET
+    status: LeadStatus | None = strawberry.UNSET
+    score: int | None = strawberry.UNSET
+    metadata: JSON | None = strawberry.UNSET
 
 
 # ------------------------------------------------------------------ the rows, read once
@@ -276,6 +277,8 @@ class Data:
 
 
 DATA: Data | None = None
+E = TypeVar("E", LeadEdge, ClientEdge)
+T = TypeVar("T")
 
 
 def _data() -> Data:
@@ -283,7 +286,14 @@ def _data() -> Data:
     return DATA
 
 
-def _page(edges: list[Any], at: dict[str, int], first: int | None, after: str | None) -> Any:
+def _given(value: T | None) -> T | None:
+    return None if value is strawberry.UNSET else value
+
+
+def _page(
+    edges: list[E], at: dict[str, int], first: int | None, after: str | None
+) -> tuple[list[E], PageInfo]:
+    """``first`` edges after the one ``after`` names (from the start when it is not held)."""
     start = at[after] + 1 if after is not None and after in at else 0
     shown = edges[start : start + (20 if first is None else first)]
     info = PageInfo(
@@ -322,19 +332,19 @@ class Query:
 class Mutation:
     @strawberry.mutation
     def create_lead(self, input: CreateLeadInput) -> CreateLeadPayload:
-        first, last = input.first_name, input.last_name
+        first, last = _given(input.first_name), _given(input.last_name)
         lead = Lead(
             id=strawberry.ID(_gid("Lead", next(_data().next_id))),
             email=input.email,
             first_name=first,
             last_name=last,
-            name=" ".join(p for p in (first, last) if p) or None,
-            company=input.company,
-            city=input.city,
-            state=input.state,
-            source=input.source,
-            status=input.status or LeadStatus.NEW,
-            score=input.score or 0,
+            name=_name(first, last),
+            company=_given(input.company),
+            city=_given(input.city),
+            state=_given(input.state),
+            source=_given(input.source),
+            status=_given(input.status) or LeadStatus.NEW,
+            score=_given(input.score) or 0,
             created_at=datetime.now(UTC),
         )
         return CreateLeadPayload(lead=lead, user_errors=[])
