@@ -11,16 +11,19 @@ For each engine (PostgreSQL and SQLite by default, or the one BENCH_DATABASE_URL
    httpx.ASGITransport) and for the app floor, with a ``before_cursor_execute`` listener; check
    that the count does not grow with the page size.
 4. Start every side: the server (``server.py serve``) with 1 worker and with 2 (``WORKERS``), the
-   app floor (bench/floor.py), the raw floor (bench/raw.py) and, on PostgreSQL, the PostGraphile
-   peer (bench/peer.py); check that every side answers every query it has with the same JSON
-   (the peer: the same rows), and that seeded rows are stored exactly like rows the API writes.
+   app floor (bench/floor.py), the raw floor (bench/raw.py), the framework floor
+   (bench/framework.py: vanilla Strawberry answering from memory) and, on PostgreSQL, the
+   PostGraphile peer (bench/peer.py); check that every side answers every query it has with the
+   same JSON (the peer: the same rows; the framework floor: the same shape), and that seeded rows
+   are stored exactly like rows the API writes.
 5. BENCH_ROUNDS rounds; in each, every query drives every side back to back (a warm-up, then the
    measured run, same load tool and connections; the sides' order rotates from round to round),
    reading each side's CPU time (its whole process tree) over the measured window. Writes use
    fresh values (unique emails, distinct leads) and are checked against the database afterwards.
    Medians over the rounds are reported.
-6. One request at a time on one connection (server, raw floor and peer), then the server's RSS
-   flatness (a fresh server, its RSS after each of BENCH_RSS_REQUESTS requests of Q1).
+6. One request at a time on one connection (server, raw floor, peer, framework floor), then the
+   server's RSS flatness (a fresh server, its RSS after each of BENCH_RSS_REQUESTS requests of
+   Q1).
 
 Then one bench/results.md: a section per engine, SQLite against PostgreSQL, and issue 9's targets.
 """
@@ -52,6 +55,7 @@ from starlette.applications import Starlette
 
 from bench import load, report, seed
 from bench.floor import create_floor_app
+from bench.framework import QUERIES as FRAMEWORK_QUERIES
 from bench.queries import Fixtures, Query, leads_with_clients, mix, with_first
 from db.engine import Database
 from db.models import DEFAULT_WORKSPACE_ID, Client, Lead, Role
@@ -542,6 +546,10 @@ def raw_launch() -> Launch:
     return Launch(lambda port: [sys.executable, "-m", "bench.raw", "--port", str(port)])
 
 
+def framework_launch() -> Launch:
+    return Launch(lambda port: [sys.executable, "-m", "bench.framework", "--port", str(port)])
+
+
 def peer_launch(peer: ModuleType, cfg: Config) -> Launch:
     # It answers GET /healthz once its schema is built, as the server does.
     return Launch(peer.peer_command, peer.peer_env(cfg.database_url), Path(peer.PEER_DIR))
@@ -582,6 +590,20 @@ def _first_difference(a: Any, b: Any, side: str, path: str = "") -> str:
     return f"{path or '.'}: server {json.dumps(a)[:300]} / {side} {json.dumps(b)[:300]}"
 
 
+# Sides that answer from memory: their answers have the server's shape, not its values, and
+# their writes write nothing.
+NO_DATABASE = frozenset({"framework"})
+
+
+def _shape(value: Any) -> Any:
+    """What the framework floor must share with the server: keys and list lengths."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(v) for v in value]
+    return "leaf"
+
+
 # query key -> side -> seconds one request took alone (reads: a second, warm request)
 Solo = dict[str, dict[str, float]]
 # side -> query key -> its load (None: the side does not have the query)
@@ -617,6 +639,13 @@ def check_same_json(
             if side == "peer":
                 assert peer is not None
                 difference = peer.same_rows(key, a, b)
+            elif side in NO_DATABASE:
+                shape_a, shape_b = _shape(a), _shape(b)
+                difference = (
+                    None
+                    if shape_a == shape_b
+                    else "not the same shape: " + _first_difference(shape_a, shape_b, side)
+                )
             else:
                 difference = None if a == b else _first_difference(a, b, side)
             if difference:
@@ -626,7 +655,7 @@ def check_same_json(
                 raise SystemExit(
                     f"{side} and the server answer {key} differently ({difference}); both "
                     f"answers are in bench/.data/mismatch-{key}-{side}.json. The floors and the "
-                    "peer must mirror the app."
+                    "peer must mirror the app (the framework floor: its answers' shape)."
                 )
 
         def convertible(side: str) -> str:
@@ -662,6 +691,10 @@ def check_same_json(
                     answers[side], _ = post(side, spec, value)
                     unmasked[side] = answers[side]
                     _, solo[q.key][side] = post(side, spec, value)
+                elif side in NO_DATABASE:
+                    value = f"{fx.run}-check-{side}" if q.mode == "unique" else spec.values[0]
+                    unmasked[side], solo[q.key][side] = post(side, spec, value)
+                    answers[side] = unmasked[side]
                 else:
                     value = f"{fx.run}-check-{side}" if q.mode == "unique" else convertible(side)
                     unmasked[side], solo[q.key][side] = post(side, spec, value)
@@ -669,10 +702,14 @@ def check_same_json(
                 if side == "peer":
                     # bench.peer.same_rows leaves out what differs by construction itself.
                     same(q.key, side, unmasked["server"], unmasked[side])
+                elif side in NO_DATABASE:
+                    same(q.key, side, unmasked["server"], unmasked[side])
                 elif side != "server":
                     same(q.key, side, answers["server"], answers[side])
             log(
-                f"  {q.key:<9} same answers on {', '.join(answers)}; one request alone: "
+                f"  {q.key:<9} same answers on "
+                + ", ".join(f"{s} (shape)" if s in NO_DATABASE else s for s in answers)
+                + "; one request alone: "
                 + ", ".join(f"{s} {t * 1000:.1f} ms" for s, t in solo[q.key].items())
             )
     return solo
@@ -762,7 +799,8 @@ def _phase_spec(
 ) -> load.LoadSpec | None:
     """The load of one phase ("warm" or "measure") of round ``r``; writes never reuse a value."""
     if q.mode == "once":
-        return spec_for(side, q, tuple(fx.pools[_pool(side, r, phase)]), "")
+        # The sides without a database have no pool (spec_for gives them their values).
+        return spec_for(side, q, tuple(fx.pools.get(_pool(side, r, phase), ())), "")
     if q.mode == "unique":
         return spec_for(side, q, (), _tag(fx, q, side, r, phase))
     return spec_for(side, q, (), "")
@@ -855,16 +893,17 @@ def drive_round(
         waited += target.wait_idle()
         cell = cells.setdefault(side, report.Cell())
         cell.add(result, cpu)
-        if q.write:
+        if q.write and side not in NO_DATABASE:
             cell.written.append(asyncio.run(_written(cfg, q, side, r, fx)))
     return waited
 
 
 # The latency targets (Q1's p50, Q3's p99, Q4 against Q1, filtered counts) are about how one
 # user's page feels. At 16 connections in a closed loop, p50 is ~16 / throughput: queueing, not
-# the request. So these also run one request at a time, on the server, the raw floor and the peer.
+# the request. So these also run one request at a time, on the server, the raw floor, the peer
+# and the framework floor (what Strawberry on uvicorn takes for the document, with no database).
 LATENCY_KEYS = ("Q1", "Q2+count", "Q3", "Q3+count", "Q4")
-LATENCY_SIDES = ("server", "raw", "peer")
+LATENCY_SIDES = ("server", "raw", "peer", "framework")
 
 
 def latency(
@@ -882,7 +921,7 @@ def latency(
             result = load.run(cfg.tool, sides[side].url, spec, 1, min(cfg.duration, 5), DATA)
             sides[side].wait_idle()
             out.setdefault(side, {})[q.key] = result
-            log(f"  {q.key:<10} {side:<7} one connection: {result.rps:.0f} req/s, "
+            log(f"  {q.key:<10} {side:<9} one connection: {result.rps:.0f} req/s, "
                 f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms")  # fmt: skip
     return out
 
@@ -999,6 +1038,13 @@ def run_engine(cfg: Config) -> report.EngineRun:
         if side == "peer":
             pq = peer_queries.get(q.key)
             return None if pq is None else pq.spec(fx.key, values=values, tag=tag)
+        if side == "framework":
+            if q.key not in FRAMEWORK_QUERIES:
+                return None
+            if q.mode == "once":
+                # It writes nothing: any lead ids will do, round robin.
+                spec = q.spec(side, fx.key, values=tuple(fx.converted_ids), tag=tag)
+                return replace(spec, mode="cycle")
         return q.spec(side, fx.key, values=values, tag=tag)
 
     log("Counting SQL statements per request (in-process) …")
@@ -1007,7 +1053,7 @@ def run_engine(cfg: Config) -> report.EngineRun:
     results: dict[str, dict[str, report.Cell]] = {q.key: {} for q in queries}
     rss: dict[str, dict[str, int]] = {}
     launches = {server_side(w): server_launch(w) for w in cfg.workers}
-    launches |= {"floor": floor_launch(), "raw": raw_launch()}
+    launches |= {"floor": floor_launch(), "raw": raw_launch(), "framework": framework_launch()}
     if peer is not None:
         launches["peer"] = peer_launch(peer, cfg)
     log(f"Starting {', '.join(launches)} …")

@@ -40,10 +40,12 @@ class Query:
         return {"query": self.document, "variables": self.variables}
 
     def spec(self, side: str, key: str, *, values: tuple[str, ...] = (), tag: str = "") -> LoadSpec:
-        """The load for one side: the server's (any number of workers) or a floor's."""
+        """The load for one side: the server's (any number of workers) or a floor's (the
+        framework floor takes the server's GraphQL documents)."""
         prefix, _, suffix = json.dumps(self.payload()).partition(VALUE)
+        graphql = side.startswith("server") or side == "framework"
         return LoadSpec(
-            path="/graphql" if side.startswith("server") else self.floor_path,
+            path="/graphql" if graphql else self.floor_path,
             headers={"Authorization": f"Bearer {key}"},
             prefix=prefix,
             suffix=suffix,
