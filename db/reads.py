@@ -204,9 +204,11 @@ async def first(
     return rows[0] if rows else None
 
 
-async def scalar(conn: AsyncConnection, stmt: Executable) -> Any:
+async def scalar(
+    conn: AsyncConnection, stmt: Executable, params: dict[str, Any] | None = None
+) -> Any:
     """The first column of the first row (a count)."""
-    rows = await all_rows(conn, stmt)
+    rows = await all_rows(conn, stmt, params)
     return rows[0][0] if rows else None
 
 

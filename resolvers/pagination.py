@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Row
+from sqlalchemy import Row
 
 from db.engine import Database
 from db.models.fields import ID_MAX, INT_MAX, INT_MIN
-from db.repositories import Keyset, Repository
+from db.repositories import FilterSpec, Keyset, Repository
 from resolvers.errors import BadInput
 
 DEFAULT_PAGE_SIZE = 20
@@ -169,7 +169,7 @@ def page_args(
 async def fetch_page(
     db: Database,
     repository: Callable[[Any], Repository],
-    conditions: Sequence[ColumnElement[bool]],
+    spec: FilterSpec | None,
     sort: SortKey,
     descending: bool,
     order: str,
@@ -182,7 +182,7 @@ async def fetch_page(
     if args.limit:
         async with db.read() as conn:
             rows = await repository(conn).page(
-                conditions,
+                spec,
                 sort.column,
                 descending != args.backward,
                 args.start,
@@ -196,7 +196,7 @@ async def fetch_page(
 
     async def count() -> int:
         async with db.read() as conn:
-            return await repository(conn).count(conditions)
+            return await repository(conn).count(spec)
 
     return Page(
         rows=rows,

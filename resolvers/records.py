@@ -62,11 +62,10 @@ class RecordType:
         def repository(conn: Any) -> Repository:
             return self.repository(conn, workspace_id)
 
-        conditions = repository(None).conditions(self.spec(filter_))
         descending = direction == "DESC"
         selected = sorted(columns | {"id", sort.column}) if columns is not None else None
         return await fetch_page(
-            ctx.db, repository, conditions, sort, descending, order, args, selected
+            ctx.db, repository, self.spec(filter_), sort, descending, order, args, selected
         )
 
     async def get(self, ctx: Context, id_: str) -> Row[Any] | None:

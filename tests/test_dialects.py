@@ -49,7 +49,7 @@ def test_one_process_reading_both_engines_reads_each_as_itself(tmp_path: Path) -
                 async with db.write() as conn:
                     await LeadRepository(conn, 1).insert(lead)
                 async with db.read() as conn:
-                    rows = await LeadRepository(conn, 1).page([], "created_at", True, None, 5)
+                    rows = await LeadRepository(conn, 1).page(None, "created_at", True, None, 5)
                 seen += [(db.dialect, row.created_at) for row in rows]
             finally:
                 await db.dispose()

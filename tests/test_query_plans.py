@@ -43,7 +43,8 @@ def plan_of(server: LiveServer) -> Any:
     return explain
 
 
-def conditions(**spec: Any) -> list[Any]:
+def conditions(**spec: Any) -> tuple[list[Any], dict[str, Any]]:
+    """The filter's conditions and their values (bind parameters)."""
     return LEADS.conditions(LeadFilterSpec(**spec))
 
 
@@ -63,18 +64,18 @@ def test_no_statistics_after_the_migrations(server: LiveServer, plan_of: Any) ->
 
 
 def test_a_count_by_state_and_status_reads_one_index_alone(plan_of: Any) -> None:
-    where = conditions(statuses=[LeadStatus.NEW, LeadStatus.CONTACTED], state="TX")
+    where, values = conditions(statuses=[LeadStatus.NEW, LeadStatus.CONTACTED], state="TX")
     stmt = select(func.count()).select_from(LEADS.table).where(LEADS.scope, *where)
-    assert plan_of(stmt) == [
+    assert plan_of(stmt.params(values)) == [
         "SEARCH leads USING COVERING INDEX ix_leads_ws_state "
         "(workspace_id=? AND state_key=? AND status=?)"
     ]
 
 
 def test_a_broad_filter_scans_the_sort_index_and_stops_after_a_page(plan_of: Any) -> None:
-    where = conditions(statuses=[LeadStatus.NEW, LeadStatus.CONTACTED], state="TX")
+    where, values = conditions(statuses=[LeadStatus.NEW, LeadStatus.CONTACTED], state="TX")
     order = (LEADS.c.score.desc(), LEADS.c.id.desc())
-    assert plan_of(page(where, order)) == [
+    assert plan_of(page(where, order).params(values)) == [
         "SEARCH leads USING INDEX ix_leads_ws_score (workspace_id=?)"
     ]
 
@@ -82,7 +83,8 @@ def test_a_broad_filter_scans_the_sort_index_and_stops_after_a_page(plan_of: Any
 def test_an_email_filter_uses_the_email_index_whatever_the_sort(plan_of: Any) -> None:
     for column in ("created_at", "score", "name_key"):
         order = (LEADS.c[column].desc(), LEADS.c.id.desc())
-        assert plan_of(page(conditions(email="a@example.com"), order)) == [
+        where, values = conditions(email="a@example.com")
+        assert plan_of(page(where, order).params(values)) == [
             "SEARCH leads USING INDEX ix_leads_ws_email (workspace_id=? AND email_key=?)",
             "USE TEMP B-TREE FOR ORDER BY",
         ]
@@ -101,7 +103,7 @@ def test_converted_from_looks_up_each_client_in_one_index(plan_of: Any) -> None:
 
 
 def test_a_search_page_holds_both_plans(plan_of: Any) -> None:
-    found, where = search.split(conditions(search="summit analytics"))
+    found, where = search.split(conditions(search="summit analytics")[0])
     assert found is not None
     plan = plan_of(search.page_statement(found, LEADS.scope, where, BY_CREATED, 21))
     # FTS5 once, for the candidates; few: fetched by rowid; many: the sort index in order.
@@ -112,7 +114,7 @@ def test_a_search_page_holds_both_plans(plan_of: Any) -> None:
 
 
 def test_a_search_count_drives_from_the_index_of_trigrams(plan_of: Any) -> None:
-    found, where = search.split(conditions(search="summit analytics"))
+    found, where = search.split(conditions(search="summit analytics")[0])
     assert found is not None
     plan = plan_of(search.count_statement(found, LEADS.scope, where))
     assert plan.count("SEARCH leads USING INTEGER PRIMARY KEY (rowid=?)") == 2

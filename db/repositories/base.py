@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache, lru_cache
@@ -81,41 +81,109 @@ def _selected(table: Table, columns: tuple[str, ...]) -> list[Any]:
     return [table.c[key] for key in columns]
 
 
-# The parameters of _unfiltered_page: the page's start (a keyset) and size.
+# The parameters of a page built once per shape (_page): its start (a keyset) and size.
 KEYSET_VALUE, KEYSET_ID, PAGE_LIMIT = "keyset_value", "keyset_id", "page_limit"
+# The prefix of a filter's parameters: ``filter_city``, ``filter_statuses``.
+FILTER_PARAM = "filter_"
+
+
+def _itself(value: Any) -> Any:
+    return value
+
+
+def values_of(members: Iterable[Any]) -> list[Any]:
+    """Enum members -> their stored values (for IN)."""
+    return [m.value for m in members]
+
+
+def folded_all(texts: Iterable[str]) -> list[str]:
+    """Texts -> their case-folded keys (for IN)."""
+    return [fold(t) for t in texts]
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A filter condition on one field of a spec, given when the field is not None (or has a
+    default). Its value is a bind parameter (``filter_<field>``), so that a filtered page is
+    built and compiled once per filter shape, like an unfiltered one: building a Select per
+    request cost about as much CPU as running it (bench/README.md)."""
+
+    field: str
+    # (the table's columns, the value's bind parameter) -> the condition; for a constant, the
+    # value itself instead of a parameter.
+    condition: Callable[[Any, Any], ColumnElement[bool]]
+    value: Callable[[Any], Any] = _itself  # the field's value -> the parameter's
+    expanding: bool = False  # a list, for IN
+    default: Any = None  # the value when the field is None
+    constant: bool = False  # a yes/no that changes the SQL: part of the shape, not a parameter
+
+
+# A filter's shape: per condition given, in declaration order, its field (a parameter) or
+# (field, value) (a constant).
+Shape = tuple[str | tuple[str, Any], ...]
+
+
+@lru_cache(maxsize=256)
+def _templates(table: Table, bound: tuple[Bound, ...], shape: Shape) -> list[ColumnElement[bool]]:
+    """The conditions of one filter shape, values as bind parameters."""
+    by_field = {b.field: b for b in bound}
+    c = table.c
+    out = []
+    for item in shape:
+        if isinstance(item, tuple):
+            field, value = item
+            out.append(by_field[field].condition(c, value))
+        else:
+            b = by_field[item]
+            out.append(b.condition(c, bindparam(FILTER_PARAM + item, expanding=b.expanding)))
+    return out
 
 
 @lru_cache(maxsize=512)
-def _unfiltered_page(
+def _page(
     table: Table,
+    bound: tuple[Bound, ...],
+    shape: Shape,
     columns: tuple[str, ...] | None,
     sort_column: str,
     descending: bool,
     keyset: bool,
 ) -> reads.Reusable:
-    """A page without a filter (a list's first pages, and those after a cursor), built once
-    per shape with its values as parameters: building a Select per request cost about as much
-    as running it (bench/README.md). The same SQL ``Repository.page`` builds otherwise."""
+    """A page of one filter shape (none: a list's first pages, and those after a cursor),
+    built once with its values as parameters. The same SQL ``Repository.page`` builds for a
+    search."""
     col, id_col = table.c[sort_column], table.c.id
-    where = [table.c.workspace_id == bindparam(SCOPE_PARAM)]
+    where = [table.c.workspace_id == bindparam(SCOPE_PARAM), *_templates(table, bound, shape)]
     if keyset:
         key = tuple_(col, id_col)
-        bound = tuple_(
+        past = tuple_(
             bindparam(KEYSET_VALUE, type_=col.type), bindparam(KEYSET_ID, type_=id_col.type)
         )
-        where.append(key < bound if descending else key > bound)
+        where.append(key < past if descending else key > past)
     order = (col.desc(), id_col.desc()) if descending else (col.asc(), id_col.asc())
     selected = _selected(table, columns) if columns else [table]
     stmt = select(*selected).where(*where).order_by(*order)
-    # Short whatever the values: every sort has an index that starts with the workspace (the
-    # indexes test checks it), so a page walks its first rows and stops.
-    return reads.Reusable(stmt.limit(bindparam(PAGE_LIMIT, type_=Integer)), inline=True)
+    # Without a filter, short whatever the values: every sort has an index that starts with the
+    # workspace (the indexes test checks it), so a page walks its first rows and stops.
+    return reads.Reusable(stmt.limit(bindparam(PAGE_LIMIT, type_=Integer)), inline=not shape)
+
+
+@lru_cache(maxsize=256)
+def _count(table: Table, bound: tuple[Bound, ...], shape: Shape) -> reads.Reusable:
+    where = [table.c.workspace_id == bindparam(SCOPE_PARAM), *_templates(table, bound, shape)]
+    return reads.Reusable(select(func.count()).select_from(table).where(*where))
 
 
 class Repository:
     """Base for a workspace-scoped table. ``conn``: a read connection or a write() unit."""
 
     table: ClassVar[Table]
+    # The filter conditions of the table's spec, in the order they are applied; a domain adds
+    # its own to these shared ones. A search is not one: its statement depends on its term.
+    bound: ClassVar[tuple[Bound, ...]] = (
+        Bound("created_gte", lambda c, v: c.created_at >= v),
+        Bound("created_lt", lambda c, v: c.created_at < v),
+    )
 
     def __init__(self, conn: AsyncConnection, workspace_id: int) -> None:
         self.conn = conn
@@ -156,25 +224,56 @@ class Repository:
         # A primary key lookup per id (a DataLoader's batch: at most a page's worth): short.
         return await reads.all_rows(self.conn, stmt, inline=True)
 
+    def filter_shape(self, spec: FilterSpec | None) -> tuple[Shape, dict[str, Any]]:
+        """The spec's conditions (its search aside) as a shape, and their parameters."""
+        shape: list[str | tuple[str, Any]] = []
+        params: dict[str, Any] = {}
+        for b in self.bound if spec is not None else ():
+            value = getattr(spec, b.field)
+            if value is None:
+                value = b.default
+            if value is None:
+                continue
+            if b.constant:
+                shape.append((b.field, value))
+            else:
+                shape.append(b.field)
+                params[FILTER_PARAM + b.field] = b.value(value)
+        return tuple(shape), params
+
+    def conditions(self, spec: FilterSpec) -> tuple[list[ColumnElement[bool]], dict[str, Any]]:
+        """The filter's conditions (its search first, if any), values as bind parameters, and
+        those parameters."""
+        shape, params = self.filter_shape(spec)
+        out: list[ColumnElement[bool]] = []
+        if spec.search:
+            out.append(TextSearch(self.table, fold(spec.search)))
+        return out + _templates(self.table, self.bound, shape), params
+
     async def page(
         self,
-        conditions: Sequence[ColumnElement[bool]],
+        spec: FilterSpec | None,
         sort_column: str,
         descending: bool,
         start: Keyset | None,
         limit: int,
         columns: Sequence[str] | None = None,
     ) -> list[Row[Any]]:
-        """Up to ``limit`` rows in (sort_column, id) order, strictly past ``start``: only
-        ``columns`` (keys of the table's columns) when given, every column otherwise."""
-        if not conditions:
-            shape = tuple(columns) if columns else None
-            page = _unfiltered_page(self.table, shape, sort_column, descending, start is not None)
-            params: dict[str, Any] = {SCOPE_PARAM: self.workspace_id, PAGE_LIMIT: limit}
+        """Up to ``limit`` rows matching ``spec`` in (sort_column, id) order, strictly past
+        ``start``: only ``columns`` (keys of the table's columns) when given, every column
+        otherwise."""
+        if spec is None or not spec.search:
+            shape, params = self.filter_shape(spec)
+            selected = tuple(columns) if columns else None
+            page = _page(
+                self.table, self.bound, shape, selected, sort_column, descending, start is not None
+            )
+            params |= {SCOPE_PARAM: self.workspace_id, PAGE_LIMIT: limit}
             if start is not None:
                 params |= {KEYSET_VALUE: start.value, KEYSET_ID: start.id}
             return await reads.all_rows(self.conn, page, params)
         col, id_col = self.c[sort_column], self.c.id
+        conditions, params = self.conditions(spec)
         indexed, where = self._indexed_search(conditions)
         if start is not None:
             key = tuple_(col, id_col)
@@ -184,34 +283,24 @@ class Repository:
         if indexed is not None:
             stmt = search.page_statement(indexed, self.scope, where, order, limit, columns)
         else:
-            selected = _selected(self.table, tuple(columns)) if columns else [self.table]
-            stmt = select(*selected).where(self.scope, *where).order_by(*order).limit(limit)
-        return await reads.all_rows(self.conn, stmt)
+            selected_columns = _selected(self.table, tuple(columns)) if columns else [self.table]
+            stmt = select(*selected_columns).where(self.scope, *where).order_by(*order).limit(limit)
+        return await reads.all_rows(self.conn, stmt, params)
 
-    async def count(self, conditions: Sequence[ColumnElement[bool]]) -> int:
+    async def count(self, spec: FilterSpec | None) -> int:
+        """How many rows match ``spec``."""
+        if spec is None or not spec.search:
+            shape, params = self.filter_shape(spec)
+            params[SCOPE_PARAM] = self.workspace_id
+            count = _count(self.table, self.bound, shape)
+            return int((await reads.all_rows(self.conn, count, params))[0][0])
+        conditions, params = self.conditions(spec)
         indexed, where = self._indexed_search(conditions)
         if indexed is not None:
             stmt = search.count_statement(indexed, self.scope, where)
         else:
             stmt = select(func.count()).select_from(self.table).where(self.scope, *where)
-        return int(await reads.scalar(self.conn, stmt))
-
-    def conditions(self, spec: FilterSpec) -> list[ColumnElement[bool]]:
-        """The filter's conditions; a domain adds its own to these shared ones."""
-        c = self.c
-        out: list[ColumnElement[bool]] = []
-        if spec.search:
-            out.append(TextSearch(self.table, fold(spec.search)))
-        if spec.created_gte is not None:
-            out.append(c.created_at >= spec.created_gte)
-        if spec.created_lt is not None:
-            out.append(c.created_at < spec.created_lt)
-        return out
-
-    def folded(self, **values: str | None) -> list[ColumnElement[bool]]:
-        """Case-insensitive exact matches, ``city="Austin"`` as ``city_key = 'austin'``, for
-        the values given (not None)."""
-        return [self.c[f"{name}_key"] == fold(v) for name, v in values.items() if v is not None]
+        return int(await reads.scalar(self.conn, stmt, params))
 
     def derived(self, values: dict[str, Any]) -> dict[str, Any]:
         """The derived columns (case-folded keys) for a row with these values."""

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy import exists, select
 
 from db.models import Client, ClientStatus
 from db.models.fields import fold, person_keys
-from db.repositories.base import FilterSpec, Repository
+from db.repositories.base import Bound, FilterSpec, Repository, values_of
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,11 +29,19 @@ class ClientRepository(Repository):
     def derived(self, values: dict[str, Any]) -> dict[str, Any]:
         return person_keys(values)
 
-    def conditions(self, spec: ClientFilterSpec) -> list[ColumnElement[bool]]:  # type: ignore[override]
-        statuses = spec.statuses if spec.statuses is not None else [ClientStatus.ACTIVE]
-        out = super().conditions(spec)
-        out.append(self.c.status.in_([s.value for s in statuses]))
-        return out + self.folded(city=spec.city, state=spec.state, email=spec.email)
+    bound = (
+        *Repository.bound,
+        Bound(
+            "statuses",
+            lambda c, v: c.status.in_(v),
+            values_of,
+            expanding=True,
+            default=(ClientStatus.ACTIVE,),
+        ),
+        Bound("city", lambda c, v: c.city_key == v, fold),
+        Bound("state", lambda c, v: c.state_key == v, fold),
+        Bound("email", lambda c, v: c.email_key == v, fold),
+    )
 
     async def email_taken(self, email: str, *, except_id: int | None = None) -> bool:
         cond = [self.c.email_key == fold(email)]

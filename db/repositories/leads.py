@@ -8,12 +8,19 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Table, Update, select, update
+from sqlalchemy import Row, Table, Update, select, update
 
 from db import reads
 from db.models import Lead, LeadStatus
 from db.models.fields import fold, person_keys
-from db.repositories.base import FilterSpec, Repository, scoped_by_id
+from db.repositories.base import (
+    Bound,
+    FilterSpec,
+    Repository,
+    folded_all,
+    scoped_by_id,
+    values_of,
+)
 from db.repositories.hints import Selective
 
 
@@ -44,22 +51,21 @@ class LeadRepository(Repository):
     def derived(self, values: dict[str, Any]) -> dict[str, Any]:
         return person_keys(values) | {"source_key": fold(values.get("source"))}
 
-    def conditions(self, spec: LeadFilterSpec) -> list[ColumnElement[bool]]:  # type: ignore[override]
-        c = self.c
-        out = super().conditions(spec) + self.folded(city=spec.city, state=spec.state)
-        if spec.statuses is not None:
-            out.append(c.status.in_([s.value for s in spec.statuses]))
-        if spec.sources is not None:
-            out.append(c.source_key.in_([fold(s) for s in spec.sources]))
-        if spec.email is not None:
-            out.append(Selective(c.email_key == fold(spec.email)))
-        if spec.score_gte is not None:
-            out.append(c.score >= spec.score_gte)
-        if spec.score_lte is not None:
-            out.append(c.score <= spec.score_lte)
-        if spec.converted is not None:
-            out.append(c.converted_at.is_not(None) if spec.converted else c.converted_at.is_(None))
-        return out
+    bound = (
+        *Repository.bound,
+        Bound("city", lambda c, v: c.city_key == v, fold),
+        Bound("state", lambda c, v: c.state_key == v, fold),
+        Bound("statuses", lambda c, v: c.status.in_(v), values_of, expanding=True),
+        Bound("sources", lambda c, v: c.source_key.in_(v), folded_all, expanding=True),
+        Bound("email", lambda c, v: Selective(c.email_key == v), fold),
+        Bound("score_gte", lambda c, v: c.score >= v),
+        Bound("score_lte", lambda c, v: c.score <= v),
+        Bound(
+            "converted",
+            lambda c, yes: c.converted_at.is_not(None) if yes else c.converted_at.is_(None),
+            constant=True,
+        ),
+    )
 
     async def mark_converted(
         self, lead: Row[Any], client_id: int, at: datetime, actor: dict[str, int | None]
