@@ -36,7 +36,7 @@ from db.models import ClientCreate, LeadCreate, LeadStatus, Role
 from db.models.clients import AddressIn
 from db.models.fields import full_name
 from db.repositories import ClientFilterSpec, ClientRepository, LeadFilterSpec, LeadRepository
-from db.repositories.base import Repository
+from db.repositories.base import FilterSpec, Repository
 from db.settings import Settings
 from db.types import utcnow
 from resolvers.auth import Principal, actor_columns, authenticate, require
@@ -154,14 +154,12 @@ async def _page(
     variables: Json,
     sorts: dict[str, SortKey],
     repository: Callable[[Any], Repository],
-    conditions: Sequence[Any],
+    spec: FilterSpec,
 ) -> Page:
     field, direction, sort = _order(variables.get("orderBy"), sorts)
     order = f"{field}:{direction}"
     args = page_args(variables.get("first"), variables.get("after"), None, None, order, sort)
-    return await fetch_page(
-        floor.db, repository, conditions, sort, direction == "DESC", order, args
-    )
+    return await fetch_page(floor.db, repository, spec, sort, direction == "DESC", order, args)
 
 
 # ------------------------------------------------------------------ reads
@@ -183,8 +181,7 @@ async def leads(request: Request, *, count: bool) -> Response:
     def repository(conn: Any) -> LeadRepository:
         return LeadRepository(conn, principal.workspace_id)
 
-    conditions = repository(None).conditions(spec)
-    page = await _page(floor, variables, LEAD_SORTS, repository, conditions)
+    page = await _page(floor, variables, LEAD_SORTS, repository, spec)
     connection = page_json(page, lead_node)
     if count:
         connection["totalCount"] = await page.count()
@@ -224,8 +221,7 @@ async def clients(request: Request, *, count: bool) -> Response:
     def repository(conn: Any) -> ClientRepository:
         return ClientRepository(conn, ws)
 
-    conditions = repository(None).conditions(ClientFilterSpec())
-    page = await _page(floor, variables, CLIENT_SORTS, repository, conditions)
+    page = await _page(floor, variables, CLIENT_SORTS, repository, ClientFilterSpec())
     converted_from: dict[int, Row[Any]] = {}
     if page.rows:
         async with floor.db.read() as conn:

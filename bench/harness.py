@@ -273,7 +273,7 @@ async def prepare(cfg: Config, sides: Sequence[str] = ("server", "floor")) -> Fi
                 .all()
             )
             repo = LeadRepository(conn, DEFAULT_WORKSPACE_ID)
-            matches = await repo.count(repo.conditions(LeadFilterSpec(search=cfg.search)))
+            matches = await repo.count(LeadFilterSpec(search=cfg.search))
             sizes = pool_names(cfg, sides)
             # Distinct unconverted leads with both names (a client needs them).
             convertible = (
