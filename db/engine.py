@@ -76,6 +76,7 @@ class _Deadline:
 
 def _configure_sqlite(engine: AsyncEngine, settings: Settings, begin: str) -> None:
     pragmas = _sqlite_pragmas(settings)
+    writer = begin == "BEGIN IMMEDIATE"  # the one writer connection
     timeout_s = settings.db_statement_timeout_ms / 1000
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -85,7 +86,13 @@ def _configure_sqlite(engine: AsyncEngine, settings: Settings, begin: str) -> No
         cursor = dbapi_connection.cursor()
         for pragma in pragmas:
             cursor.execute(pragma)
+        if writer:
+            # Its COMMITs run on the event loop's thread (sqlite_driver.Connection.run_inline):
+            # the checkpoints SQLite would run in them are queued on its thread instead.
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
+        if writer and isinstance(dbapi_connection, sqlite_driver.Connection):
+            dbapi_connection.run_inline(int(settings.sqlite_busy_timeout_ms))
         if timeout_s:
             deadline = _Deadline()
             record.info["deadline"] = deadline

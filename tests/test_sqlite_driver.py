@@ -5,6 +5,7 @@ on a file of its own (whichever engine the suite runs on)."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -74,18 +75,84 @@ async def hand_offs(db: Database) -> AsyncIterator[list[str]]:
             aio._tx = queue
 
 
-def test_a_write_of_one_statement_is_two_hand_offs_and_a_read_one(tmp_path: Path) -> None:
-    async def work(db: Database) -> tuple[list[str], list[str]]:
+def test_a_write_runs_on_the_event_loop_and_a_read_is_one_hand_off(tmp_path: Path) -> None:
+    async def work(db: Database) -> tuple[list[str], list[str], int]:
         async with hand_offs(db) as writes, db.write() as conn:
             await conn.execute(text("INSERT INTO child (parent_id) VALUES (1)"))
         async with hand_offs(db) as reads, db.read() as conn:
-            await conn.execute(text("SELECT count(*) FROM child"))
-        return writes, reads
+            count = (await conn.execute(text("SELECT count(*) FROM child"))).scalar_one()
+        return writes, reads, count
 
-    writes, reads = on_file(tmp_path, work)
-    # BEGIN IMMEDIATE rides with the INSERT; the read's ROLLBACK is queued, nobody waits for it.
-    assert writes == ["run_statement", "_run_commit"]
+    writes, reads, count = on_file(tmp_path, work)
+    # The writer's BEGIN IMMEDIATE, INSERT and COMMIT: on the event loop's thread, no hand-off.
+    assert writes == []
+    assert count == 1
+    # A read SQLAlchemy runs: one hand-off; its ROLLBACK is queued, nobody waits for it.
     assert reads == ["run_statement", "_run_rollback"]
+
+
+def test_a_begin_that_meets_another_writer_waits_on_the_thread_not_the_event_loop(
+    tmp_path: Path,
+) -> None:
+    """Another connection holds the write lock: the writer's BEGIN IMMEDIATE, tried on the
+    event loop without waiting, is handed to its thread, which waits (busy timeout) while the
+    event loop goes on; once the lock is free the write happens."""
+
+    async def work(db: Database) -> tuple[list[str], int, int]:
+        other = sqlite3.connect(tmp_path / "driver.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        loop = asyncio.get_running_loop()
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        release = loop.call_later(0.3, other.commit)
+        try:
+            async with hand_offs(db) as calls, db.write() as conn:
+                await conn.execute(text("INSERT INTO child (parent_id) VALUES (1)"))
+        finally:
+            release.cancel()
+            ticker.cancel()
+            other.close()
+        async with db.read() as conn:
+            count = (await conn.execute(text("SELECT count(*) FROM child"))).scalar_one()
+        return calls, ticks, count
+
+    calls, ticks, count = on_file(tmp_path, work)
+    assert calls[0] == "run_statement"  # BEGIN and the INSERT, on the thread
+    assert ticks >= 10  # the event loop ran while the thread waited for the lock
+    assert count == 1
+
+
+def test_the_writer_checkpoints_on_its_thread_every_so_many_commits(tmp_path: Path) -> None:
+    """SQLite's automatic checkpoint (a COMMIT copying the WAL into the database file, with an
+    fsync) is off on the writer, whose COMMITs run on the event loop: a checkpoint is queued on
+    its thread every CHECKPOINT_EVERY commits instead, and the WAL stays bounded."""
+
+    wal = tmp_path / "driver.db-wal"
+
+    async def work(db: Database) -> tuple[list[str], int, int]:
+        async with hand_offs(db) as calls:
+            for _ in range(sqlite_driver.CHECKPOINT_EVERY * 3):
+                async with db.write() as conn:
+                    await conn.execute(text("INSERT INTO child (parent_id) VALUES (1)"))
+        async with db.read() as conn:
+            count = (await conn.execute(text("SELECT count(*) FROM child"))).scalar_one()
+        return calls, count, wal.stat().st_size
+
+    calls, count, wal_bytes = on_file(tmp_path, work)
+    assert count == sqlite_driver.CHECKPOINT_EVERY * 3
+    assert calls.count("_run_checkpoint") == 3
+    # Between checkpoints, the commits that found the thread busy with one were handed off.
+    assert set(calls) <= {"_run_checkpoint", "run_statement", "_run_commit"}
+    # A checkpoint lets the WAL be written from its start again: it holds about the commits
+    # since the last one (a page or two each, here), not all of them.
+    assert wal_bytes < sqlite_driver.CHECKPOINT_EVERY * 2 * 2 * 4096
 
 
 def test_a_read_the_driver_runs_itself_is_one_hand_off_and_no_rollback(tmp_path: Path) -> None:
@@ -120,8 +187,7 @@ def test_a_short_read_runs_on_the_event_loop_and_sees_the_latest_commit(tmp_path
 
     calls, seen = on_file(tmp_path, work)
     assert seen == [1, 2, 3]
-    assert "run_statement" in calls  # the writes' INSERTs, on the writer's thread
-    assert calls.count("run_statement") == 3  # and nothing else: the reads made no hand-off
+    assert calls == []  # neither the writes nor the reads made a hand-off
 
 
 def test_a_short_read_that_runs_long_is_stopped_and_run_on_the_thread(tmp_path: Path) -> None:
