@@ -40,6 +40,11 @@ def run_on(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
+        # The whole upgrade in one transaction on SQLite too (its DDL is transactional: the
+        # driver leaves transaction control to us). Alembic's default there commits after each
+        # migration, which let a second instance take the write lock between two migrations
+        # and apply the next one twice ("table ... already exists").
+        transactional_ddl=True,
         compare_type=True,
         include_name=include_name,
         include_object=include_object,
