@@ -167,15 +167,13 @@ async def all_rows(
         # A short statement on SQLite: on this thread, unless it outlasts the inline budget.
         reader = sync._execution_options.get(INLINE_READS) if inline else None
         records = reader.run(sql, tuple(arguments)) if reader is not None else None
-        if records is not None:
-            pass
-        elif dialect.name == "sqlite":
+        if records is None and dialect.name == "sqlite":
             # One hand-off to the connection's thread, as db/sqlite_driver.py runs statements.
             adapter: Any = fairy.dbapi_connection
             _, records, _, _ = await adapter._hand_off(
                 sqlite_driver.run_statement, sql, tuple(arguments), False
             )
-        else:
+        elif records is None:
             records = await fairy.driver_connection.fetch(sql, *arguments)  # type: ignore[union-attr]
     except Exception as exc:
         raise await _translated(conn, fairy, exc, sql, arguments) from exc
@@ -205,7 +203,7 @@ async def first(
 
 
 async def scalar(
-    conn: AsyncConnection, stmt: Executable, params: dict[str, Any] | None = None
+    conn: AsyncConnection, stmt: Executable | Reusable, params: dict[str, Any] | None = None
 ) -> Any:
     """The first column of the first row (a count)."""
     rows = await all_rows(conn, stmt, params)

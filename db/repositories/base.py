@@ -292,8 +292,7 @@ class Repository:
         if spec is None or not spec.search:
             shape, params = self.filter_shape(spec)
             params[SCOPE_PARAM] = self.workspace_id
-            count = _count(self.table, self.bound, shape)
-            return int((await reads.all_rows(self.conn, count, params))[0][0])
+            return int(await reads.scalar(self.conn, _count(self.table, self.bound, shape), params))
         conditions, params = self.conditions(spec)
         indexed, where = self._indexed_search(conditions)
         if indexed is not None:
