@@ -114,14 +114,35 @@ class Reusable:
     """A statement built once (its varying values are bind parameters, given per call) and
     its cache key, computed once too. ``inline``: the statement is short whatever its values
     (a lookup by a unique key, a page that walks an index), so on SQLite it runs on the event
-    loop's thread rather than through a hand-off (``sqlite_driver.InlineReader``)."""
+    loop's thread rather than through a hand-off (``sqlite_driver.InlineReader``).
+    ``adaptive``: usually short (a filtered page: its values decide how far it walks), so it
+    tries the loop's thread too, and after one run past the inline budget goes the ordinary
+    way for the next ``ADAPTIVE_BACKOFF`` runs before it tries again."""
 
-    __slots__ = ("inline", "key", "stmt")
+    __slots__ = ("adaptive", "inline", "key", "skip", "stmt")
 
-    def __init__(self, stmt: Executable, *, inline: bool = False) -> None:
+    def __init__(self, stmt: Executable, *, inline: bool = False, adaptive: bool = False) -> None:
         self.stmt = stmt
         self.key = stmt._generate_cache_key()  # type: ignore[attr-defined]
-        self.inline = inline
+        self.inline = inline or adaptive
+        self.adaptive = adaptive
+        self.skip = 0
+
+    def try_inline(self) -> bool:
+        """Whether this run should try the event loop's thread."""
+        if self.skip:
+            self.skip -= 1
+            return False
+        return self.inline
+
+    def outlasted(self) -> None:
+        """A run outlasted the inline budget: an adaptive statement stops trying for a while."""
+        if self.adaptive:
+            self.skip = ADAPTIVE_BACKOFF
+
+
+# Runs of an adaptive statement that go the ordinary way after one outlasted the inline budget.
+ADAPTIVE_BACKOFF = 64
 
 
 async def all_rows(
@@ -134,8 +155,10 @@ async def all_rows(
     """Every row ``stmt`` returns (with ``params`` for its named bind parameters), as named
     tuples on the read connections, as SQLAlchemy's Rows elsewhere. ``inline``: the statement
     is short whatever its values, as a ``Reusable(inline=True)`` is."""
+    reusable = None
     if isinstance(stmt, Reusable):
-        key, inline = stmt.key, inline or stmt.inline
+        reusable, key = stmt, stmt.key
+        inline = inline or stmt.try_inline()
         stmt = stmt.stmt
     else:
         key = _NO_KEY
@@ -167,6 +190,8 @@ async def all_rows(
         # A short statement on SQLite: on this thread, unless it outlasts the inline budget.
         reader = sync._execution_options.get(INLINE_READS) if inline else None
         records = reader.run(sql, tuple(arguments)) if reader is not None else None
+        if records is None and reader is not None and reusable is not None:
+            reusable.outlasted()
         if records is None and dialect.name == "sqlite":
             # One hand-off to the connection's thread, as db/sqlite_driver.py runs statements.
             adapter: Any = fairy.dbapi_connection

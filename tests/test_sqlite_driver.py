@@ -214,6 +214,38 @@ def test_a_short_read_that_runs_long_is_stopped_and_run_on_the_thread(tmp_path: 
     assert total == 300000 * 300001 // 2
     assert calls == ["run_statement"]
 
+def test_an_adaptive_read_that_ran_long_goes_the_ordinary_way_for_a_while(tmp_path: Path) -> None:
+    """A filtered page (``Reusable(adaptive=True)``) tries the event loop's thread; once one
+    run outlasts the budget, the next ``ADAPTIVE_BACKOFF`` runs go straight to the thread (no
+    wasted budget on each), then it tries the loop's thread again."""
+    total = (
+        "(WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+        "WHERE i < 300000) SELECT sum(i) FROM n)"
+    )
+    long = reads.Reusable(select(literal_column(total).label("total")), adaptive=True)
+    runs = reads.ADAPTIVE_BACKOFF + 1
+
+    async def work(db: Database) -> tuple[list[str], list[str], list[str], set[Any]]:
+        assert db.inline is not None
+        db.inline.budget = 0.0001
+        answers = set()
+        async with hand_offs(db) as first, db.read() as conn:
+            answers.add((await reads.all_rows(conn, long))[0][0])
+        db.inline.budget = 10.0  # would now fit, but the statement does not try yet
+        async with hand_offs(db) as backing_off, db.read() as conn:
+            for _ in range(runs - 1):
+                answers.add((await reads.all_rows(conn, long))[0][0])
+        async with hand_offs(db) as again, db.read() as conn:
+            answers.add((await reads.all_rows(conn, long))[0][0])
+        return first, backing_off, again, answers
+
+    first, backing_off, again, answers = on_file(tmp_path, work)
+    assert answers == {300000 * 300001 // 2}
+    assert first == ["run_statement"]  # tried inline, interrupted, run on the thread
+    assert backing_off == ["run_statement"] * reads.ADAPTIVE_BACKOFF
+    assert again == []  # tries the loop's thread again, and fits
+
+
 
 @pytest.mark.parametrize(
     ("url", "inline"),

@@ -164,8 +164,10 @@ def _page(
     selected = _selected(table, columns) if columns else [table]
     stmt = select(*selected).where(*where).order_by(*order)
     # Without a filter, short whatever the values: every sort has an index that starts with the
-    # workspace (the indexes test checks it), so a page walks its first rows and stops.
-    return reads.Reusable(stmt.limit(bindparam(PAGE_LIMIT, type_=Integer)), inline=not shape)
+    # workspace (the indexes test checks it), so a page walks its first rows and stops. With
+    # one, usually short (the filters the indexes serve), but its values decide: adaptive.
+    limited = stmt.limit(bindparam(PAGE_LIMIT, type_=Integer))
+    return reads.Reusable(limited, inline=not shape, adaptive=bool(shape))
 
 
 @lru_cache(maxsize=256)
