@@ -70,7 +70,7 @@ test-postgres: $(INSTALLED) $(GRAPHIQL_STAMP) $(NODE_STAMPS)
 	TEST_DATABASE_URL='$(TEST_DATABASE_URL)' $(PY) -m tests.run_postgres
 
 # The benchmark (issues 5 and 9): on PostgreSQL (database leadgraph_bench) and on SQLite, seeds,
-# drives the server (1 and 2 workers), its two floors and the peer, writes bench/results.md.
+# drives the server (1 and 2 workers), its floors and the peer, writes bench/results.md.
 # BENCH_N, BENCH_ENGINES, BENCH_ROUNDS, BENCH_DURATION, BENCH_DATABASE_URL, ...: bench/README.md.
 # bench/peer: PostGraphile 5, the peer measured on PostgreSQL (npm ci, once; it brings its node).
 PEER_STAMP := bench/peer/node_modules/.complete

@@ -12,10 +12,12 @@ For each engine (PostgreSQL and SQLite by default, or the one BENCH_DATABASE_URL
    that the count does not grow with the page size.
 4. Start every side: the server (``server.py serve``) with 1 worker and with 2 (``WORKERS``), the
    app floor (bench/floor.py), the raw floor (bench/raw.py), the framework floor
-   (bench/framework.py: vanilla Strawberry answering from memory) and, on PostgreSQL, the
-   PostGraphile peer (bench/peer.py); check that every side answers every query it has with the
-   same JSON (the peer: the same rows; the framework floor: the same shape), and that seeded rows
-   are stored exactly like rows the API writes.
+   (bench/framework.py: vanilla Strawberry answering from memory), the write floor
+   (bench/write_floor.py: vanilla Strawberry whose createLead/convertLead do the raw floor's
+   work; Q7 and Q8 only) and, on PostgreSQL, the PostGraphile peer (bench/peer.py); check that
+   every side answers every query it has with the same JSON (the peer: the same rows; the
+   framework floor: the same shape), and that seeded rows are stored exactly like rows the API
+   writes.
 5. BENCH_ROUNDS rounds; in each, every query drives every side back to back (a warm-up, then the
    measured run, same load tool and connections; the sides' order rotates from round to round),
    reading each side's CPU time (its whole process tree) over the measured window. Writes use
@@ -57,6 +59,7 @@ from bench import load, report, seed
 from bench.floor import create_floor_app
 from bench.framework import QUERIES as FRAMEWORK_QUERIES
 from bench.queries import Fixtures, Query, leads_with_clients, mix, with_first
+from bench.write_floor import QUERIES as WRITE_QUERIES
 from db.engine import Database
 from db.models import DEFAULT_WORKSPACE_ID, Client, Lead, Role
 from db.repositories import LeadFilterSpec, LeadRepository
@@ -550,6 +553,10 @@ def framework_launch() -> Launch:
     return Launch(lambda port: [sys.executable, "-m", "bench.framework", "--port", str(port)])
 
 
+def write_floor_launch() -> Launch:
+    return Launch(lambda port: [sys.executable, "-m", "bench.write_floor", "--port", str(port)])
+
+
 def peer_launch(peer: ModuleType, cfg: Config) -> Launch:
     # It answers GET /healthz once its schema is built, as the server does.
     return Launch(peer.peer_command, peer.peer_env(cfg.database_url), Path(peer.PEER_DIR))
@@ -1019,7 +1026,8 @@ def run_engine(cfg: Config) -> report.EngineRun:
     log("")
     log(f"=== {cfg.engine}: {_safe(cfg.database_url)} ===")
     peer, peer_note = load_peer(cfg)
-    side_names = [server_side(w) for w in cfg.workers] + ["floor", "raw"]
+    # The sides with a database (each its own convertLead pools; the framework floor has none).
+    side_names = [server_side(w) for w in cfg.workers] + ["floor", "raw", "write"]
     if peer is not None:
         side_names.append("peer")
     seeded_in = seed_database(cfg)
@@ -1038,6 +1046,8 @@ def run_engine(cfg: Config) -> report.EngineRun:
         if side == "peer":
             pq = peer_queries.get(q.key)
             return None if pq is None else pq.spec(fx.key, values=values, tag=tag)
+        if side == "write" and q.key not in WRITE_QUERIES:
+            return None
         if side == "framework":
             if q.key not in FRAMEWORK_QUERIES:
                 return None
@@ -1054,6 +1064,8 @@ def run_engine(cfg: Config) -> report.EngineRun:
     rss: dict[str, dict[str, int]] = {}
     launches = {server_side(w): server_launch(w) for w in cfg.workers}
     launches |= {"floor": floor_launch(), "raw": raw_launch(), "framework": framework_launch()}
+    if any(q.key in WRITE_QUERIES for q in queries):
+        launches["write"] = write_floor_launch()
     if peer is not None:
         launches["peer"] = peer_launch(peer, cfg)
     log(f"Starting {', '.join(launches)} …")

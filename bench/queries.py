@@ -19,6 +19,9 @@ PAGE_INFO = "pageInfo { hasNextPage endCursor }"
 USER_ERRORS = "userErrors { field message code }"
 # Stands for the per-request value inside variables (an id, or an email's local part).
 VALUE = "@@VALUE@@"
+# The floors that are GraphQL servers (POST /graphql with the server's documents): the
+# framework floor (bench/framework.py) and the write floor (bench/write_floor.py).
+GRAPHQL_FLOORS = frozenset({"framework", "write"})
 
 
 @dataclass(frozen=True)
@@ -41,9 +44,9 @@ class Query:
 
     def spec(self, side: str, key: str, *, values: tuple[str, ...] = (), tag: str = "") -> LoadSpec:
         """The load for one side: the server's (any number of workers) or a floor's (the
-        framework floor takes the server's GraphQL documents)."""
+        framework and write floors take the server's GraphQL documents)."""
         prefix, _, suffix = json.dumps(self.payload()).partition(VALUE)
-        graphql = side.startswith("server") or side == "framework"
+        graphql = side.startswith("server") or side in GRAPHQL_FLOORS
         return LoadSpec(
             path="/graphql" if graphql else self.floor_path,
             headers={"Authorization": f"Bearer {key}"},

@@ -4,12 +4,17 @@ Vanilla Strawberry (``bench/framework.py``'s schema, as its documentation writes
 ``createLead`` and ``convertLead`` resolvers do the raw floor's work (``bench/raw.py``: the app's
 validation, the credential, the statements on the bare driver in one transaction), in one
 process: no SQLAlchemy, no middleware, no app code. A write target this cannot reach is one the
-stack rules out. Not a side of ``make bench`` yet; run it and drive it by hand:
+stack rules out.
+
+``make bench`` drives it as the side ``write`` for the documents in ``QUERIES`` (Q7 createLead,
+Q8 convertLead; it answers no read), on the server's database and settings, after checking that
+it answers them with the server's JSON (up to ids, emails and times, as the raw floor) and its
+own pool of leads to convert per round. Alone:
 
     DATABASE_URL=… .venv/bin/python -m bench.write_floor --port 8020
 
 (the raw floor's settings: its database URL and pool as the server reads them; POST the
-benchmark's Q7/Q8 documents to /graphql with an API key).
+benchmark's Q7/Q8 documents to /graphql with an API key; ``GET /healthz`` once it is up).
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from bench import framework as fw
 from bench.raw import RawFloor, create_raw_app
 from db.settings import Settings
 
+# The bench's documents this side answers (bench/queries.py keys).
+QUERIES = frozenset({"Q7", "Q8"})
 RAW: RawFloor | None = None
 
 
@@ -143,16 +150,23 @@ def main() -> None:
     settings = Settings()
     RAW = create_raw_app(settings)
     app = Starlette(
-        routes=[Route("/graphql", GraphQL(schema, graphql_ide=None))], lifespan=lifespan
+        routes=[
+            Route("/graphql", GraphQL(schema, graphql_ide=None)),
+            Route("/healthz", fw.healthz),
+        ],
+        lifespan=lifespan,
     )
+    # The framework floor's uvicorn options (server.py serve's).
     uvicorn.run(
         app,
         host=args.host,
         port=args.port,
         http="httptools",
+        loop="auto",
         log_level=settings.log_level.lower(),
         log_config=None,
         access_log=False,
+        proxy_headers=False,
     )
 
 
