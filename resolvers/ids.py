@@ -8,7 +8,7 @@ import binascii
 from db.models.fields import ID_MAX
 from resolvers.errors import BadInput, Problem, UserErrorCode
 
-NODE_TYPES = ("Lead", "Client", "User", "ApiKey", "Session", "Workspace")
+NODE_TYPES = ("Lead", "Client", "Event", "User", "ApiKey", "Session", "Workspace")
 _MAX_PK = 2**63 - 1
 
 

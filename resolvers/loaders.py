@@ -10,7 +10,7 @@ from sqlalchemy import Row
 from strawberry.dataloader import DataLoader
 
 from db.engine import Database
-from db.repositories import ClientRepository, LeadRepository, Repository
+from db.repositories import ClientRepository, EventRepository, LeadRepository, Repository
 from db.repositories.auth import ApiKeyRepository, UserRepository
 
 # A batch is one statement with one bind parameter per key, and a statement may bind at most
@@ -60,6 +60,7 @@ class Loaders:
     lead_converted_into: DataLoader[int, Row[Any] | None]
     user_by_id: DataLoader[int, Row[Any] | None]
     api_key_by_id: DataLoader[int, Row[Any] | None]
+    event_by_id: DataLoader[int, Row[Any] | None]
 
     @classmethod
     def create(cls, db: Database, workspace_id: int) -> Loaders:
@@ -69,6 +70,7 @@ class Loaders:
             lead_converted_into=_converted_from(db, workspace_id),
             user_by_id=_users(db),
             api_key_by_id=_by_id(db, workspace_id, ApiKeyRepository),  # type: ignore[arg-type]
+            event_by_id=_by_id(db, workspace_id, EventRepository),
         )
 
     def clear(self) -> None:
@@ -79,5 +81,6 @@ class Loaders:
             self.lead_converted_into,
             self.user_by_id,
             self.api_key_by_id,
+            self.event_by_id,
         ):
             loader.clear_all()

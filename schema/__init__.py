@@ -26,6 +26,7 @@ from schema import execution
 from schema.auth import AuthMutation, AuthQuery
 from schema.clients import ClientMutation, ClientQuery
 from schema.context import Context
+from schema.events import EventQuery
 from schema.extensions import AnonymousIntrospection, ErrorPolicy
 from schema.leads import LeadMutation, LeadQuery
 from schema.limits import DocumentCache, DocumentLimits, list_size_rule
@@ -116,7 +117,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
         list_size_rule(settings.max_list_size),
     ]
     documents = DocumentCache(settings.document_cache_bytes)
-    query = merge_types("Query", (NodeQuery, LeadQuery, ClientQuery, AuthQuery))
+    query = merge_types("Query", (NodeQuery, LeadQuery, ClientQuery, EventQuery, AuthQuery))
     mutation = merge_types("Mutation", (LeadMutation, ClientMutation, AuthMutation))
     return Schema(
         query=query,

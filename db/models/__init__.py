@@ -11,6 +11,7 @@ from db.models.auth import (
     User,
 )
 from db.models.clients import Client, ClientCreate, ClientStatus, ClientUpdate
+from db.models.events import Event, EventCounter, EventType
 from db.models.leads import Lead, LeadCreate, LeadStatus, LeadUpdate
 from db.models.workspaces import DEFAULT_WORKSPACE_ID, Workspace
 
@@ -23,6 +24,9 @@ __all__ = [
     "ClientUpdate",
     "CodePurpose",
     "EmailCode",
+    "Event",
+    "EventCounter",
+    "EventType",
     "Lead",
     "LeadCreate",
     "LeadStatus",
