@@ -31,15 +31,16 @@ CLIENTS = RecordType(
     sorts=CLIENT_SORTS,
     spec=lambda filter_: ClientFilterSpec(**inputs.client_filter(filter_) if filter_ else {}),
     loader=lambda loaders: loaders.client_by_id,
-    fields=tracked(
-        *("email", "first_name", "last_name", "phone", "company"),
-        *("status", "archived_at", "notes", "meta"),
+    # In the order of Client's fields: address parts where the address is.
+    fields=tracked("email", "first_name", "last_name", "phone", "company")
+    | tracked(
         street="address.street",
         city="address.city",
         state="address.state",
         postal_code="address.postalCode",
         country="address.country",
-    ),
+    )
+    | tracked("status", "archived_at", "notes", "meta"),
 )
 _ADDRESS_PARTS = ("street", "city", "state", "postal_code", "country")
 

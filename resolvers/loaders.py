@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Row
@@ -17,10 +18,44 @@ from db.repositories.auth import ApiKeyRepository, UserRepository
 # 32,767 on one of our engines: aliases let one request ask for many list arguments' worth of
 # keys (MAX_LIST_SIZE each).
 MAX_BATCH = 1000
+Load = Callable[[Sequence[int]], Awaitable[list[Row[Any] | None]]]
+
+
+class InFlight:
+    """The batches a request's loaders are running. When a field fails, graphql-core cancels
+    its siblings, DataLoader cancels a batch that no one waits for any more, and that batch's
+    read still ends its statement and closes its connection (under a shield): the request ends
+    after them (``settled``) instead of answering with work left running on pooled
+    connections."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def tracked(self, load: Load) -> DataLoader[int, Row[Any] | None]:
+        """A DataLoader over ``load`` whose batches are tracked here."""
+
+        async def tracked_load(keys: Sequence[int]) -> list[Row[Any] | None]:
+            task = asyncio.current_task()
+            assert task is not None
+            self.tasks.add(task)
+            try:
+                return await load(keys)
+            finally:
+                self.tasks.discard(task)
+
+        return DataLoader(load_fn=tracked_load, max_batch_size=MAX_BATCH)
+
+    async def settled(self) -> None:
+        """Returns once no batch is running (cancelled ones included)."""
+        while self.tasks:
+            await asyncio.wait(set(self.tasks))
 
 
 def _by_id(
-    db: Database, workspace_id: int, repository: Callable[[Any, int], Repository]
+    in_flight: InFlight,
+    db: Database,
+    workspace_id: int,
+    repository: Callable[[Any, int], Repository],
 ) -> DataLoader[int, Row[Any] | None]:
     async def load(ids: Sequence[int]) -> list[Row[Any] | None]:
         # Each batch has its own connection: concurrent resolvers never share one.
@@ -29,10 +64,12 @@ def _by_id(
         found = {row.id: row for row in rows}
         return [found.get(i) for i in ids]
 
-    return DataLoader(load_fn=load, max_batch_size=MAX_BATCH)
+    return in_flight.tracked(load)
 
 
-def _converted_from(db: Database, workspace_id: int) -> DataLoader[int, Row[Any] | None]:
+def _converted_from(
+    in_flight: InFlight, db: Database, workspace_id: int
+) -> DataLoader[int, Row[Any] | None]:
     async def load(client_ids: Sequence[int]) -> list[Row[Any] | None]:
         async with db.read() as conn:
             rows = await LeadRepository(conn, workspace_id).converted_into(client_ids)
@@ -41,16 +78,16 @@ def _converted_from(db: Database, workspace_id: int) -> DataLoader[int, Row[Any]
             first.setdefault(row.converted_client_id, row)
         return [first.get(i) for i in client_ids]
 
-    return DataLoader(load_fn=load, max_batch_size=MAX_BATCH)
+    return in_flight.tracked(load)
 
 
-def _users(db: Database) -> DataLoader[int, Row[Any] | None]:
+def _users(in_flight: InFlight, db: Database) -> DataLoader[int, Row[Any] | None]:
     async def load(ids: Sequence[int]) -> list[Row[Any] | None]:
         async with db.read() as conn:
             found = {r.id: r for r in await UserRepository(conn).get_many(ids)}
         return [found.get(i) for i in ids]
 
-    return DataLoader(load_fn=load, max_batch_size=MAX_BATCH)
+    return in_flight.tracked(load)
 
 
 @dataclass
@@ -61,16 +98,19 @@ class Loaders:
     user_by_id: DataLoader[int, Row[Any] | None]
     api_key_by_id: DataLoader[int, Row[Any] | None]
     event_by_id: DataLoader[int, Row[Any] | None]
+    in_flight: InFlight = field(default_factory=InFlight)
 
     @classmethod
     def create(cls, db: Database, workspace_id: int) -> Loaders:
+        in_flight = InFlight()
         return cls(
-            lead_by_id=_by_id(db, workspace_id, LeadRepository),
-            client_by_id=_by_id(db, workspace_id, ClientRepository),
-            lead_converted_into=_converted_from(db, workspace_id),
-            user_by_id=_users(db),
-            api_key_by_id=_by_id(db, workspace_id, ApiKeyRepository),  # type: ignore[arg-type]
-            event_by_id=_by_id(db, workspace_id, EventRepository),
+            lead_by_id=_by_id(in_flight, db, workspace_id, LeadRepository),
+            client_by_id=_by_id(in_flight, db, workspace_id, ClientRepository),
+            lead_converted_into=_converted_from(in_flight, db, workspace_id),
+            user_by_id=_users(in_flight, db),
+            api_key_by_id=_by_id(in_flight, db, workspace_id, ApiKeyRepository),  # type: ignore[arg-type]
+            event_by_id=_by_id(in_flight, db, workspace_id, EventRepository),
+            in_flight=in_flight,
         )
 
     def clear(self) -> None:

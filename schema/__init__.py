@@ -27,7 +27,7 @@ from schema.auth import AuthMutation, AuthQuery
 from schema.clients import ClientMutation, ClientQuery
 from schema.context import Context
 from schema.events import EventQuery
-from schema.extensions import AnonymousIntrospection, ErrorPolicy
+from schema.extensions import AnonymousIntrospection, ErrorPolicy, SettledLoads
 from schema.leads import LeadMutation, LeadQuery
 from schema.limits import DocumentCache, DocumentLimits, list_size_rule
 from schema.nodes import NodeQuery
@@ -131,6 +131,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
             AnonymousIntrospection,
             lambda: DocumentLimits(documents, settings.max_document_bytes),
             ErrorPolicy,
+            SettledLoads,
             FederatedTracing,  # only when a gateway asks for it (see schema/tracing.py)
         ],
     )

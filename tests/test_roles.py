@@ -34,6 +34,7 @@ MINIMUM_ROLE = {
     "node": "VIEWER",
     "nodes": "VIEWER",
     "_entities": "VIEWER",
+    "events": "VIEWER",
     "members": "VIEWER",
     "me": "VIEWER",
     "createLead": "MEMBER",
@@ -88,6 +89,7 @@ query ($reps: [_Any!]!) {
 }
 """
 MEMBERS = "{ members { role user { id email } } }"
+EVENTS = "{ events { totalCount nodes { id type recordId record { id } } } }"
 ME = "{ me { role workspace { name } } }"
 API_KEYS = "{ apiKeys { id name role revokedAt } }"
 SESSIONS = "{ sessions { id } }"
@@ -359,6 +361,7 @@ query(
         ]
     },
 )
+query("events", EVENTS, seeded(World.lead))
 query("members", MEMBERS, seeded(lambda w: w.member("listed@example.com", "MEMBER")))
 query("apiKeys", API_KEYS, nothing)
 
