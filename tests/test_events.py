@@ -721,8 +721,9 @@ async def _asgi_post(app: Any, document: str) -> tuple[dict[str, Any], list[str]
 def test_a_history_argument_error_leaves_no_load_of_its_siblings_running(
     server: LiveServer, gql: GraphQLClient
 ) -> None:
-    """history is non-null: its error nulls the record and cancels the sibling fields, whose
-    DataLoader batches (database reads) must still end before the response goes out."""
+    """history is non-null: its error nulls the client and cancels its sibling fields, whose
+    DataLoader batches (database reads) had started: those still end before the response goes
+    out (resolvers/loaders.py, InFlight; schema/extensions.py, SettledLoads)."""
     client_id = new_client(gql)
     document = f"""{{ client(id: "{client_id}") {{
         convertedFrom {{ id }} createdBy {{ __typename }}
