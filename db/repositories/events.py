@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Row, Table, bindparam, insert, select
+from sqlalchemy import BigInteger, ColumnElement, Row, Select, Table, bindparam, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -96,14 +96,25 @@ class EventRepository(Repository):
     ) -> list[Row[Any]]:
         """Up to ``limit`` events in seq order (unique in the workspace: no tie-breaker),
         strictly past ``start.value``, a seq."""
+        stmt = self.page_statement(conditions, descending, start, limit)
+        return await reads.all_rows(self.conn, stmt)
+
+    def page_statement(
+        self,
+        conditions: Sequence[ColumnElement[bool]],
+        descending: bool,
+        start: Keyset | None,
+        limit: int,
+    ) -> Select[Any]:
+        """The SELECT of ``page``: by (workspace_id, seq), or by (workspace_id, record_type,
+        record_id, seq) for one record's events."""
         seq = self.c.seq
         where = [self.scope, *conditions]
         if start is not None:
             where.append(seq < start.value if descending else seq > start.value)
-        stmt = (
+        return (
             select(self.table)
             .where(*where)
             .order_by(seq.desc() if descending else seq.asc())
             .limit(limit)
         )
-        return await reads.all_rows(self.conn, stmt)
