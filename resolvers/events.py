@@ -207,11 +207,10 @@ async def page(
     def repository(conn: Any) -> EventRepository:
         return EventRepository(conn, workspace_id)
 
-    conditions = repository(None).conditions(spec)
     return await fetch_page(
         ctx.db,
         repository,
-        conditions,
+        spec,
         _SEQ,
         False,
         "SEQ",

@@ -135,7 +135,7 @@ def test_the_log_and_a_records_history_are_read_in_seq_order_from_their_indexes(
     plan_of: Any,
 ) -> None:
     after = Keyset(value=5, id=0)
-    record = EVENTS.conditions(EventFilterSpec(record=("Lead", 1)))
+    record = EVENTS.event_conditions(EventFilterSpec(record=("Lead", 1)))
 
     assert plan_of(EVENTS.page_statement([], False, after, 21)) == [
         "SEARCH events USING INDEX uq_events_ws_seq (workspace_id=? AND seq>?)"

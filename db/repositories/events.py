@@ -8,21 +8,32 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Row, Select, Table, bindparam, insert, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from db import reads
 from db.models import Event, EventCounter, EventType
-from db.repositories.base import Keyset, Repository
+from db.repositories.base import FilterSpec, Keyset, Repository
 from db.types import utcnow
 
 _counters: Any = EventCounter.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, kw_only=True)
-class EventFilterSpec:
-    """A validated EventFilter; every condition given must hold. ``record``: (type, pk)."""
+class EventFilterSpec(FilterSpec):
+    """A validated EventFilter; every condition given must hold. ``record``: (type, pk). The
+    shared fields (search, createdAt) are not used: events have occurredAt."""
 
     types: Sequence[EventType] | None = None
     record: tuple[str, int] | None = None
@@ -72,7 +83,8 @@ class EventRepository(Repository):
         # One statement (an executemany for several), built once per table.
         await self.conn.execute(_insert(self.table), rows if len(rows) > 1 else rows[0])
 
-    def conditions(self, spec: EventFilterSpec) -> list[ColumnElement[bool]]:  # type: ignore[override]
+    def event_conditions(self, spec: EventFilterSpec) -> list[ColumnElement[bool]]:
+        """The filter's conditions (built per call: an event filter is short)."""
         c = self.c
         out: list[ColumnElement[bool]] = []
         if spec.types is not None:
@@ -87,17 +99,25 @@ class EventRepository(Repository):
 
     async def page(
         self,
-        conditions: Sequence[ColumnElement[bool]],
+        spec: FilterSpec | None,
         sort_column: str,
         descending: bool,
         start: Keyset | None,
         limit: int,
         columns: Sequence[str] | None = None,
     ) -> list[Row[Any]]:
-        """Up to ``limit`` events in seq order (unique in the workspace: no tie-breaker),
-        strictly past ``start.value``, a seq."""
-        stmt = self.page_statement(conditions, descending, start, limit)
+        """Up to ``limit`` events ``spec`` selects in seq order (unique in the workspace: no
+        tie-breaker), strictly past ``start.value``, a seq."""
+        stmt = self.page_statement(self._where(spec), descending, start, limit)
         return await reads.all_rows(self.conn, stmt)
+
+    async def count(self, spec: FilterSpec | None) -> int:
+        stmt = select(func.count()).select_from(self.table).where(self.scope, *self._where(spec))
+        return int(await reads.scalar(self.conn, stmt))
+
+    def _where(self, spec: FilterSpec | None) -> list[ColumnElement[bool]]:
+        assert spec is None or isinstance(spec, EventFilterSpec)
+        return self.event_conditions(spec) if spec is not None else []
 
     def page_statement(
         self,
