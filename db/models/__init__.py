@@ -13,6 +13,15 @@ from db.models.auth import (
 from db.models.clients import Client, ClientCreate, ClientStatus, ClientUpdate
 from db.models.events import Event, EventCounter, EventType
 from db.models.leads import Lead, LeadCreate, LeadStatus, LeadUpdate
+from db.models.webhooks import (
+    DeliveryStatus,
+    EndpointCreate,
+    EndpointStatus,
+    EndpointUpdate,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from db.models.workspaces import DEFAULT_WORKSPACE_ID, Workspace
 
 __all__ = [
@@ -23,7 +32,11 @@ __all__ = [
     "ClientStatus",
     "ClientUpdate",
     "CodePurpose",
+    "DeliveryStatus",
     "EmailCode",
+    "EndpointCreate",
+    "EndpointStatus",
+    "EndpointUpdate",
     "Event",
     "EventCounter",
     "EventType",
@@ -36,5 +49,8 @@ __all__ = [
     "Role",
     "Session",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "Workspace",
 ]
