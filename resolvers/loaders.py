@@ -5,20 +5,27 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Row
 from strawberry.dataloader import DataLoader
 
 from db.engine import Database
-from db.repositories import ClientRepository, EventRepository, LeadRepository, Repository
+from db.repositories import (
+    ClientRepository,
+    DeliveryRepository,
+    EndpointRepository,
+    EventRepository,
+    LeadRepository,
+    Repository,
+)
 from db.repositories.auth import ApiKeyRepository, UserRepository
 
 # A batch is one statement with one bind parameter per key, and a statement may bind at most
 # 32,767 on one of our engines: aliases let one request ask for many list arguments' worth of
 # keys (MAX_LIST_SIZE each).
 MAX_BATCH = 1000
-Load = Callable[[Sequence[int]], Awaitable[list[Row[Any] | None]]]
+V = TypeVar("V")
 
 
 class InFlight:
@@ -31,10 +38,10 @@ class InFlight:
     def __init__(self) -> None:
         self.tasks: set[asyncio.Task[Any]] = set()
 
-    def tracked(self, load: Load) -> DataLoader[int, Row[Any] | None]:
+    def tracked(self, load: Callable[[Sequence[int]], Awaitable[list[V]]]) -> DataLoader[int, V]:
         """A DataLoader over ``load`` whose batches are tracked here."""
 
-        async def tracked_load(keys: Sequence[int]) -> list[Row[Any] | None]:
+        async def tracked_load(keys: Sequence[int]) -> list[V]:
             task = asyncio.current_task()
             assert task is not None
             self.tasks.add(task)
@@ -90,6 +97,20 @@ def _users(in_flight: InFlight, db: Database) -> DataLoader[int, Row[Any] | None
     return in_flight.tracked(load)
 
 
+def _attempts(
+    in_flight: InFlight, db: Database, workspace_id: int
+) -> DataLoader[int, list[Row[Any]]]:
+    async def load(delivery_ids: Sequence[int]) -> list[list[Row[Any]]]:
+        async with db.read() as conn:
+            rows = await DeliveryRepository(conn, workspace_id).attempts_of(delivery_ids)
+        found: dict[int, list[Row[Any]]] = {}
+        for row in rows:  # oldest first
+            found.setdefault(row.delivery_id, []).append(row)
+        return [found.get(i, []) for i in delivery_ids]
+
+    return in_flight.tracked(load)
+
+
 @dataclass
 class Loaders:
     lead_by_id: DataLoader[int, Row[Any] | None]
@@ -98,6 +119,9 @@ class Loaders:
     user_by_id: DataLoader[int, Row[Any] | None]
     api_key_by_id: DataLoader[int, Row[Any] | None]
     event_by_id: DataLoader[int, Row[Any] | None]
+    webhook_endpoint_by_id: DataLoader[int, Row[Any] | None]
+    webhook_delivery_by_id: DataLoader[int, Row[Any] | None]
+    webhook_attempts: DataLoader[int, list[Row[Any]]]
     in_flight: InFlight = field(default_factory=InFlight)
 
     @classmethod
@@ -110,6 +134,9 @@ class Loaders:
             user_by_id=_users(in_flight, db),
             api_key_by_id=_by_id(in_flight, db, workspace_id, ApiKeyRepository),  # type: ignore[arg-type]
             event_by_id=_by_id(in_flight, db, workspace_id, EventRepository),
+            webhook_endpoint_by_id=_by_id(in_flight, db, workspace_id, EndpointRepository),
+            webhook_delivery_by_id=_by_id(in_flight, db, workspace_id, DeliveryRepository),
+            webhook_attempts=_attempts(in_flight, db, workspace_id),
             in_flight=in_flight,
         )
 
@@ -122,5 +149,8 @@ class Loaders:
             self.user_by_id,
             self.api_key_by_id,
             self.event_by_id,
+            self.webhook_endpoint_by_id,
+            self.webhook_delivery_by_id,
+            self.webhook_attempts,
         ):
             loader.clear_all()

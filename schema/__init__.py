@@ -33,6 +33,7 @@ from schema.limits import DocumentCache, DocumentLimits, list_size_rule
 from schema.nodes import NodeQuery
 from schema.scalars import JSON, DateTime, JSONValue
 from schema.tracing import FederatedTracing
+from schema.webhooks import WebhookMutation, WebhookQuery
 
 
 class Schema(strawberry.federation.Schema):
@@ -117,8 +118,12 @@ def build_schema(settings: Settings | None = None) -> Schema:
         list_size_rule(settings.max_list_size),
     ]
     documents = DocumentCache(settings.document_cache_bytes)
-    query = merge_types("Query", (NodeQuery, LeadQuery, ClientQuery, EventQuery, AuthQuery))
-    mutation = merge_types("Mutation", (LeadMutation, ClientMutation, AuthMutation))
+    query = merge_types(
+        "Query", (NodeQuery, LeadQuery, ClientQuery, EventQuery, WebhookQuery, AuthQuery)
+    )
+    mutation = merge_types(
+        "Mutation", (LeadMutation, ClientMutation, WebhookMutation, AuthMutation)
+    )
     return Schema(
         query=query,
         mutation=mutation,

@@ -1,4 +1,5 @@
-"""node(id) and nodes(ids): any Lead, Client or Event by its global ID."""
+"""node(id) and nodes(ids): any Lead, Client or Event by its global ID, and for ADMINs a
+webhook endpoint or delivery."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from schema.context import Info
 from schema.events import Event
 from schema.leads import Lead
 from schema.relay import Node
+from schema.webhooks import WebhookDelivery, WebhookEndpoint
 
 MAX_NODES = 100
 
@@ -30,19 +32,26 @@ class Findable:
 
     loader: Callable[[Loaders], DataLoader[int, Row[Any] | None]]
     build: Callable[[Row[Any]], Node]
+    role: Role = Role.VIEWER  # below it, the node is not found
 
 
 # The types node(id) finds, by the type name their global IDs carry.
 NODES: dict[str, Findable] = {
     **{node.records.name: Findable(node.records.loader, node.from_row) for node in (Lead, Client)},
     "Event": Findable(lambda loaders: loaders.event_by_id, Event.from_row),
+    "WebhookEndpoint": Findable(
+        lambda loaders: loaders.webhook_endpoint_by_id, WebhookEndpoint.from_row, Role.ADMIN
+    ),
+    "WebhookDelivery": Findable(
+        lambda loaders: loaders.webhook_delivery_by_id, WebhookDelivery.from_row, Role.ADMIN
+    ),
 }
 
 
 async def load_node(info: Info, type_name: str, pk: int) -> Node | None:
     """The node of this type and pk in the caller's workspace, or None."""
     found = NODES.get(type_name)
-    if found is None:
+    if found is None or not info.context.require(Role.VIEWER).role.includes(found.role):
         return None
     row = await found.loader(info.context.loaders).load(pk)
     return found.build(row) if row is not None else None

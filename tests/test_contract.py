@@ -34,11 +34,23 @@ IMPLEMENTED = ("schema.graphql", "access.graphql")
 # Files whose capability lands in parts: the names (a type with all it declares, or one
 # "Type.member") of the parts that have landed; only those are checked.
 PARTS: dict[str, frozenset[str]] = {
-    # Issue 10, part 1: the ordered log and its read API (webhooks and subscriptions follow).
+    # Issue 10, part 1: the ordered log and its read API; part 2: webhooks (subscriptions
+    # follow).
     "events.graphql": frozenset(
         {
             *("EventType", "FieldChange", "Event", "EventEdge", "EventConnection"),
             *("EventFilter", "Lead.history", "Client.history", "Query.events"),
+            *("WebhookEndpointStatus", "WebhookDeliveryStatus", "WebhookAttempt"),
+            *("WebhookDelivery", "WebhookDeliveryEdge", "WebhookDeliveryConnection"),
+            *("WebhookDeliveryFilter", "WebhookEndpoint"),
+            *("CreateWebhookEndpointInput", "UpdateWebhookEndpointInput"),
+            *("CreateWebhookEndpointPayload", "UpdateWebhookEndpointPayload"),
+            *("DeleteWebhookEndpointPayload", "RotateWebhookSecretPayload"),
+            *("RetryWebhookDeliveryPayload", "ReplayWebhookEventsPayload"),
+            *("Query.webhookEndpoints", "Query.webhookEndpoint"),
+            *("Mutation.createWebhookEndpoint", "Mutation.updateWebhookEndpoint"),
+            *("Mutation.deleteWebhookEndpoint", "Mutation.rotateWebhookSecret"),
+            *("Mutation.retryWebhookDelivery", "Mutation.replayWebhookEvents"),
         }
     ),
 }

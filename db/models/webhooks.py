@@ -13,7 +13,7 @@ import enum
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -168,7 +168,7 @@ class EndpointCreate(BaseModel):
 
     url: Url
     description: f.text(DESCRIPTION_MAX) = None  # type: ignore[valid-type]
-    event_types: list[EventType] = Field(default_factory=list)
+    event_types: list[EventType] | None = None  # none or empty: every type
 
 
 class EndpointUpdate(BaseModel):

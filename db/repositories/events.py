@@ -83,6 +83,11 @@ class EventRepository(Repository):
         # One statement (an executemany for several), built once per table.
         await self.conn.execute(_insert(self.table), rows if len(rows) > 1 else rows[0])
 
+    async def last_seq(self) -> int:
+        """The seq of the workspace's latest committed event (0 before the first)."""
+        stmt = select(_counters.c.last_seq).where(_counters.c.workspace_id == self.workspace_id)
+        return int((await self.conn.execute(stmt)).scalar() or 0)
+
     def event_conditions(self, spec: EventFilterSpec) -> list[ColumnElement[bool]]:
         """The filter's conditions (built per call: an event filter is short)."""
         c = self.c
