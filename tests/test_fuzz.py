@@ -279,7 +279,17 @@ _ID_ARGUMENTS = {
     ("Session", range(1, 4)): ["Mutation.revokeSession.id"],
     ("User", range(1, 4)): ["Mutation.updateMemberRole.userId", "Mutation.removeMember.userId"],
     ("Workspace", range(1, 4)): ["Mutation.*.input.workspaceId"],
+    ("WebhookEndpoint", range(1, 6)): [
+        "Query.webhookEndpoint.id",
+        "Mutation.updateWebhookEndpoint.id",
+        "Mutation.deleteWebhookEndpoint.id",
+        "Mutation.rotateWebhookSecret.id",
+        "Mutation.replayWebhookEvents.endpointId",
+    ],
+    ("WebhookDelivery", range(1, 6)): ["Mutation.retryWebhookDelivery.id"],
 }
+# Webhook URLs that pass the default rules (a public address, written as one: no DNS) or not.
+WEBHOOK_URLS = ["https://93.184.216.34/hook", "http://127.0.0.1/hook", "https://10.0.0.1/"]
 FUZZ_CONFIG: dict[str, Any] = {
     # Constants harvested from the app's source ("BEGIN", "POST", ...) would stand in for most
     # generated IDs and cursors, and tie the documents to unrelated edits of the source.
@@ -289,6 +299,7 @@ FUZZ_CONFIG: dict[str, Any] = {
         "scores": {"values": [0, 1, 50, 99, 100]},
         "countries": {"values": ["DE", "us", "", "XX"]},
         "page_sizes": {"values": [0, 1, 2, 5, 20, 100]},
+        "webhook_urls": {"values": WEBHOOK_URLS},
         **{
             type_name: {"values": [to_global_id(type_name, pk) for pk in pks]}
             for type_name, pks in _ID_ARGUMENTS
@@ -298,6 +309,7 @@ FUZZ_CONFIG: dict[str, Any] = {
         "Mutation.*.input.email": {"dictionary": "emails", "probability": 0.4},
         "Mutation.*.input.score": {"dictionary": "scores", "probability": 0.4},
         "Mutation.*.input.address.country": {"dictionary": "countries", "probability": 0.4},
+        "Mutation.*.input.url": {"dictionary": "webhook_urls", "probability": 0.6},
         "Query.*.first": {"dictionary": "page_sizes", "probability": 0.8},
         "Query.*.last": {"dictionary": "page_sizes", "probability": 0.8},
         **{
@@ -619,6 +631,8 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         database_url=f"sqlite+aiosqlite:///{tmp}/fuzz.db",
         graphiql=False,
         smtp_host=None,  # emails go to the log
+        # Fuzzed endpoints are saved (one of WEBHOOK_URLS is public) but never sent to.
+        webhook_sender=False,
         _env_file=None,  # type: ignore[call-arg]
     )
     headers = {"Authorization": f"Bearer {asyncio.run(_owner_key(settings_))}"}
@@ -763,6 +777,7 @@ MUST_SUCCEED = [
     "Mutation.updateClient",
     "Mutation.archiveClient",
     "Mutation.restoreClient",
+    "Mutation.createWebhookEndpoint",
 ]
 
 
