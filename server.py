@@ -2,6 +2,8 @@
 
 python server.py serve            migrate, then serve the API and GraphiQL (default); with
                                   WORKERS > 1, in that many processes sharing the port
+python server.py worker           migrate, then run only the webhook sender (any number of
+                                  them, beside `serve` or instead of its own sender)
 python server.py migrate          apply the Alembic migrations and exit
 python server.py export-schema    print the SDL (or write it with --output)
 """
@@ -58,6 +60,7 @@ from db.models import Role
 from db.settings import Settings, get_settings
 from resolvers.auth import authenticate, create_key_for_workspace
 from resolvers.mail import mailer_for
+from resolvers.webhooks.sender import Sender
 from schema import build_schema
 from schema.context import Context
 from schema.extensions import INTERNAL_MESSAGE
@@ -819,9 +822,17 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
         app.state.mailer = mailer_for(settings)
         if not settings.smtp_host:
             logger.info("SMTP_HOST is not set: emails (and their codes) go to this log")
+        # Webhooks go out from every serving process unless WEBHOOK_SENDER=false (then from
+        # `server.py worker` processes); any number of senders share the work.
+        sender = Sender(settings) if settings.webhook_sender else None
+        app.state.sender = sender
+        if sender is not None:
+            sender.start()
         try:
             yield
         finally:
+            if sender is not None:
+                await sender.stop()
             await db.dispose()
 
     routes: list[Any] = [
@@ -949,13 +960,48 @@ def report_configuration_errors(exc: ValidationError) -> None:
     """One line per bad setting on stderr, no traceback."""
     for error in exc.errors(include_url=False):
         name = ".".join(str(p) for p in error["loc"]).upper()
-        sys.stderr.write(f"Configuration error: {name}: {error['msg']}\n")
+        if name:
+            sys.stderr.write(f"Configuration error: {name}: {error['msg']}\n")
+        else:  # a rule between settings, which names them itself
+            message = error["msg"].removeprefix("Value error, ")
+            sys.stderr.write(f"Configuration error: {message}\n")
+
+
+async def _work(settings: Settings) -> None:
+    """The webhook sender alone, until SIGTERM or SIGINT; deliveries in flight then get a few
+    seconds to finish (the others go again after their lease, from any sender)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    sender = Sender(settings)
+    sender.start()
+    logger.info("webhook sender running (pid %d)", os.getpid())
+    try:
+        await stop.wait()
+    finally:
+        await sender.stop()
+    logger.info("webhook sender stopped")
+
+
+def work(settings: Settings) -> int:
+    """``server.py worker``: migrate, then send webhooks until stopped; the exit status."""
+    try:
+        asyncio.run(_migrate(settings))
+    except Exception:
+        logger.exception("Migrating the database failed; the webhook sender did not start.")
+        return STARTUP_FAILURE
+    asyncio.run(_work(settings))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="server.py", description="Leadgraph GraphQL API")
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="migrate, then serve the API (default)")
+    commands.add_parser(
+        "worker", help="migrate, then run only the webhook sender (until SIGTERM/SIGINT)"
+    )
     commands.add_parser("migrate", help="apply the database migrations and exit")
     key = commands.add_parser(
         "create-api-key", help="create an API key (and the workspace, if it does not exist)"
@@ -976,6 +1022,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         asyncio.run(_migrate(settings))
         return 0
+    if args.command == "worker":
+        return work(settings)
     if args.command == "create-api-key":
 
         async def create_key() -> int:

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -77,6 +77,39 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     # A statement running longer is cancelled and answered with a TIMEOUT error; 0 = no limit.
     db_statement_timeout_ms: int = Field(default=30000, ge=0)
+
+    # Webhooks (README, Webhooks). The sender runs inside `serve` unless this is false; `python
+    # server.py worker` runs it alone. Any number of processes may run it on one database.
+    webhook_sender: bool = True
+    # Off: endpoint URLs must be https:// and resolve only to public addresses (checked when an
+    # endpoint is saved and again before each request). On: any http(s) URL, for tests and
+    # private networks.
+    webhook_allow_private_urls: bool = False
+    # No answer within this many seconds (DNS, connect, TLS, response head) fails the attempt.
+    webhook_timeout_seconds: float = Field(default=10, gt=0)
+    # How long a claimed delivery is the claimer's: past it, another process sends it again (a
+    # sender killed mid-request loses nothing). Longer than the timeout, or a slow receiver
+    # would get each delivery twice.
+    webhook_lease_seconds: float = Field(default=60, gt=0)
+    # A failed attempt is retried after base * 2^(n-1) seconds (n: attempts so far), at most
+    # max_delay, each +-25 % at random, while the retry falls within window seconds of the
+    # first attempt: 5 s doubling to 4 h over a day makes about 17 attempts.
+    webhook_retry_base_seconds: float = Field(default=5, gt=0)
+    webhook_retry_max_delay_seconds: float = Field(default=4 * 3600, gt=0)
+    webhook_retry_window_seconds: float = Field(default=24 * 3600, ge=0)
+    # How often an idle sender looks for new events and due deliveries.
+    webhook_poll_interval_seconds: float = Field(default=0.5, gt=0)
+    # Deliveries claimed at once (and sent concurrently) by one process.
+    webhook_batch_size: int = Field(default=100, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_timeout(self) -> Settings:
+        if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
+            raise ValueError(
+                "WEBHOOK_LEASE_SECONDS must be longer than WEBHOOK_TIMEOUT_SECONDS: a delivery "
+                "still being sent would be claimed and sent again by another process"
+            )
+        return self
 
 
 @lru_cache

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from db.models import ClientCreate, ClientStatus, ClientUpdate, Role
 from db.repositories import ClientFilterSpec, ClientRepository
 from db.types import utcnow
 from resolvers import inputs
 from resolvers.auth import actor_columns
 from resolvers.errors import Problem, UserErrorCode, validated
+from resolvers.events import Unit, Write, tracked
 from resolvers.outcome import Abort, Outcome
 from resolvers.pagination import SortKey
-from resolvers.records import RecordType, written
+from resolvers.records import RecordType, changed, written
 
 if TYPE_CHECKING:
     from resolvers.context import Context
@@ -32,6 +31,16 @@ CLIENTS = RecordType(
     sorts=CLIENT_SORTS,
     spec=lambda filter_: ClientFilterSpec(**inputs.client_filter(filter_) if filter_ else {}),
     loader=lambda loaders: loaders.client_by_id,
+    # In the order of Client's fields: address parts where the address is.
+    fields=tracked("email", "first_name", "last_name", "phone", "company")
+    | tracked(
+        street="address.street",
+        city="address.city",
+        state="address.state",
+        postal_code="address.postalCode",
+        country="address.country",
+    )
+    | tracked("status", "archived_at", "notes", "meta"),
 )
 _ADDRESS_PARTS = ("street", "city", "state", "postal_code", "country")
 
@@ -61,14 +70,15 @@ async def create_client(ctx: Context, values: dict[str, Any]) -> Outcome:
     if problems:
         return Outcome(problems=problems)
 
-    async def step(conn: AsyncConnection) -> Outcome:
-        repo = ClientRepository(conn, ctx.workspace_id)
+    async def step(unit: Unit) -> Outcome:
+        repo = ClientRepository(unit.conn, ctx.workspace_id)
         if await repo.email_taken(data.email):
             raise Abort([_email_taken()])
         row = await repo.insert(
             _flatten({**data.model_dump(), "status": ClientStatus.ACTIVE.value})
             | actor_columns(principal, created=True)
         )
+        unit.record(CLIENTS, Write.CREATED, None, row)
         return Outcome(client=row)
 
     # An IntegrityError: a concurrent request took the email first.
@@ -84,18 +94,19 @@ async def update_client(ctx: Context, id_: str, values: dict[str, Any]) -> Outco
     # exclude_unset reaches into the address too, so it merges part by part.
     changes = _flatten(data.model_dump(exclude_unset=True))
 
-    async def step(conn: AsyncConnection) -> Outcome:
-        repo = ClientRepository(conn, ctx.workspace_id)
+    async def step(unit: Unit) -> Outcome:
+        repo = ClientRepository(unit.conn, ctx.workspace_id)
         current = await repo.get(pk, for_update=True)
         if current is None:
             raise Abort([CLIENTS.not_found()])
         if "email" in changes and await repo.email_taken(changes["email"], except_id=pk):
             raise Abort([_email_taken()])
-        if not changes:
+        different = changed(current, changes)
+        if not different:
             return Outcome(client=current)
-        return Outcome(
-            client=await repo.update(current, changes | actor_columns(principal, created=False))
-        )
+        row = await repo.update(current, different | actor_columns(principal, created=False))
+        unit.record(CLIENTS, Write.UPDATED, current, row)
+        return Outcome(client=row)
 
     return await written(ctx, step, conflict=_email_taken)
 
@@ -107,8 +118,8 @@ async def set_archived(ctx: Context, id_: str, archived: bool) -> Outcome:
     if pk is None:
         return Outcome(problems=problems)
 
-    async def step(conn: AsyncConnection) -> Outcome:
-        repo = ClientRepository(conn, ctx.workspace_id)
+    async def step(unit: Unit) -> Outcome:
+        repo = ClientRepository(unit.conn, ctx.workspace_id)
         current = await repo.get(pk, for_update=True)
         if current is None:
             raise Abort([CLIENTS.not_found()])
@@ -131,6 +142,7 @@ async def set_archived(ctx: Context, id_: str, archived: bool) -> Outcome:
         row = await repo.update(
             current, changes | {"updated_at": now} | actor_columns(principal, created=False)
         )
+        unit.record(CLIENTS, Write.ARCHIVED if archived else Write.RESTORED, current, row)
         return Outcome(client=row)
 
     return await written(ctx, step)

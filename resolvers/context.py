@@ -35,6 +35,11 @@ class Context(Protocol):
     def principal(self) -> Principal | None: ...
 
     @property
+    def request_id(self) -> str:
+        """The request's X-Request-ID (ours when it sent none), which events record."""
+        ...
+
+    @property
     def workspace_id(self) -> int:
         """The caller's workspace; UNAUTHENTICATED without credentials."""
         ...

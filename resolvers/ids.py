@@ -8,7 +8,10 @@ import binascii
 from db.models.fields import ID_MAX
 from resolvers.errors import BadInput, Problem, UserErrorCode
 
-NODE_TYPES = ("Lead", "Client", "User", "ApiKey", "Session", "Workspace")
+NODE_TYPES = (
+    *("Lead", "Client", "Event", "User", "ApiKey", "Session", "Workspace"),
+    *("WebhookEndpoint", "WebhookDelivery"),
+)
 _MAX_PK = 2**63 - 1
 
 

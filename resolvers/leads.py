@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import LeadCreate, LeadUpdate, Role
 from db.models.clients import AddressIn, ClientCreate
@@ -16,10 +15,11 @@ from resolvers import inputs
 from resolvers.auth import Principal, actor_columns
 from resolvers.clients import CLIENTS
 from resolvers.errors import Problem, UserErrorCode, camel, problems_from, validated
+from resolvers.events import Tracked, Unit, Write, tracked
 from resolvers.ids import to_global_id
 from resolvers.outcome import Abort, Outcome
 from resolvers.pagination import SortKey
-from resolvers.records import RecordType, written
+from resolvers.records import RecordType, changed, written
 
 if TYPE_CHECKING:
     from resolvers.context import Context
@@ -38,6 +38,11 @@ LEADS = RecordType(
     sorts=LEAD_SORTS,
     spec=lambda filter_: LeadFilterSpec(**inputs.lead_filter(filter_) if filter_ else {}),
     loader=lambda loaders: loaders.lead_by_id,
+    fields=tracked(
+        *("email", "first_name", "last_name", "phone", "company", "city", "state"),
+        *("postal_code", "source", "notes", "status", "score", "meta", "converted_at"),
+        converted_client_id=Tracked("convertedClient", refers_to="Client"),
+    ),
 )
 
 
@@ -56,10 +61,11 @@ async def create_lead(ctx: Context, values: dict[str, Any]) -> Outcome:
     if problems:
         return Outcome(problems=problems)
 
-    async def step(conn: AsyncConnection) -> Outcome:
-        row = await LeadRepository(conn, ctx.workspace_id).insert(
+    async def step(unit: Unit) -> Outcome:
+        row = await LeadRepository(unit.conn, ctx.workspace_id).insert(
             _row_values(data, only_set=False) | actor_columns(principal, created=True)
         )
+        unit.record(LEADS, Write.CREATED, None, row)
         return Outcome(lead=row)
 
     return await written(ctx, step)
@@ -72,17 +78,17 @@ async def update_lead(ctx: Context, id_: str, values: dict[str, Any]) -> Outcome
     if problems or invalid or pk is None:
         return Outcome(problems=problems + invalid)
 
-    async def step(conn: AsyncConnection) -> Outcome:
-        repo = LeadRepository(conn, ctx.workspace_id)
+    async def step(unit: Unit) -> Outcome:
+        repo = LeadRepository(unit.conn, ctx.workspace_id)
         current = await repo.get(pk, for_update=True)
         if current is None:
             raise Abort([LEADS.not_found()])
-        changes = _row_values(data, only_set=True)
+        changes = changed(current, _row_values(data, only_set=True))
         if not changes:
             return Outcome(lead=current)
-        return Outcome(
-            lead=await repo.update(current, changes | actor_columns(principal, created=False))
-        )
+        row = await repo.update(current, changes | actor_columns(principal, created=False))
+        unit.record(LEADS, Write.UPDATED, current, row)
+        return Outcome(lead=row)
 
     return await written(ctx, step)
 
@@ -93,9 +99,11 @@ async def delete_lead(ctx: Context, id_: str) -> Outcome:
     if pk is None:
         return Outcome(problems=problems)
 
-    async def step(conn: AsyncConnection) -> Outcome:
-        if not await LeadRepository(conn, ctx.workspace_id).delete(pk):
+    async def step(unit: Unit) -> Outcome:
+        deleted = await LeadRepository(unit.conn, ctx.workspace_id).delete(pk)
+        if deleted is None:
             raise Abort([LEADS.not_found()])
+        unit.record(LEADS, Write.DELETED, deleted, None)
         return Outcome(deleted_id=to_global_id("Lead", pk))
 
     return await written(ctx, step)
@@ -115,10 +123,10 @@ async def convert_lead(ctx: Context, id_: str, values: dict[str, Any]) -> Outcom
 
     email = ""
 
-    async def step(conn: AsyncConnection) -> Outcome:
+    async def step(unit: Unit) -> Outcome:
         nonlocal email
-        leads = LeadRepository(conn, ctx.workspace_id)
-        clients = ClientRepository(conn, ctx.workspace_id)
+        leads = LeadRepository(unit.conn, ctx.workspace_id)
+        clients = ClientRepository(unit.conn, ctx.workspace_id)
         lead = await leads.get(pk, for_update=True)
         if lead is None:
             raise Abort([LEADS.not_found()])
@@ -126,14 +134,16 @@ async def convert_lead(ctx: Context, id_: str, values: dict[str, Any]) -> Outcom
             raise await _already_converted(lead, clients)
         email = lead.email
         if client_pk is not None:
-            client = await _link_client(clients, client_pk, lead, data, principal)
+            client = await _link_client(unit, clients, client_pk, lead, data, principal)
         else:
             client = await _new_client(clients, lead, data, principal)
+            unit.record(CLIENTS, Write.CREATED, None, client)
         converted = await leads.mark_converted(
             lead, client.id, utcnow(), actor_columns(principal, created=False)
         )
         if converted is None:  # converted by a concurrent request since we read it
             raise await _already_converted(await leads.get(pk), clients)
+        unit.record(LEADS, Write.CONVERTED, lead, converted)
         return Outcome(lead=converted, client=client)
 
     # An IntegrityError: the client's email is taken (uq_clients_ws_email), by a client made
@@ -198,13 +208,15 @@ async def _new_client(
 
 
 async def _link_client(
+    unit: Unit,
     clients: ClientRepository,
     client_pk: int,
     lead: Row[Any],
     data: inputs.ConvertLead,
     principal: Principal,
 ) -> Row[Any]:
-    """The existing client: given values win, the lead fills what the client lacks."""
+    """The existing client: given values win, the lead fills what the client lacks (a
+    CLIENT_UPDATED event when that changed it)."""
     client = await clients.get(client_pk, for_update=True)
     if client is None:
         raise Abort([CLIENTS.not_found(["input", "clientId"])])
@@ -244,6 +256,9 @@ async def _link_client(
                     )
                 ]
             )
+    changes = changed(client, changes)
     if not changes:
         return client
-    return await clients.update(client, changes | actor_columns(principal, created=False))
+    row = await clients.update(client, changes | actor_columns(principal, created=False))
+    unit.record(CLIENTS, Write.UPDATED, client, row)
+    return row

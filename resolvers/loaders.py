@@ -2,25 +2,67 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from sqlalchemy import Row
 from strawberry.dataloader import DataLoader
 
 from db.engine import Database
-from db.repositories import ClientRepository, LeadRepository, Repository
+from db.repositories import (
+    ClientRepository,
+    DeliveryRepository,
+    EndpointRepository,
+    EventRepository,
+    LeadRepository,
+    Repository,
+)
 from db.repositories.auth import ApiKeyRepository, UserRepository
 
 # A batch is one statement with one bind parameter per key, and a statement may bind at most
 # 32,767 on one of our engines: aliases let one request ask for many list arguments' worth of
 # keys (MAX_LIST_SIZE each).
 MAX_BATCH = 1000
+V = TypeVar("V")
+
+
+class InFlight:
+    """The batches a request's loaders are running. When a field fails, graphql-core cancels
+    its siblings, DataLoader cancels a batch that no one waits for any more, and that batch's
+    read still ends its statement and closes its connection (under a shield): the request ends
+    after them (``settled``) instead of answering with work left running on pooled
+    connections."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def tracked(self, load: Callable[[Sequence[int]], Awaitable[list[V]]]) -> DataLoader[int, V]:
+        """A DataLoader over ``load`` whose batches are tracked here."""
+
+        async def tracked_load(keys: Sequence[int]) -> list[V]:
+            task = asyncio.current_task()
+            assert task is not None
+            self.tasks.add(task)
+            try:
+                return await load(keys)
+            finally:
+                self.tasks.discard(task)
+
+        return DataLoader(load_fn=tracked_load, max_batch_size=MAX_BATCH)
+
+    async def settled(self) -> None:
+        """Returns once no batch is running (cancelled ones included)."""
+        while self.tasks:
+            await asyncio.wait(set(self.tasks))
 
 
 def _by_id(
-    db: Database, workspace_id: int, repository: Callable[[Any, int], Repository]
+    in_flight: InFlight,
+    db: Database,
+    workspace_id: int,
+    repository: Callable[[Any, int], Repository],
 ) -> DataLoader[int, Row[Any] | None]:
     async def load(ids: Sequence[int]) -> list[Row[Any] | None]:
         # Each batch has its own connection: concurrent resolvers never share one.
@@ -29,10 +71,12 @@ def _by_id(
         found = {row.id: row for row in rows}
         return [found.get(i) for i in ids]
 
-    return DataLoader(load_fn=load, max_batch_size=MAX_BATCH)
+    return in_flight.tracked(load)
 
 
-def _converted_from(db: Database, workspace_id: int) -> DataLoader[int, Row[Any] | None]:
+def _converted_from(
+    in_flight: InFlight, db: Database, workspace_id: int
+) -> DataLoader[int, Row[Any] | None]:
     async def load(client_ids: Sequence[int]) -> list[Row[Any] | None]:
         async with db.read() as conn:
             rows = await LeadRepository(conn, workspace_id).converted_into(client_ids)
@@ -41,16 +85,30 @@ def _converted_from(db: Database, workspace_id: int) -> DataLoader[int, Row[Any]
             first.setdefault(row.converted_client_id, row)
         return [first.get(i) for i in client_ids]
 
-    return DataLoader(load_fn=load, max_batch_size=MAX_BATCH)
+    return in_flight.tracked(load)
 
 
-def _users(db: Database) -> DataLoader[int, Row[Any] | None]:
+def _users(in_flight: InFlight, db: Database) -> DataLoader[int, Row[Any] | None]:
     async def load(ids: Sequence[int]) -> list[Row[Any] | None]:
         async with db.read() as conn:
             found = {r.id: r for r in await UserRepository(conn).get_many(ids)}
         return [found.get(i) for i in ids]
 
-    return DataLoader(load_fn=load, max_batch_size=MAX_BATCH)
+    return in_flight.tracked(load)
+
+
+def _attempts(
+    in_flight: InFlight, db: Database, workspace_id: int
+) -> DataLoader[int, list[Row[Any]]]:
+    async def load(delivery_ids: Sequence[int]) -> list[list[Row[Any]]]:
+        async with db.read() as conn:
+            rows = await DeliveryRepository(conn, workspace_id).attempts_of(delivery_ids)
+        found: dict[int, list[Row[Any]]] = {}
+        for row in rows:  # oldest first
+            found.setdefault(row.delivery_id, []).append(row)
+        return [found.get(i, []) for i in delivery_ids]
+
+    return in_flight.tracked(load)
 
 
 @dataclass
@@ -60,15 +118,26 @@ class Loaders:
     lead_converted_into: DataLoader[int, Row[Any] | None]
     user_by_id: DataLoader[int, Row[Any] | None]
     api_key_by_id: DataLoader[int, Row[Any] | None]
+    event_by_id: DataLoader[int, Row[Any] | None]
+    webhook_endpoint_by_id: DataLoader[int, Row[Any] | None]
+    webhook_delivery_by_id: DataLoader[int, Row[Any] | None]
+    webhook_attempts: DataLoader[int, list[Row[Any]]]
+    in_flight: InFlight = field(default_factory=InFlight)
 
     @classmethod
     def create(cls, db: Database, workspace_id: int) -> Loaders:
+        in_flight = InFlight()
         return cls(
-            lead_by_id=_by_id(db, workspace_id, LeadRepository),
-            client_by_id=_by_id(db, workspace_id, ClientRepository),
-            lead_converted_into=_converted_from(db, workspace_id),
-            user_by_id=_users(db),
-            api_key_by_id=_by_id(db, workspace_id, ApiKeyRepository),  # type: ignore[arg-type]
+            lead_by_id=_by_id(in_flight, db, workspace_id, LeadRepository),
+            client_by_id=_by_id(in_flight, db, workspace_id, ClientRepository),
+            lead_converted_into=_converted_from(in_flight, db, workspace_id),
+            user_by_id=_users(in_flight, db),
+            api_key_by_id=_by_id(in_flight, db, workspace_id, ApiKeyRepository),  # type: ignore[arg-type]
+            event_by_id=_by_id(in_flight, db, workspace_id, EventRepository),
+            webhook_endpoint_by_id=_by_id(in_flight, db, workspace_id, EndpointRepository),
+            webhook_delivery_by_id=_by_id(in_flight, db, workspace_id, DeliveryRepository),
+            webhook_attempts=_attempts(in_flight, db, workspace_id),
+            in_flight=in_flight,
         )
 
     def clear(self) -> None:
@@ -79,5 +148,9 @@ class Loaders:
             self.lead_converted_into,
             self.user_by_id,
             self.api_key_by_id,
+            self.event_by_id,
+            self.webhook_endpoint_by_id,
+            self.webhook_delivery_by_id,
+            self.webhook_attempts,
         ):
             loader.clear_all()

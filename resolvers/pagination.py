@@ -139,6 +139,33 @@ def decode_cursor(cursor: str, argument: str, order: str, sort: SortKey) -> Keys
     return Keyset(value=value, id=id_)
 
 
+# An event's cursor is its seq alone: the same in every list of the log (events, a record's
+# history, a subscription's resume point), and a later event's sorts after an earlier one's.
+_SEQ_CURSOR = "SEQ"
+_SEQ_MAX = 2**63 - 1
+
+
+def encode_seq_cursor(seq: int) -> str:
+    """base64url of the JSON ``["SEQ", seq]``."""
+    raw = f'["{_SEQ_CURSOR}",{int(seq)}]'
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_seq_cursor(cursor: str, argument: str) -> Keyset:
+    """The keyset (the seq as its value) an event cursor points at, or BadInput."""
+    malformed = BadInput(f"Argument '{argument}' is not a valid cursor.", argument)
+    if len(cursor) > _MAX_CURSOR_LENGTH:
+        raise malformed
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        kind, seq = json.loads(raw)
+    except (binascii.Error, ValueError, TypeError):
+        raise malformed from None
+    if kind != _SEQ_CURSOR or type(seq) is not int or not 0 <= seq <= _SEQ_MAX:
+        raise malformed
+    return Keyset(value=seq, id=0)
+
+
 def page_args(
     first: int | None,
     after: str | None,
@@ -146,8 +173,16 @@ def page_args(
     before: str | None,
     order: str,
     sort: SortKey,
+    decode: Callable[[str, str], Keyset] | None = None,
 ) -> PageArgs:
-    """Checks the four connection arguments; first/after and last/before do not mix."""
+    """Checks the four connection arguments; first/after and last/before do not mix. A
+    cursor is read by ``decode(cursor, argument)``, ``decode_cursor`` under ``order`` unless
+    given."""
+    if decode is None:
+
+        def decode(cursor: str, argument: str) -> Keyset:
+            return decode_cursor(cursor, argument, order, sort)
+
     if first is not None and last is not None:
         raise BadInput("Pass either 'first' or 'last', not both.", "last")
     if after is not None and before is not None:
@@ -159,10 +194,10 @@ def page_args(
     backward = last is not None or before is not None
     if backward:
         limit = DEFAULT_PAGE_SIZE if last is None else _size(last, "last")
-        start = None if before is None else decode_cursor(before, "before", order, sort)
+        start = None if before is None else decode(before, "before")
     else:
         limit = DEFAULT_PAGE_SIZE if first is None else _size(first, "first")
-        start = None if after is None else decode_cursor(after, "after", order, sort)
+        start = None if after is None else decode(after, "after")
     return PageArgs(limit=limit, backward=backward, start=start)
 
 
@@ -175,9 +210,11 @@ async def fetch_page(
     order: str,
     args: PageArgs,
     columns: Sequence[str] | None = None,
+    cursor: Callable[[Any], str] | None = None,
 ) -> Page:
     """One page of rows (only ``columns`` when given); the count runs only if the caller
-    asks for it."""
+    asks for it. Each row's cursor is ``cursor(row)``, ``encode_cursor`` under ``order``
+    unless given."""
     rows: list[Row[Any]] = []
     if args.limit:
         async with db.read() as conn:
@@ -200,7 +237,10 @@ async def fetch_page(
 
     return Page(
         rows=rows,
-        cursors=[encode_cursor(order, getattr(r, sort.column), r.id) for r in rows],
+        cursors=[
+            cursor(r) if cursor is not None else encode_cursor(order, getattr(r, sort.column), r.id)
+            for r in rows
+        ],
         has_next_page=args.start is not None if args.backward else more,
         has_previous_page=more if args.backward else args.start is not None,
         count=count,

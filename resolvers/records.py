@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.dataloader import DataLoader
 
 from db.models import Role
 from db.repositories import Repository
 from resolvers import inputs
 from resolvers.errors import Problem, not_found
+from resolvers.events import Tracked, Unit, same
 from resolvers.ids import pk_for_mutation, pk_for_query
 from resolvers.loaders import Loaders
 from resolvers.outcome import Abort, Outcome
@@ -37,6 +37,8 @@ class RecordType:
     sorts: Mapping[str, SortKey]  # orderBy field → column and cursor value type
     spec: Callable[[Any], Any]  # the filter input (None when left out) → the repository's spec
     loader: Callable[[Loaders], DataLoader[int, Row[Any] | None]]
+    # The columns whose changes its events report (resolvers/events.py, ``tracked``).
+    fields: Mapping[str, Tracked]
 
     async def page(
         self,
@@ -83,17 +85,27 @@ class RecordType:
         return not_found(self.kind, field or ["id"])
 
 
+def changed(current: Row[Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """The ``changes`` that differ from the ``current`` row's values (as JSON: 1 is not
+    true): a write of the values a record holds already changes nothing, not even updatedAt."""
+    return {k: v for k, v in changes.items() if not same(getattr(current, k), v)}
+
+
 async def written(
     ctx: Context,
-    step: Callable[[AsyncConnection], Awaitable[Outcome]],
+    step: Callable[[Unit], Awaitable[Outcome]],
     conflict: Callable[[], Problem] | None = None,
 ) -> Outcome:
     """``step`` in one unit of work: committed when it returns, rolled back when it raises
     ``Abort`` (its outcome is answered) or, with ``conflict``, an IntegrityError (a unique
-    index refused a row: ``conflict()`` is answered). DataLoaders forget what a write changed."""
+    index refused a row: ``conflict()`` is answered). The events the step recorded are
+    appended to the log last, just before the commit (``Unit.append``: from there on other
+    writers of the workspace wait for this commit). DataLoaders forget what a write changed."""
     try:
         async with ctx.db.write() as conn:
-            outcome = await step(conn)
+            unit = Unit(ctx, conn)
+            outcome = await step(unit)
+            await unit.append()
     except Abort as abort:
         return abort.outcome
     except IntegrityError:

@@ -26,12 +26,14 @@ from schema import execution
 from schema.auth import AuthMutation, AuthQuery
 from schema.clients import ClientMutation, ClientQuery
 from schema.context import Context
-from schema.extensions import AnonymousIntrospection, ErrorPolicy
+from schema.events import EventQuery
+from schema.extensions import AnonymousIntrospection, ErrorPolicy, SettledLoads
 from schema.leads import LeadMutation, LeadQuery
 from schema.limits import DocumentCache, DocumentLimits, list_size_rule
 from schema.nodes import NodeQuery
 from schema.scalars import JSON, DateTime, JSONValue
 from schema.tracing import FederatedTracing
+from schema.webhooks import WebhookMutation, WebhookQuery
 
 
 class Schema(strawberry.federation.Schema):
@@ -116,8 +118,12 @@ def build_schema(settings: Settings | None = None) -> Schema:
         list_size_rule(settings.max_list_size),
     ]
     documents = DocumentCache(settings.document_cache_bytes)
-    query = merge_types("Query", (NodeQuery, LeadQuery, ClientQuery, AuthQuery))
-    mutation = merge_types("Mutation", (LeadMutation, ClientMutation, AuthMutation))
+    query = merge_types(
+        "Query", (NodeQuery, LeadQuery, ClientQuery, EventQuery, WebhookQuery, AuthQuery)
+    )
+    mutation = merge_types(
+        "Mutation", (LeadMutation, ClientMutation, WebhookMutation, AuthMutation)
+    )
     return Schema(
         query=query,
         mutation=mutation,
@@ -130,6 +136,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
             AnonymousIntrospection,
             lambda: DocumentLimits(documents, settings.max_document_bytes),
             ErrorPolicy,
+            SettledLoads,
             FederatedTracing,  # only when a gateway asks for it (see schema/tracing.py)
         ],
     )

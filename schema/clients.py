@@ -14,6 +14,7 @@ from resolvers import clients as resolve
 from resolvers.outcome import Outcome
 from schema.context import Info
 from schema.errors import UserError, user_errors
+from schema.events import history_field
 from schema.records import (
     DateTimeRange,
     Record,
@@ -66,6 +67,8 @@ class Client(Record):
         from schema.leads import Lead
 
         return Lead.maybe(await info.context.loaders.lead_converted_into.load(self.pk))
+
+    history = history_field()
 
     computed_columns = (
         *("id", "first_name", "last_name", "status"),

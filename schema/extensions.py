@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from graphql import (
@@ -121,6 +121,19 @@ class ErrorPolicy(SchemaExtension):
         self._streamed = True
         self._shape(result)
         yield
+
+
+class SettledLoads(SchemaExtension):
+    """Execution ends once the DataLoader batches it started have ended, those cancelled with
+    a failed field's siblings included (resolvers/loaders.py, ``InFlight``): no read runs on
+    past the response."""
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        yield
+        context = self.execution_context.context
+        loaders = vars(context).get("loaders")  # built only when a field used one
+        if loaders is not None and loaders.in_flight.tasks:
+            await loaders.in_flight.settled()
 
 
 class NoServiceSDLRule(ValidationRule):

@@ -13,6 +13,7 @@ from db.models.fields import full_name
 from resolvers import leads as resolve
 from schema.context import Info
 from schema.errors import UserError, user_errors
+from schema.events import history_field
 from schema.records import (
     DateTimeRange,
     IntRange,
@@ -66,6 +67,8 @@ class Lead(Record):
         from schema.clients import Client
 
         return Client.maybe(await info.context.loaders.client_by_id.load(self.converted_client_id))
+
+    history = history_field()
 
     computed_columns = ("first_name", "last_name", "status")
     resolver_columns = Record.resolver_columns | {"converted_client": ("converted_client_id",)}

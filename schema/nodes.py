@@ -1,37 +1,73 @@
-"""node(id) and nodes(ids): any Lead or Client by its global ID."""
+"""node(id) and nodes(ids): any Lead, Client or Event by its global ID, and for ADMINs a
+webhook endpoint or delivery."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 import strawberry
+from sqlalchemy import Row
+from strawberry.dataloader import DataLoader
 
 from db.models import Role
 from resolvers.errors import BadInput
 from resolvers.ids import node_key, parse_global_id
+from resolvers.loaders import Loaders
 from schema.clients import Client
 from schema.context import Info
+from schema.events import Event
 from schema.leads import Lead
-from schema.records import Record
 from schema.relay import Node
+from schema.webhooks import WebhookDelivery, WebhookEndpoint
 
 MAX_NODES = 100
 
 
-# The record types node(id) finds, by the type name their global IDs carry.
-NODES: dict[str, type[Record]] = {node.records.name: node for node in (Lead, Client)}
+@dataclass(frozen=True)
+class Findable:
+    """A type node(id) finds: its per-request loader by pk, and how a row becomes the type."""
+
+    loader: Callable[[Loaders], DataLoader[int, Row[Any] | None]]
+    build: Callable[[Row[Any]], Node]
+    role: Role = Role.VIEWER  # below it, the node is not found
+
+
+# The types node(id) finds, by the type name their global IDs carry.
+NODES: dict[str, Findable] = {
+    **{node.records.name: Findable(node.records.loader, node.from_row) for node in (Lead, Client)},
+    "Event": Findable(lambda loaders: loaders.event_by_id, Event.from_row),
+    "WebhookEndpoint": Findable(
+        lambda loaders: loaders.webhook_endpoint_by_id, WebhookEndpoint.from_row, Role.ADMIN
+    ),
+    "WebhookDelivery": Findable(
+        lambda loaders: loaders.webhook_delivery_by_id, WebhookDelivery.from_row, Role.ADMIN
+    ),
+}
+
+
+async def load_node(info: Info, type_name: str, pk: int) -> Node | None:
+    """The node of this type and pk in the caller's workspace, or None."""
+    found = NODES.get(type_name)
+    if found is None or not info.context.require(Role.VIEWER).role.includes(found.role):
+        return None
+    row = await found.loader(info.context.loaders).load(pk)
+    return found.build(row) if row is not None else None
 
 
 async def _node(info: Info, id_: str, argument: str) -> Node | None:
     info.context.require(Role.VIEWER)
     key = node_key(id_, argument)
-    node = NODES.get(key[0]) if key is not None else None
-    if key is None or node is None:  # no row can have it, or its type is not a Node
+    if key is None:  # no row can have it
         return None
-    return node.maybe(await node.records.loader(info.context.loaders).load(key[1]))
+    return await load_node(info, *key)
 
 
 @strawberry.type
 class NodeQuery:
-    @strawberry.field(description="The Lead or Client with this ID, or null.")
+    @strawberry.field(description="The Lead, Client or Event with this ID, or null.")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         return await _node(info, id, "id")
 
@@ -48,6 +84,4 @@ class NodeQuery:
             if parse_global_id(id_) is None:
                 raise BadInput(f"Argument 'ids[{n}]' is not a valid ID.", f"ids[{n}]")
         # Loads are batched by the DataLoaders: one query per type for the whole list.
-        import asyncio
-
         return list(await asyncio.gather(*(_node(info, i, f"ids[{n}]") for n, i in enumerate(ids))))

@@ -50,6 +50,7 @@ class Record(Node, Audited):
     resolver_columns: ClassVar[dict[str, tuple[str, ...]]] = {
         "created_by": ("created_by_user_id", "created_by_api_key_id"),
         "updated_by": ("updated_by_user_id", "updated_by_api_key_id"),
+        "history": (),  # its own global ID is enough
     }
 
     @classmethod

@@ -36,6 +36,9 @@ from tests.databases import suite_engine
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 OWNER_KEY = "lgk_test-suite-owner-key-of-the-default-workspace"
+# The suite's server retries a failed webhook for this long (a day by default).
+WEBHOOK_RETRY_WINDOW_SECONDS = 2.0
+WEBHOOK_TIMEOUT_SECONDS = 3.0
 
 
 @dataclass
@@ -121,6 +124,14 @@ def server(tmp_path_factory: pytest.TempPathFactory, smtp: Mailbox) -> Iterator[
         smtp_host="127.0.0.1",
         smtp_port=smtp.port,
         smtp_starttls=False,
+        # Webhooks go to receivers on 127.0.0.1, and retry within seconds, not a day.
+        webhook_allow_private_urls=True,
+        webhook_poll_interval_seconds=0.05,
+        webhook_retry_base_seconds=0.05,
+        webhook_retry_max_delay_seconds=0.2,
+        webhook_retry_window_seconds=WEBHOOK_RETRY_WINDOW_SECONDS,
+        webhook_timeout_seconds=WEBHOOK_TIMEOUT_SECONDS,
+        webhook_lease_seconds=WEBHOOK_TIMEOUT_SECONDS + 5,
         _env_file=None,  # type: ignore[call-arg]
     )
     app = create_app(settings)
@@ -177,7 +188,13 @@ def clean_db(request: pytest.FixtureRequest) -> None:
                 last_used_at=utcnow(),
             )
 
-    live.run(wipe())
+    async def wipe_with_sender_paused() -> None:
+        # The webhook sender works in the background: no round of it may meet the wipe (its
+        # statements and PostgreSQL's TRUNCATE could lock the same tables in opposite orders).
+        async with live.app.state.sender.paused():
+            await wipe()
+
+    live.run(wipe_with_sender_paused())
     http: httpx.Client = request.getfixturevalue("http")
     http.headers["Authorization"] = f"Bearer {OWNER_KEY}"
 

@@ -125,6 +125,20 @@ def query(url: str, sql: str) -> list[tuple[object, ...]]:
     return asyncio.run(run())
 
 
+def execute(url: str, sql: str) -> None:
+    """Runs one statement and commits it, on its own connection."""
+
+    async def run() -> None:
+        engine = create_async_engine(url, poolclass=NullPool)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text(sql))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
 def table_names(url: str) -> set[str]:
     """The tables the database of ``url`` holds."""
 

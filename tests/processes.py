@@ -35,9 +35,13 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """One Leadgraph instance on a free loopback port; its log goes to ``log_path``."""
+    """One Leadgraph instance on a free loopback port; its log goes to ``log_path``.
+    ``command``: ``serve``, or ``worker`` (the webhook sender alone, no port)."""
 
-    def __init__(self, database_url: str, log_path: Path, **settings: str) -> None:
+    def __init__(
+        self, database_url: str, log_path: Path, command: str = "serve", **settings: str
+    ) -> None:
+        self.command = command
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -57,7 +61,7 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "server.py", "serve"],
+            [sys.executable, "server.py", self.command],
             cwd=ROOT,
             env=self.env,
             stdout=self._log,
@@ -88,6 +92,25 @@ class ServerProcess:
                 return time.monotonic() - started
             time.sleep(0.1)
         raise AssertionError(f"/readyz did not answer {status} in {timeout} s:\n{self.log()}")
+
+    def wait_for_log(self, text: str, timeout: float = 30) -> None:
+        """Waits until the log holds ``text`` (the process must not exit meanwhile)."""
+        started = time.monotonic()
+        while text not in self.log():
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"the process exited ({self.process.returncode}):\n{self.log()}"
+                )
+            if time.monotonic() - started > timeout:
+                raise AssertionError(f"{text!r} not logged in {timeout} s:\n{self.log()}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL: the process stops at once, in the middle of whatever it was doing."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -48,6 +48,16 @@ def test_bad_configuration_is_reported_without_a_traceback() -> None:
     ]
 
 
+def test_a_webhook_lease_within_the_timeout_is_a_configuration_error() -> None:
+    result = run("worker", WEBHOOK_TIMEOUT_SECONDS="10", WEBHOOK_LEASE_SECONDS="10")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "Configuration error: WEBHOOK_LEASE_SECONDS must be longer than "
+        "WEBHOOK_TIMEOUT_SECONDS: a delivery still being sent would be claimed and sent again "
+        "by another process"
+    ]
+
+
 def test_create_api_key_makes_the_workspace_and_prints_a_working_key(tmp_path: Path) -> None:
     with scratch_database(tmp_path) as url:
         first = run("create-api-key", "--workspace", "Acme", "--role", "OWNER", DATABASE_URL=url)

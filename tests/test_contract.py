@@ -4,7 +4,8 @@ is current.
 The contract is ``tests/contract/*.graphql``, a verbatim copy of the shared contract: several
 files read as one document, ``schema.graphql`` first. Each file belongs to a capability; the
 files whose capability has landed are listed in ``IMPLEMENTED`` and every name they declare must
-be served. A capability's issue adds its file there."""
+be served. A capability's issue adds its file there; one that lands in parts names, for each
+part, the types and members of its file that have landed (``PARTS``)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,29 @@ ROOT = Path(__file__).resolve().parent.parent
 CONTRACT_DIR = ROOT / "tests" / "contract"
 # The contract files whose capability has landed: every name they declare is checked.
 IMPLEMENTED = ("schema.graphql", "access.graphql")
+# Files whose capability lands in parts: the names (a type with all it declares, or one
+# "Type.member") of the parts that have landed; only those are checked.
+PARTS: dict[str, frozenset[str]] = {
+    # Issue 10, part 1: the ordered log and its read API; part 2: webhooks (subscriptions
+    # follow).
+    "events.graphql": frozenset(
+        {
+            *("EventType", "FieldChange", "Event", "EventEdge", "EventConnection"),
+            *("EventFilter", "Lead.history", "Client.history", "Query.events"),
+            *("WebhookEndpointStatus", "WebhookDeliveryStatus", "WebhookAttempt"),
+            *("WebhookDelivery", "WebhookDeliveryEdge", "WebhookDeliveryConnection"),
+            *("WebhookDeliveryFilter", "WebhookEndpoint"),
+            *("CreateWebhookEndpointInput", "UpdateWebhookEndpointInput"),
+            *("CreateWebhookEndpointPayload", "UpdateWebhookEndpointPayload"),
+            *("DeleteWebhookEndpointPayload", "RotateWebhookSecretPayload"),
+            *("RetryWebhookDeliveryPayload", "ReplayWebhookEventsPayload"),
+            *("Query.webhookEndpoints", "Query.webhookEndpoint"),
+            *("Mutation.createWebhookEndpoint", "Mutation.updateWebhookEndpoint"),
+            *("Mutation.deleteWebhookEndpoint", "Mutation.rotateWebhookSecret"),
+            *("Mutation.retryWebhookDelivery", "Mutation.replayWebhookEvents"),
+        }
+    ),
+}
 
 
 def contract_files() -> list[Path]:
@@ -43,23 +67,36 @@ def contract_document() -> str:
     return "\n".join(p.read_text() for p in contract_files())
 
 
-def declared_in(file_names: tuple[str, ...]) -> set[tuple[str, str | None]]:
+def _landed(parts: frozenset[str] | None, type_name: str, member: str | None) -> bool:
+    """Whether a name is in the landed ``parts`` of its file (None: the whole file landed)."""
+    return parts is None or type_name in parts or f"{type_name}.{member}" in parts
+
+
+def declared_in(
+    file_names: tuple[str, ...], parts: dict[str, frozenset[str]] | None = None
+) -> set[tuple[str, str | None]]:
     """``(type, None)`` for each type a file defines and ``(type, member)`` for each field or
-    enum value a file declares, extensions included, over the named files."""
+    enum value a file declares, extensions included, over the named files; of a file in
+    ``parts``, only the names its landed parts list."""
     names: set[tuple[str, str | None]] = set()
+    parts = parts or {}
     for path in contract_files():
-        if path.name not in file_names:
+        if path.name not in file_names and path.name not in parts:
             continue
+        landed = parts.get(path.name)
         for definition in parse(path.read_text()).definitions:
             type_name = definition.name.value  # type: ignore[attr-defined]
-            if not getattr(definition, "kind", "").endswith("extension"):
+            if not getattr(definition, "kind", "").endswith("extension") and _landed(
+                landed, type_name, None
+            ):
                 names.add((type_name, None))
             for member in [
                 *(getattr(definition, "fields", None) or ()),
                 *(getattr(definition, "values", None) or ()),
                 *(getattr(definition, "types", None) or ()),
             ]:
-                names.add((type_name, member.name.value))
+                if _landed(landed, type_name, member.name.value):
+                    names.add((type_name, member.name.value))
     return names
 
 
@@ -125,13 +162,14 @@ def contract_gaps(
 def test_introspection_holds_every_contract_name(gql: GraphQLClient) -> None:
     served = build_client_schema(gql.data(get_introspection_query()))
     want = build_schema(contract_document())
-    assert contract_gaps(want, served, only=declared_in(IMPLEMENTED)) == []
+    assert contract_gaps(want, served, only=declared_in(IMPLEMENTED, PARTS)) == []
 
 
 def test_the_contract_files_read_as_one_document() -> None:
     names = [p.name for p in contract_files()]
     assert names[0] == "schema.graphql"
     assert set(IMPLEMENTED) <= set(names)
+    assert set(PARTS) <= set(names) and not set(PARTS) & set(IMPLEMENTED)
     build_schema(contract_document())  # raises if the files do not fit together
 
 
@@ -142,6 +180,32 @@ def test_the_contract_check_covers_only_landed_files() -> None:
     have = build_schema("type Query { a: Int! }  enum E { X }")
     only = {("Query", None), ("Query", "a"), ("Query", "b"), ("E", None), ("E", "Y")}
     assert contract_gaps(want, have, only=only) == ["Query.b", "E.Y"]
+
+
+def test_a_part_of_a_file_is_checked_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "schema.graphql").write_text("type Query { a: Int }")
+    (tmp_path / "later.graphql").write_text(
+        "type Log { seq: Int }  type Hook { url: String }\n"
+        "extend type Query { log: Log  hooks: [Hook] }"
+    )
+    monkeypatch.setattr(f"{__name__}.CONTRACT_DIR", tmp_path)
+
+    landed = declared_in(("schema.graphql",), {"later.graphql": frozenset({"Log", "Query.log"})})
+
+    assert landed == {
+        ("Query", None),
+        ("Query", "a"),
+        ("Log", None),
+        ("Log", "seq"),
+        ("Query", "log"),
+    }
+
+
+def test_every_landed_part_names_what_its_file_declares() -> None:
+    for file_name, landed in PARTS.items():
+        declared = declared_in((file_name,))
+        names = {t for t, _ in declared} | {f"{t}.{m}" for t, m in declared if m is not None}
+        assert landed <= names, (file_name, landed - names)
 
 
 def test_the_contract_check_notices_a_missing_field() -> None:

@@ -138,3 +138,37 @@ def test_a_page_reads_only_the_columns_its_selection_needs(
         "id", "first_name", "last_name", "status", "created_at",
         "updated_by_user_id", "updated_by_api_key_id",
     }  # fmt: skip
+
+
+CREATE = 'mutation { createLead(input: {email: "n@example.com"}) { lead { id } } }'
+CONVERT = """
+mutation ($id: ID!) {
+  convertLead(id: $id, input: {firstName: "N", lastName: "M"}) { lead { id } }
+}
+"""
+SAME_EMAIL = """
+mutation ($id: ID!) { updateLead(id: $id, input: {email: "n@example.com"}) { lead { id } } }
+"""
+
+
+def test_a_write_costs_its_statements_and_two_for_the_event_log(
+    gql: GraphQLClient, count_queries
+) -> None:
+    """Issue 10: a write appends its events last, in two statements whatever their number: the
+    workspace's counter (an upsert) and one INSERT of its events."""
+    with count_queries() as create:
+        lead_id = gql.data(CREATE)["createLead"]["lead"]["id"]
+    with count_queries() as convert:
+        gql.data(CONVERT, {"id": lead_id})
+    with count_queries() as unchanged:
+        gql.data(SAME_EMAIL, {"id": lead_id})
+
+    # The credential lookup and the INSERT; then the counter and the event (2 before issue 10).
+    assert create.count == 4
+    assert [s.split()[0].upper() for s in create.statements[2:]] == ["INSERT", "INSERT"]
+    assert "event_counters" in create.statements[2] and "INTO events" in create.statements[3]
+    # The lookup; the lead read and locked, the client's INSERT, the lead's UPDATE; then the
+    # counter and one INSERT of both events (CLIENT_CREATED, LEAD_CONVERTED): 4 before.
+    assert convert.count == 6
+    # The lookup and the lead read and locked: nothing changed, nothing written, no event.
+    assert unchanged.count == 2

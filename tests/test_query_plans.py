@@ -12,7 +12,14 @@ from sqlalchemy import func, select, text
 from sqlalchemy.dialects import sqlite
 
 from db.models import DEFAULT_WORKSPACE_ID, LeadStatus
-from db.repositories import LeadFilterSpec, LeadRepository, search
+from db.repositories import (
+    EventFilterSpec,
+    EventRepository,
+    Keyset,
+    LeadFilterSpec,
+    LeadRepository,
+    search,
+)
 from tests.conftest import LiveServer
 
 pytestmark = pytest.mark.sqlite  # PostgreSQL plans with its own statistics
@@ -119,3 +126,25 @@ def test_a_search_count_drives_from_the_index_of_trigrams(plan_of: Any) -> None:
     plan = plan_of(search.count_statement(found, LEADS.scope, where))
     assert plan.count("SEARCH leads USING INTEGER PRIMARY KEY (rowid=?)") == 2
     assert not any(step.startswith(("SCAN leads ", "SEARCH leads USING INDEX")) for step in plan)
+
+
+EVENTS = EventRepository(None, DEFAULT_WORKSPACE_ID)  # type: ignore[arg-type]
+
+
+def test_the_log_and_a_records_history_are_read_in_seq_order_from_their_indexes(
+    plan_of: Any,
+) -> None:
+    after = Keyset(value=5, id=0)
+    record = EVENTS.event_conditions(EventFilterSpec(record=("Lead", 1)))
+
+    assert plan_of(EVENTS.page_statement([], False, after, 21)) == [
+        "SEARCH events USING INDEX uq_events_ws_seq (workspace_id=? AND seq>?)"
+    ]
+    assert plan_of(EVENTS.page_statement(record, False, after, 21)) == [
+        "SEARCH events USING INDEX ix_events_ws_record "
+        "(workspace_id=? AND record_type=? AND record_id=? AND seq>?)"
+    ]
+    assert plan_of(EVENTS.page_statement(record, True, None, 21)) == [
+        "SEARCH events USING INDEX ix_events_ws_record "
+        "(workspace_id=? AND record_type=? AND record_id=?)"
+    ]

@@ -10,6 +10,7 @@ caller below it gets a top-level FORBIDDEN error, no data for the field, and no 
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ MINIMUM_ROLE = {
     "node": "VIEWER",
     "nodes": "VIEWER",
     "_entities": "VIEWER",
+    "events": "VIEWER",
     "members": "VIEWER",
     "me": "VIEWER",
     "createLead": "MEMBER",
@@ -51,7 +53,19 @@ MINIMUM_ROLE = {
     "updateMemberRole": "ADMIN",
     "removeMember": "ADMIN",
     "updateWorkspace": "OWNER",
+    "webhookEndpoints": "ADMIN",
+    "webhookEndpoint": "ADMIN",
+    "createWebhookEndpoint": "ADMIN",
+    "updateWebhookEndpoint": "ADMIN",
+    "deleteWebhookEndpoint": "ADMIN",
+    "rotateWebhookSecret": "ADMIN",
+    "retryWebhookDelivery": "ADMIN",
+    "replayWebhookEvents": "ADMIN",
 }
+# Protected fields that may be null: a caller below their role gets null for them.
+NULLABLE = {"webhookEndpoint"}
+# A webhook URL where nothing listens (the suite's server allows private URLs).
+HOOK_URL = "http://127.0.0.1:9/hook"
 DEFAULT_NAME = "Default"  # the default workspace's name, from the first migration
 PASSWORD = "a long enough password"
 SIGN_IN_FIRST = "Sign in first: send 'Authorization: Bearer <session token or API key>'."
@@ -88,9 +102,17 @@ query ($reps: [_Any!]!) {
 }
 """
 MEMBERS = "{ members { role user { id email } } }"
+EVENTS = "{ events { totalCount nodes { id type recordId record { id } } } }"
 ME = "{ me { role workspace { name } } }"
 API_KEYS = "{ apiKeys { id name role revokedAt } }"
 SESSIONS = "{ sessions { id } }"
+ENDPOINT = "id url description eventTypes"
+WEBHOOK_ENDPOINTS = f"{{ webhookEndpoints {{ {ENDPOINT} }} }}"
+WEBHOOK_ENDPOINT = f"query ($id: ID!) {{ webhookEndpoint(id: $id) {{ {ENDPOINT} }} }}"
+DELIVERIES = """
+query ($id: ID!) { webhookEndpoint(id: $id) { deliveries { nodes { id } } } }
+"""
+EVENT_CURSORS = "{ events { edges { cursor } } }"
 
 CREATE_LEAD = f"""
 mutation ($input: CreateLeadInput!) {{
@@ -154,6 +176,34 @@ mutation ($input: UpdateWorkspaceInput!) {{
   updateWorkspace(input: $input) {{ workspace {{ name }} {USER_ERRORS} }}
 }}
 """
+CREATE_WEBHOOK_ENDPOINT = f"""
+mutation ($input: CreateWebhookEndpointInput!) {{
+  createWebhookEndpoint(input: $input) {{ endpoint {{ {ENDPOINT} }} secret {USER_ERRORS} }}
+}}
+"""
+UPDATE_WEBHOOK_ENDPOINT = f"""
+mutation ($id: ID!, $input: UpdateWebhookEndpointInput!) {{
+  updateWebhookEndpoint(id: $id, input: $input) {{ endpoint {{ {ENDPOINT} }} {USER_ERRORS} }}
+}}
+"""
+DELETE_WEBHOOK_ENDPOINT = f"""
+mutation ($id: ID!) {{ deleteWebhookEndpoint(id: $id) {{ deletedEndpointId {USER_ERRORS} }} }}
+"""
+ROTATE_WEBHOOK_SECRET = f"""
+mutation ($id: ID!) {{
+  rotateWebhookSecret(id: $id) {{ endpoint {{ id }} secret {USER_ERRORS} }}
+}}
+"""
+RETRY_WEBHOOK_DELIVERY = f"""
+mutation ($id: ID!) {{
+  retryWebhookDelivery(id: $id) {{ delivery {{ id status }} {USER_ERRORS} }}
+}}
+"""
+REPLAY_WEBHOOK_EVENTS = f"""
+mutation ($endpointId: ID!, $after: String!) {{
+  replayWebhookEvents(endpointId: $endpointId, after: $after) {{ queued {USER_ERRORS} }}
+}}
+"""
 SIGN_OUT = "mutation { signOut { session { id } userErrors { code } } }"
 REVOKE_SESSION = (
     "mutation ($id: ID!) { revokeSession(id: $id) { session { id } userErrors { code } } }"
@@ -176,6 +226,7 @@ STATE = """
     totalCount nodes { id email company status archivedAt updatedAt }
   }
   apiKeys { id name role revokedAt }
+  webhookEndpoints { id url description eventTypes }
   members { role user { id email } }
 }
 """
@@ -274,6 +325,36 @@ class World:
         _, token = self.join(email, role)
         return Caller(self.owner.as_(token), role, {"__typename": "User", "email": email})
 
+    def endpoint(self) -> str:
+        payload = self.owner.data(CREATE_WEBHOOK_ENDPOINT, {"input": {"url": HOOK_URL}})
+        endpoint_id: str = payload["createWebhookEndpoint"]["endpoint"]["id"]
+        return endpoint_id
+
+    def deliveries(self, endpoint_id: str, count: int) -> list[str]:
+        """The endpoint's deliveries, newest first, once the sender has made ``count``."""
+        deadline = time.monotonic() + 10
+        while True:
+            found = self.owner.data(DELIVERIES, {"id": endpoint_id})["webhookEndpoint"]
+            ids = [n["id"] for n in found["deliveries"]["nodes"]]
+            if len(ids) >= count:
+                return ids
+            assert time.monotonic() < deadline, ids
+            time.sleep(0.05)
+
+    def delivery(self) -> str:
+        endpoint_id = self.endpoint()
+        self.lead()
+        return self.deliveries(endpoint_id, 1)[0]
+
+    def replayable(self) -> dict[str, Any]:
+        """An endpoint sent two events, and the cursor of the first."""
+        endpoint_id = self.endpoint()
+        self.lead(email="first@example.com")
+        self.lead(email="second@example.com")
+        self.deliveries(endpoint_id, 2)
+        first = self.owner.data(EVENT_CURSORS)["events"]["edges"][0]["cursor"]
+        return {"endpointId": endpoint_id, "after": first}
+
     def state(self) -> dict[str, Any]:
         """The workspace as its OWNER sees it, and how many emails have gone out."""
         return {"api": self.owner.data(STATE), "emails": len(self.mailbox.messages)}
@@ -359,8 +440,11 @@ query(
         ]
     },
 )
+query("events", EVENTS, seeded(World.lead))
 query("members", MEMBERS, seeded(lambda w: w.member("listed@example.com", "MEMBER")))
 query("apiKeys", API_KEYS, nothing)
+query("webhookEndpoints", WEBHOOK_ENDPOINTS, seeded(World.endpoint))
+query("webhookEndpoint", WEBHOOK_ENDPOINT, lambda w: {"id": w.endpoint()})
 
 
 @operation("me", ME, nothing)
@@ -516,11 +600,59 @@ def then_update_workspace(world: World, caller: Caller, payload: Any, variables:
     assert world.owner.data(ME)["me"]["workspace"] == {"name": "Renamed Co"}
 
 
+@operation(
+    "createWebhookEndpoint",
+    CREATE_WEBHOOK_ENDPOINT,
+    lambda w: {"input": {"url": HOOK_URL, "description": "made by the caller"}},
+)
+def then_create_endpoint(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload["userErrors"] == []
+    assert payload["secret"].startswith("whsec_")
+    endpoint = payload["endpoint"]
+    assert (endpoint["url"], endpoint["description"]) == (HOOK_URL, "made by the caller")
+    assert world.owner.data(WEBHOOK_ENDPOINTS)["webhookEndpoints"] == [endpoint]
+
+
+@operation(
+    "updateWebhookEndpoint",
+    UPDATE_WEBHOOK_ENDPOINT,
+    lambda w: {"id": w.endpoint(), "input": {"eventTypes": ["LEAD_CREATED"]}},
+)
+def then_update_endpoint(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    endpoint = {"id": variables["id"], "url": HOOK_URL, "description": None}
+    assert payload == {"endpoint": endpoint | {"eventTypes": ["LEAD_CREATED"]}, "userErrors": []}
+    assert world.owner.data(WEBHOOK_ENDPOINT, variables)["webhookEndpoint"] == payload["endpoint"]
+
+
+@operation("deleteWebhookEndpoint", DELETE_WEBHOOK_ENDPOINT, lambda w: {"id": w.endpoint()})
+def then_delete_endpoint(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {"deletedEndpointId": variables["id"], "userErrors": []}
+    assert world.owner.data(WEBHOOK_ENDPOINTS) == {"webhookEndpoints": []}
+
+
+@operation("rotateWebhookSecret", ROTATE_WEBHOOK_SECRET, lambda w: {"id": w.endpoint()})
+def then_rotate_webhook_secret(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload["userErrors"] == []
+    assert payload["endpoint"] == {"id": variables["id"]}
+    assert payload["secret"].startswith("whsec_")
+
+
+@operation("retryWebhookDelivery", RETRY_WEBHOOK_DELIVERY, lambda w: {"id": w.delivery()})
+def then_retry_webhook_delivery(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {"delivery": {"id": variables["id"], "status": "PENDING"}, "userErrors": []}
+
+
+@operation("replayWebhookEvents", REPLAY_WEBHOOK_EVENTS, World.replayable)
+def then_replay_webhook_events(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {"queued": 1, "userErrors": []}
+    assert len(world.deliveries(variables["endpointId"], 3)) == 3
+
+
 def forbidden(field: str, minimum: str, role: str) -> dict[str, Any]:
-    """The whole answer to a caller below the field's role (every protected field is non-null,
-    so the error nulls the whole data)."""
+    """The whole answer to a caller below the field's role: the error nulls the whole data
+    (every protected field is non-null), or the field alone (those in NULLABLE)."""
     return {
-        "data": None,
+        "data": {field: None} if field in NULLABLE else None,
         "errors": [
             {
                 "message": f"This needs the {minimum} role in this workspace (you have {role}).",
@@ -647,10 +779,10 @@ def assert_unauthenticated(
     """401 with a Bearer challenge, an UNAUTHENTICATED error for the field, and no data."""
     error = {"message": message, "extensions": {"code": "UNAUTHENTICATED"}}
     expected = {
-        # lead, client and node are nullable: the data keeps them, as null; any other
-        # protected field is non-null (_entities too: it checks credentials once, before
-        # looking at any representation), so its error nulls the whole data.
-        "data": {field: None} if field in ("lead", "client", "node") else None,
+        # lead, client, node and webhookEndpoint are nullable: the data keeps them, as null;
+        # any other protected field is non-null (_entities too: it checks credentials once,
+        # before looking at any representation), so its error nulls the whole data.
+        "data": {field: None} if field in ("lead", "client", "node", *NULLABLE) else None,
         "errors": [error | {"path": [field]}],
     }
     assert response.status_code == 401, response.text

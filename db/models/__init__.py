@@ -11,7 +11,17 @@ from db.models.auth import (
     User,
 )
 from db.models.clients import Client, ClientCreate, ClientStatus, ClientUpdate
+from db.models.events import Event, EventCounter, EventType
 from db.models.leads import Lead, LeadCreate, LeadStatus, LeadUpdate
+from db.models.webhooks import (
+    DeliveryStatus,
+    EndpointCreate,
+    EndpointStatus,
+    EndpointUpdate,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from db.models.workspaces import DEFAULT_WORKSPACE_ID, Workspace
 
 __all__ = [
@@ -22,7 +32,14 @@ __all__ = [
     "ClientStatus",
     "ClientUpdate",
     "CodePurpose",
+    "DeliveryStatus",
     "EmailCode",
+    "EndpointCreate",
+    "EndpointStatus",
+    "EndpointUpdate",
+    "Event",
+    "EventCounter",
+    "EventType",
     "Lead",
     "LeadCreate",
     "LeadStatus",
@@ -32,5 +49,8 @@ __all__ = [
     "Role",
     "Session",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "Workspace",
 ]

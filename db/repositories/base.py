@@ -331,7 +331,8 @@ class Repository:
         )
         return (await self.conn.execute(stmt)).one()
 
-    async def delete(self, id_: int) -> bool:
-        """Deletes the row; False when there is none with this id in the workspace."""
-        stmt = delete(self.table).where(*self.scoped(self.c.id == id_))
-        return (await self.conn.execute(stmt)).rowcount == 1  # type: ignore[attr-defined]
+    async def delete(self, id_: int) -> Row[Any] | None:
+        """Deletes the row and returns what it held; None when there is none with this id in
+        the workspace."""
+        stmt = delete(self.table).where(*self.scoped(self.c.id == id_)).returning(self.table)
+        return (await self.conn.execute(stmt)).first()
