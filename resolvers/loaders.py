@@ -25,6 +25,7 @@ from db.repositories.auth import ApiKeyRepository, UserRepository
 # 32,767 on one of our engines: aliases let one request ask for many list arguments' worth of
 # keys (MAX_LIST_SIZE each).
 MAX_BATCH = 1000
+K = TypeVar("K")
 V = TypeVar("V")
 
 
@@ -38,10 +39,10 @@ class InFlight:
     def __init__(self) -> None:
         self.tasks: set[asyncio.Task[Any]] = set()
 
-    def tracked(self, load: Callable[[Sequence[int]], Awaitable[list[V]]]) -> DataLoader[int, V]:
+    def tracked(self, load: Callable[[Sequence[K]], Awaitable[list[V]]]) -> DataLoader[K, V]:
         """A DataLoader over ``load`` whose batches are tracked here."""
 
-        async def tracked_load(keys: Sequence[int]) -> list[V]:
+        async def tracked_load(keys: Sequence[K]) -> list[V]:
             task = asyncio.current_task()
             assert task is not None
             self.tasks.add(task)
@@ -111,6 +112,36 @@ def _attempts(
     return in_flight.tracked(load)
 
 
+# A record's history page: (record type, its pk, newest first?, past this seq, how many).
+HistoryKey = tuple[str, int, bool, int | None, int]
+
+
+def _histories(
+    in_flight: InFlight, db: Database, workspace_id: int
+) -> DataLoader[HistoryKey, list[Row[Any]]]:
+    """Records' histories, one statement per batch of records asking for the same page."""
+
+    async def load(keys: Sequence[HistoryKey]) -> list[list[Row[Any]]]:
+        groups: dict[tuple[str, bool, int | None, int], list[int]] = {}
+        for record_type, pk, descending, past, limit in keys:
+            groups.setdefault((record_type, descending, past, limit), []).append(pk)
+        found: dict[HistoryKey, list[Row[Any]]] = {}
+        async with db.read() as conn:
+            events = EventRepository(conn, workspace_id)
+            for (record_type, descending, past, limit), pks in groups.items():
+                for row in await events.histories(record_type, pks, descending, past, limit):
+                    key = (record_type, row.record_id, descending, past, limit)
+                    found.setdefault(key, []).append(row)
+        out = []
+        for key in keys:
+            rows = found.get(key, [])
+            rows.sort(key=lambda r: r.seq, reverse=key[2])
+            out.append(rows)
+        return out
+
+    return in_flight.tracked(load)
+
+
 @dataclass
 class Loaders:
     lead_by_id: DataLoader[int, Row[Any] | None]
@@ -122,6 +153,7 @@ class Loaders:
     webhook_endpoint_by_id: DataLoader[int, Row[Any] | None]
     webhook_delivery_by_id: DataLoader[int, Row[Any] | None]
     webhook_attempts: DataLoader[int, list[Row[Any]]]
+    history: DataLoader[HistoryKey, list[Row[Any]]]
     in_flight: InFlight = field(default_factory=InFlight)
 
     @classmethod
@@ -137,6 +169,7 @@ class Loaders:
             webhook_endpoint_by_id=_by_id(in_flight, db, workspace_id, EndpointRepository),
             webhook_delivery_by_id=_by_id(in_flight, db, workspace_id, DeliveryRepository),
             webhook_attempts=_attempts(in_flight, db, workspace_id),
+            history=_histories(in_flight, db, workspace_id),
             in_flight=in_flight,
         )
 
@@ -152,5 +185,6 @@ class Loaders:
             self.webhook_endpoint_by_id,
             self.webhook_delivery_by_id,
             self.webhook_attempts,
+            self.history,
         ):
             loader.clear_all()

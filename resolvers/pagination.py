@@ -226,21 +226,34 @@ async def fetch_page(
                 args.limit + 1,
                 columns,
             )
-    more = len(rows) > args.limit
-    rows = rows[: args.limit]
-    if args.backward:
-        rows.reverse()
 
     async def count() -> int:
         async with db.read() as conn:
             return await repository(conn).count(spec)
 
+    if cursor is None:
+
+        def cursor(r: Any) -> str:
+            return encode_cursor(order, getattr(r, sort.column), r.id)
+
+    return page_of(rows, args, cursor, count)
+
+
+def page_of(
+    rows: list[Any],
+    args: PageArgs,
+    cursor: Callable[[Any], str],
+    count: Callable[[], Awaitable[int]],
+) -> Page:
+    """The page ``args`` asked for, from up to ``args.limit + 1`` rows read in its direction
+    (the extra one says there is more)."""
+    more = len(rows) > args.limit
+    rows = rows[: args.limit]
+    if args.backward:
+        rows.reverse()
     return Page(
         rows=rows,
-        cursors=[
-            cursor(r) if cursor is not None else encode_cursor(order, getattr(r, sort.column), r.id)
-            for r in rows
-        ],
+        cursors=[cursor(r) for r in rows],
         has_next_page=args.start is not None if args.backward else more,
         has_previous_page=more if args.backward else args.start is not None,
         count=count,

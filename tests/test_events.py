@@ -464,6 +464,56 @@ def test_a_records_history_is_its_events_with_the_same_cursors(gql: GraphQLClien
     assert [seq(c) for c in in_log] == [1, 3, 4, 5]
 
 
+PAGE_OF_HISTORIES = """
+query ($first: Int!, $last: Int!) {
+  leads(first: 50, orderBy: {field: EMAIL}) {
+    nodes {
+      email
+      oldest: history(first: $first) {
+        nodes { type changes { field to } }
+        pageInfo { hasNextPage hasPreviousPage }
+      }
+      newest: history(last: $last) { nodes { changes { field to } } pageInfo { hasPreviousPage } }
+    }
+  }
+}
+"""
+
+
+def test_a_page_of_records_reads_their_histories_in_one_statement(
+    gql: GraphQLClient, count_queries: Any
+) -> None:
+    """Each lead of a page gets its own history page (its events only, in order, paged by
+    its own arguments), and the histories of the whole page cost one statement per distinct
+    history page asked for, whatever the page size."""
+    ids = [new_lead(gql, email=f"p{n:02d}@example.com") for n in range(12)]
+    for n, lead_id in enumerate(ids):
+        for score in range(1, n % 4 + 1):  # 0 to 3 updates each
+            mutate(gql, UPDATE_LEAD, {"id": lead_id, "input": {"score": score * 10 + n}})
+
+    with count_queries() as counted:
+        nodes = gql.data(PAGE_OF_HISTORIES, {"first": 2, "last": 1})["leads"]["nodes"]
+
+    assert [node["email"] for node in nodes] == [f"p{n:02d}@example.com" for n in range(12)]
+    for n, node in enumerate(nodes):
+        updates = n % 4
+        oldest, newest = node["oldest"], node["newest"]
+        scores = [c["to"] for e in oldest["nodes"][1:] for c in e["changes"]]
+        assert [e["type"] for e in oldest["nodes"]] == ["LEAD_CREATED"] + ["LEAD_UPDATED"] * min(
+            updates, 1
+        )
+        assert scores == [10 + n][: min(updates, 1)]
+        assert oldest["pageInfo"] == {"hasNextPage": updates >= 2, "hasPreviousPage": False}
+        last_change = newest["nodes"][0]["changes"]
+        if updates:
+            assert last_change == [{"field": "score", "to": updates * 10 + n}]
+        else:
+            assert {"field": "email", "to": f"p{n:02d}@example.com"} in last_change
+        assert newest["pageInfo"] == {"hasPreviousPage": updates >= 1}
+    # The credential, the page of leads, and one statement for each of the two history pages.
+    assert counted.count == 4
+
+
 def test_a_page_of_leads_with_their_history(gql: GraphQLClient) -> None:
     for n in range(3):
         new_lead(gql, email=f"h{n}@example.com")

@@ -18,6 +18,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -123,6 +124,31 @@ class EventRepository(Repository):
     def _where(self, spec: FilterSpec | None) -> list[ColumnElement[bool]]:
         assert spec is None or isinstance(spec, EventFilterSpec)
         return self.event_conditions(spec) if spec is not None else []
+
+    async def histories(
+        self,
+        record_type: str,
+        record_ids: Sequence[int],
+        descending: bool,
+        past: int | None,
+        limit: int,
+    ) -> list[Row[Any]]:
+        """Up to ``limit`` events of each record (``record_type``, in ``record_ids``) in seq
+        order, strictly past the seq ``past``: one statement for a page of records, each branch
+        a walk of the record's index that stops at ``limit``."""
+        branches = [
+            select(
+                self.page_statement(
+                    [self.c.record_type == record_type, self.c.record_id == record_id],
+                    descending,
+                    Keyset(past, 0) if past is not None else None,
+                    limit,
+                ).subquery()
+            )
+            for record_id in record_ids
+        ]
+        stmt = branches[0] if len(branches) == 1 else union_all(*branches)
+        return await reads.all_rows(self.conn, stmt)
 
     def page_statement(
         self,

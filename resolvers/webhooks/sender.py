@@ -166,8 +166,10 @@ class Sender:
             if busy:
                 continue
             delay = poll if failures == 0 else min(poll * 2**failures, 30.0)
+            # asyncio.timeout, not wait_for: no task made per wait (the loop runs all day).
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
 
     async def round(self) -> bool:
         """One pass: record what finished, fan out, claim and start sending; True when there
