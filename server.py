@@ -39,7 +39,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
-from strawberry.asgi import GraphQL
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.http.parse_content_type import parse_content_type
@@ -58,6 +58,7 @@ from db.models import Role
 from db.settings import Settings, get_settings
 from resolvers.auth import authenticate, create_key_for_workspace
 from resolvers.mail import mailer_for
+from resolvers.subscriptions import EventFeed
 from schema import build_schema
 from schema.context import Context
 from schema.extensions import INTERNAL_MESSAGE
@@ -282,9 +283,25 @@ def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, list) and all(_empty(v) for v in value))
 
 
+class LeadgraphWebSocketAdapter(ASGIWebSocketAdapter):
+    """Strawberry's, for a connection the server closes while operations still run on it (a
+    subscription ended: its client too slow, its credential revoked): what they send after the
+    close goes nowhere, as on a connection the client closed, instead of failing."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        if self.ws.application_state != WebSocketState.DISCONNECTED:
+            await super().send_json(message)
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.ws.application_state != WebSocketState.DISCONNECTED:
+            await super().close(code, reason)
+
+
 class LeadgraphView(GraphQL[Context, None]):
     """Strawberry's ASGI view plus the GraphQL-over-HTTP rules for graphql-response+json,
     our Context, and GraphiQL from self-hosted assets."""
+
+    websocket_adapter_class = LeadgraphWebSocketAdapter  # type: ignore[assignment]
 
     def __init__(self, *args: Any, graphiql_html: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -305,6 +322,7 @@ class LeadgraphView(GraphQL[Context, None]):
             principal=principal,
             rejected=rejected,
             credential=authorization,
+            feed=state.feed,
         )
 
     async def render_graphql_ide(self, request: Request) -> Response:
@@ -819,9 +837,11 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
         app.state.mailer = mailer_for(settings)
         if not settings.smtp_host:
             logger.info("SMTP_HOST is not set: emails (and their codes) go to this log")
+        app.state.feed = EventFeed(db, settings)  # starts with the first subscription
         try:
             yield
         finally:
+            await app.state.feed.close()
             await db.dispose()
 
     routes: list[Any] = [

@@ -32,6 +32,7 @@ from schema.leads import LeadMutation, LeadQuery
 from schema.limits import DocumentCache, DocumentLimits, list_size_rule
 from schema.nodes import NodeQuery
 from schema.scalars import JSON, DateTime, JSONValue
+from schema.subscriptions import EventSubscription
 from schema.tracing import FederatedTracing
 
 
@@ -122,6 +123,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
     return Schema(
         query=query,
         mutation=mutation,
+        subscription=merge_types("Subscription", (EventSubscription,)),
         federation_version="2.11",
         execution_context_class=execution.ExecutionContext.limited(settings.max_list_size),
         config=StrawberryConfig(scalar_map={datetime: DateTime, JSON: JSONValue}),

@@ -37,6 +37,7 @@ PARTS: dict[str, frozenset[str]] = {
     # Issue 10, part 1: the ordered log and its read API (webhooks and subscriptions follow).
     "events.graphql": frozenset(
         {
+            "Subscription",  # subscriptions: events(after, filter)
             *("EventType", "FieldChange", "Event", "EventEdge", "EventConnection"),
             *("EventFilter", "Lead.history", "Client.history", "Query.events"),
         }
