@@ -46,6 +46,7 @@ from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -72,6 +73,10 @@ WS_SUBPROTOCOL_REFUSED = (
     "This endpoint speaks the graphql-transport-ws WebSocket subprotocol (the graphql-ws "
     "library's): offer it in Sec-WebSocket-Protocol. The legacy graphql-ws subprotocol "
     "(subscriptions-transport-ws) is not supported."
+)
+SUBSCRIPTIONS_OVER_WEBSOCKET = (
+    "Subscriptions are served over WebSocket: connect to /graphql with the "
+    "graphql-transport-ws subprotocol (the graphql-ws library's)."
 )
 WS_INTERNAL_ERROR = "Internal server error. Quote the requestId when reporting it: {}"
 GRAPHIQL_CDN = "https://unpkg.com/"
@@ -386,14 +391,18 @@ class LeadgraphView(GraphQL[Context, None]):
 
     def request_error(self, request: Request, exc: HTTPException) -> Response:
         """A request Strawberry refused before executing it, as a GraphQL response without data."""
-        status_code, headers = exc.status_code, {}
-        if isinstance(exc.__cause__, InvalidOperationTypeError):
-            # Strawberry says 400 for a mutation over GET; the spec says 405 and Allow: POST.
-            status_code, headers = 405, {"Allow": "POST"}
+        status_code, headers, message = exc.status_code, {}, exc.reason
+        refused = exc.__cause__
+        if isinstance(refused, InvalidOperationTypeError):
+            if refused.operation_type is OperationType.SUBSCRIPTION:
+                status_code, message = 400, SUBSCRIPTIONS_OVER_WEBSOCKET
+            else:
+                # Strawberry says 400 for a mutation over GET; the spec says 405, Allow: POST.
+                status_code, headers = 405, {"Allow": "POST"}
         elif status_code == 405:
             headers = {"Allow": "GET, POST"}
         code = getattr(exc.__cause__, "code", None) or error_code(status_code)
-        return refusal(request, status_code, exc.reason, code, headers)
+        return refusal(request, status_code, message, code, headers)
 
     def decode_json(self, data: str | bytes) -> object:
         return decode_request_json(data)

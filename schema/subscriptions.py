@@ -16,7 +16,6 @@ import strawberry
 from starlette.websockets import WebSocket, WebSocketState
 
 from resolvers import subscriptions as live
-from resolvers.errors import Unavailable
 from schema.context import Context, Info
 from schema.events import Event, EventFilter
 from schema.relay import Edge
@@ -30,8 +29,7 @@ async def _edges(ctx: Context, rows: AsyncIterator[Any]) -> AsyncGenerator[Edge[
             yield Edge(cursor=live.cursor_of(row), node=Event.from_row(row))
     except live.SubscriptionEnded as ended:
         socket = ctx.request
-        if not isinstance(socket, WebSocket):  # an HTTP stream: it ends with an error
-            raise Unavailable(ended.reason, "SUBSCRIPTION_ENDED") from None
+        assert isinstance(socket, WebSocket)  # HTTP runs no subscription (schema.Schema)
         if socket.application_state == WebSocketState.CONNECTED:
             await socket.close(ended.code, ended.reason)
         # The connection's handler cancels its operations once the close is through: nothing

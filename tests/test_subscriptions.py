@@ -260,6 +260,29 @@ def test_a_subscription_refused_before_it_starts_gets_an_error_message(
     assert error["path"] == ["events"]
 
 
+@pytest.mark.parametrize("method", ["POST", "GET"])
+def test_a_subscription_over_http_is_refused_with_where_to_subscribe(
+    http: httpx.Client, method: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    document = "subscription { events { cursor } }"
+    if method == "POST":
+        response = http.post("/graphql", json={"query": document})
+    else:
+        response = http.get("/graphql", params={"query": document})
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "errors": [
+            {
+                "message": "Subscriptions are served over WebSocket: connect to /graphql with "
+                "the graphql-transport-ws subprotocol (the graphql-ws library's).",
+                "extensions": {"code": "BAD_REQUEST"},
+            }
+        ],
+    }
+    assert "ERROR" not in caplog.text
+
+
 # ------------------------------------------------------------------ one reader for all
 
 
