@@ -8,8 +8,9 @@ INSTALLED := $(VENV)/.installed
 GRAPHIQL_DIR := $(VENV)/graphiql
 GRAPHIQL_STAMP := $(GRAPHIQL_DIR)/.complete
 # Node tools the suite drives, each with its own package.json and lock file: the graphql-http
-# server audit, the graphql-ws client, an Apollo Gateway in front of the test server.
-NODE_TOOLS := tests/http_audit tests/ws_client tests/federation_gateway
+# server audit, the graphql-ws client, an Apollo Gateway in front of the test server, Apollo
+# Client subscribing through its GraphQLWsLink.
+NODE_TOOLS := tests/http_audit tests/ws_client tests/federation_gateway tests/apollo_client
 NODE_STAMPS := $(addsuffix /node_modules/.complete,$(NODE_TOOLS))
 # The PostgreSQL server `make test-postgres` uses: it creates a fresh database there for each run
 # and drops it afterwards (the database named here is only used to connect).

@@ -41,13 +41,14 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
-from strawberry.asgi import GraphQL
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -60,6 +61,7 @@ from db.models import Role
 from db.settings import Settings, get_settings
 from resolvers.auth import authenticate, create_key_for_workspace
 from resolvers.mail import mailer_for
+from resolvers.subscriptions import EventFeed
 from resolvers.webhooks.sender import Sender
 from schema import build_schema
 from schema.context import Context
@@ -74,6 +76,10 @@ WS_SUBPROTOCOL_REFUSED = (
     "This endpoint speaks the graphql-transport-ws WebSocket subprotocol (the graphql-ws "
     "library's): offer it in Sec-WebSocket-Protocol. The legacy graphql-ws subprotocol "
     "(subscriptions-transport-ws) is not supported."
+)
+SUBSCRIPTIONS_OVER_WEBSOCKET = (
+    "Subscriptions are served over WebSocket: connect to /graphql with the "
+    "graphql-transport-ws subprotocol (the graphql-ws library's)."
 )
 WS_INTERNAL_ERROR = "Internal server error. Quote the requestId when reporting it: {}"
 GRAPHIQL_CDN = "https://unpkg.com/"
@@ -285,9 +291,25 @@ def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, list) and all(_empty(v) for v in value))
 
 
+class LeadgraphWebSocketAdapter(ASGIWebSocketAdapter):
+    """Strawberry's, for a connection the server closes while operations still run on it (a
+    subscription ended: its client too slow, its credential revoked): what they send after the
+    close goes nowhere, as on a connection the client closed, instead of failing."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        if self.ws.application_state != WebSocketState.DISCONNECTED:
+            await super().send_json(message)
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.ws.application_state != WebSocketState.DISCONNECTED:
+            await super().close(code, reason)
+
+
 class LeadgraphView(GraphQL[Context, None]):
     """Strawberry's ASGI view plus the GraphQL-over-HTTP rules for graphql-response+json,
     our Context, and GraphiQL from self-hosted assets."""
+
+    websocket_adapter_class = LeadgraphWebSocketAdapter  # type: ignore[assignment]
 
     def __init__(self, *args: Any, graphiql_html: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -308,6 +330,7 @@ class LeadgraphView(GraphQL[Context, None]):
             principal=principal,
             rejected=rejected,
             credential=authorization,
+            feed=state.feed,
         )
 
     async def render_graphql_ide(self, request: Request) -> Response:
@@ -371,14 +394,18 @@ class LeadgraphView(GraphQL[Context, None]):
 
     def request_error(self, request: Request, exc: HTTPException) -> Response:
         """A request Strawberry refused before executing it, as a GraphQL response without data."""
-        status_code, headers = exc.status_code, {}
-        if isinstance(exc.__cause__, InvalidOperationTypeError):
-            # Strawberry says 400 for a mutation over GET; the spec says 405 and Allow: POST.
-            status_code, headers = 405, {"Allow": "POST"}
+        status_code, headers, message = exc.status_code, {}, exc.reason
+        refused = exc.__cause__
+        if isinstance(refused, InvalidOperationTypeError):
+            if refused.operation_type is OperationType.SUBSCRIPTION:
+                status_code, message = 400, SUBSCRIPTIONS_OVER_WEBSOCKET
+            else:
+                # Strawberry says 400 for a mutation over GET; the spec says 405, Allow: POST.
+                status_code, headers = 405, {"Allow": "POST"}
         elif status_code == 405:
             headers = {"Allow": "GET, POST"}
         code = getattr(exc.__cause__, "code", None) or error_code(status_code)
-        return refusal(request, status_code, exc.reason, code, headers)
+        return refusal(request, status_code, message, code, headers)
 
     def decode_json(self, data: str | bytes) -> object:
         return decode_request_json(data)
@@ -828,9 +855,11 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
         app.state.sender = sender
         if sender is not None:
             sender.start()
+        app.state.feed = EventFeed(db, settings)  # starts with the first subscription
         try:
             yield
         finally:
+            await app.state.feed.close()
             if sender is not None:
                 await sender.stop()
             await db.dispose()

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from db import reads, sqlite_driver
+from db.changes import Commits
 from db.errors import StatementTimeout, is_statement_timeout, is_transient_conflict
 from db.settings import Settings
 
@@ -177,6 +178,8 @@ class Database:
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
         self.inline: sqlite_driver.InlineReader | None = None
+        # This process's commits that appended change events (db/changes.py).
+        self.commits = Commits()
         pool = {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow}
         if self.dialect == "sqlite":
             driver = sqlite_driver.dbapi()  # aiosqlite with fewer thread hand-offs

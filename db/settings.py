@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     # token); one document may take at most an eighth of it, larger ones are parsed each time.
     document_cache_bytes: int = Field(default=32 * 1024 * 1024, ge=0)
 
+    # Subscriptions (README, Subscriptions). Events one subscription may have waiting to be
+    # sent: a subscriber further behind is disconnected (close code 1013) and resumes with
+    # `after`. How often the credentials of open subscriptions are looked up again (a revoked
+    # session or key ends them). SQLite: how often a process looks for other processes'
+    # commits (PostgreSQL's NOTIFY needs no polling).
+    subscription_queue_size: int = Field(default=1000, ge=1)
+    subscription_auth_check_seconds: float = Field(default=2, gt=0)
+    subscription_poll_interval_ms: int = Field(default=100, ge=10, le=10_000)
+
     # SQLite page cache and memory map, per connection.
     sqlite_cache_size_kib: int = 65536
     sqlite_mmap_size: int = 268435456

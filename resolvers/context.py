@@ -6,7 +6,7 @@ per request by the GraphQL view) provides it, and resolvers never import the sch
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from starlette.requests import HTTPConnection
 
@@ -16,6 +16,9 @@ from db.settings import Settings
 from resolvers.loaders import Loaders
 from resolvers.mail import Mailer
 from resolvers.principal import Principal
+
+if TYPE_CHECKING:
+    from resolvers.subscriptions import EventFeed
 
 
 class Context(Protocol):
@@ -33,6 +36,16 @@ class Context(Protocol):
 
     @property
     def principal(self) -> Principal | None: ...
+
+    @property
+    def credential(self) -> str | None:
+        """The Authorization value the principal comes from (a subscription checks it again)."""
+        ...
+
+    @property
+    def feed(self) -> EventFeed | None:
+        """The process's live readers of the change-event log (subscriptions)."""
+        ...
 
     @property
     def request_id(self) -> str:

@@ -123,7 +123,9 @@ class Unit:
 
     def __init__(self, ctx: Context, conn: AsyncConnection) -> None:
         self.conn = conn
+        self.db = ctx.db
         self.workspace_id = ctx.workspace_id
+        self.last_seq: int | None = None  # once appended
         principal = ctx.principal
         self._about = {
             "actor_user_id": principal.user_id if principal else None,
@@ -154,7 +156,13 @@ class Unit:
 
     async def append(self) -> None:
         """The events recorded, into the log: the last statements before the commit."""
-        await EventRepository(self.conn, self.workspace_id).append(self.events)
+        self.last_seq = await EventRepository(self.conn, self.workspace_id).append(self.events)
+
+    def committed(self) -> None:
+        """After the commit: this process's live readers of the log may read on at once
+        (other processes hear of it through db/changes.py)."""
+        if self.last_seq is not None:
+            self.db.commits.appended(self.workspace_id, self.last_seq)
 
 
 # The log is read in seq order; cursors are seqs (resolvers/pagination.py).

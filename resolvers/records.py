@@ -112,5 +112,6 @@ async def written(
         if conflict is None:
             raise
         return Outcome(problems=[conflict()])
+    unit.committed()
     ctx.clear_loaders()
     return outcome

@@ -15,7 +15,7 @@ from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StreamResult
 from strawberry.tools import merge_types
-from strawberry.types import ExecutionContext, Info
+from strawberry.types import ExecutionContext, ExecutionResult, Info
 from strawberry.types.graphql import OperationType
 from strawberry.utils.inspect import get_func_args
 
@@ -32,6 +32,7 @@ from schema.leads import LeadMutation, LeadQuery
 from schema.limits import DocumentCache, DocumentLimits, list_size_rule
 from schema.nodes import NodeQuery
 from schema.scalars import JSON, DateTime, JSONValue
+from schema.subscriptions import EventSubscription
 from schema.tracing import FederatedTracing
 from schema.webhooks import WebhookMutation, WebhookQuery
 
@@ -44,6 +45,30 @@ class Schema(strawberry.federation.Schema):
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         return None
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """Strawberry's, for one result (GraphQL over HTTP): never a subscription, whose
+        results are a stream (``stream``, over WebSocket). One refused here is
+        InvalidOperationTypeError, which the view answers with where to subscribe."""
+        allowed = set(allowed_operation_types or OperationType) - {OperationType.SUBSCRIPTION}
+        return await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed,
+            operation_extensions,
+        )
 
     async def stream(
         self,
@@ -127,6 +152,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
     return Schema(
         query=query,
         mutation=mutation,
+        subscription=merge_types("Subscription", (EventSubscription,)),
         federation_version="2.11",
         execution_context_class=execution.ExecutionContext.limited(settings.max_list_size),
         config=StrawberryConfig(scalar_map={datetime: DateTime, JSON: JSONValue}),

@@ -16,6 +16,7 @@ from db.settings import Settings
 from resolvers.loaders import Loaders
 from resolvers.mail import Mailer
 from resolvers.principal import Principal, authenticate, require
+from resolvers.subscriptions import EventFeed
 
 
 @dataclass
@@ -35,6 +36,8 @@ class Context:
     credential: str | None = None
     # That check failed (the database, not the credential): raised where the caller is needed.
     credential_error: Exception | None = None
+    # The process's live readers of the change-event log (subscriptions).
+    feed: EventFeed | None = None
 
     def require(self, role: Role) -> Principal:
         """The caller, if signed in with at least ``role``; UNAUTHENTICATED/FORBIDDEN otherwise."""

@@ -38,6 +38,7 @@ PARTS: dict[str, frozenset[str]] = {
     # follow).
     "events.graphql": frozenset(
         {
+            "Subscription",  # subscriptions: events(after, filter)
             *("EventType", "FieldChange", "Event", "EventEdge", "EventConnection"),
             *("EventFilter", "Lead.history", "Client.history", "Query.events"),
             *("WebhookEndpointStatus", "WebhookDeliveryStatus", "WebhookAttempt"),

@@ -629,9 +629,10 @@ def slow_commits(monkeypatch: pytest.MonkeyPatch) -> None:
     took a seq before an earlier one committed would then show up in the log ahead of it."""
     append = EventRepository.append
 
-    async def append_then_wait(self: EventRepository, events: Any) -> None:
-        await append(self, events)
+    async def append_then_wait(self: EventRepository, events: Any) -> int | None:
+        last = await append(self, events)
         await asyncio.sleep(random.uniform(0, 0.01))
+        return last
 
     monkeypatch.setattr(EventRepository, "append", append_then_wait)
 

@@ -13,8 +13,10 @@ from sqlalchemy import (
     ColumnElement,
     Row,
     Select,
+    String,
     Table,
     bindparam,
+    cast,
     func,
     insert,
     select,
@@ -23,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from db import reads
+from db import changes, reads
 from db.models import Event, EventCounter, EventType
 from db.repositories.base import FilterSpec, Keyset, Repository
 from db.types import utcnow
@@ -45,15 +47,21 @@ class EventFilterSpec(FilterSpec):
 @cache
 def _take_seqs(dialect: str) -> Any:
     """Adds ``:n`` to the workspace's counter (a first event creates it), RETURNING the last
-    seq taken. The row stays locked until the transaction ends."""
+    seq taken. The row stays locked until the transaction ends. On PostgreSQL the same
+    statement sends the log's NOTIFY (db/changes.py), which goes out when the write commits."""
     insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = insert_(_counters).values(
         workspace_id=bindparam("ws"), last_seq=bindparam("n", type_=BigInteger)
     )
-    return stmt.on_conflict_do_update(
+    stmt = stmt.on_conflict_do_update(
         index_elements=[_counters.c.workspace_id],
         set_={"last_seq": _counters.c.last_seq + stmt.excluded.last_seq},
-    ).returning(_counters.c.last_seq)
+    )
+    if dialect != "postgresql":
+        return stmt.returning(_counters.c.last_seq)
+    taken = stmt.returning(_counters.c.last_seq, _counters.c.workspace_id).cte("taken")
+    payload = cast(taken.c.workspace_id, String) + ":" + cast(taken.c.last_seq, String)
+    return select(taken.c.last_seq, func.pg_notify(changes.CHANNEL, payload))
 
 
 @cache
@@ -64,12 +72,13 @@ def _insert(table: Table) -> Any:
 class EventRepository(Repository):
     table = Event.__table__  # type: ignore[attr-defined]
 
-    async def append(self, events: Sequence[dict[str, Any]]) -> None:
+    async def append(self, events: Sequence[dict[str, Any]]) -> int | None:
         """Appends ``events`` (in order) to the workspace's log: each gets the next seq and the
-        time it is written. Meant to run last in its transaction: from here until it commits,
-        every other write in the workspace waits for it (so seq order is commit order)."""
+        time it is written; returns the last seq (None for no events). Meant to run last in
+        its transaction: from here until it commits, every other write in the workspace waits
+        for it (so seq order is commit order)."""
         if not events:
-            return
+            return None
         taken = await self.conn.execute(
             _take_seqs(self.conn.dialect.name), {"ws": self.workspace_id, "n": len(events)}
         )
@@ -83,6 +92,7 @@ class EventRepository(Repository):
         ]
         # One statement (an executemany for several), built once per table.
         await self.conn.execute(_insert(self.table), rows if len(rows) > 1 else rows[0])
+        return last
 
     async def last_seq(self) -> int:
         """The seq of the workspace's latest committed event (0 before the first)."""
