@@ -34,7 +34,13 @@ class InFlight:
     its siblings, DataLoader cancels a batch that no one waits for any more, and that batch's
     read still ends its statement and closes its connection (under a shield): the request ends
     after them (``settled``) instead of answering with work left running on pooled
-    connections."""
+    connections.
+
+    Known bug (PostgreSQL): a batch cancelled mid-fetch can leave asyncpg's connection with
+    its statement still "active" on the server for minutes, holding its table's lock (seen
+    under load after tests/test_events.py's sibling-load test; the test suite's wipe ends such
+    backends, tests/conftest.py). Fix: terminate and invalidate a read's connection when its
+    fetch is cancelled (db/reads.py)."""
 
     def __init__(self) -> None:
         self.tasks: set[asyncio.Task[Any]] = set()
