@@ -36,11 +36,11 @@ class InFlight:
     after them (``settled``) instead of answering with work left running on pooled
     connections.
 
-    Known bug (PostgreSQL): a batch cancelled mid-fetch can leave asyncpg's connection with
-    its statement still "active" on the server for minutes, holding its table's lock (seen
-    under load after tests/test_events.py's sibling-load test; the test suite's wipe ends such
-    backends, tests/conftest.py). Fix: terminate and invalidate a read's connection when its
-    fetch is cancelled (db/reads.py)."""
+    Known bug, on the server database: a batch cancelled mid-fetch can leave the driver's
+    connection with its statement still running on the server for minutes, holding its
+    table's lock (seen under load after tests/test_events.py's sibling-load test; the test
+    suite's wipe ends such backends, tests/conftest.py). Fix: terminate and invalidate a read's
+    connection when its fetch is cancelled (db/reads.py)."""
 
     def __init__(self) -> None:
         self.tasks: set[asyncio.Task[Any]] = set()
