@@ -65,6 +65,7 @@ from resolvers.subscriptions import EventFeed
 from resolvers.webhooks.sender import Sender
 from schema import build_schema
 from schema.context import Context
+from schema.execution import SharedData
 from schema.extensions import INTERNAL_MESSAGE
 from schema.text import spelled_path
 
@@ -297,8 +298,20 @@ class LeadgraphWebSocketAdapter(ASGIWebSocketAdapter):
     close goes nowhere, as on a connection the client closed, instead of failing."""
 
     async def send_json(self, message: Mapping[str, object]) -> None:
-        if self.ws.application_state != WebSocketState.DISCONNECTED:
-            await super().send_json(message)
+        if self.ws.application_state == WebSocketState.DISCONNECTED:
+            return
+        payload = message.get("payload")
+        if type(payload) is dict and len(payload) == 1:
+            data = payload.get("data")
+            if type(data) is SharedData:
+                # An event's result shared by many subscribers: encoded once, for all of them.
+                if data.encoded is None:
+                    data.encoded = encode_json_bytes({"data": data}).decode()
+                await self.ws.send_text(
+                    f'{{"id":{json.dumps(message["id"])},"type":"next","payload":{data.encoded}}}'
+                )
+                return
+        await super().send_json(message)
 
     async def close(self, code: int, reason: str) -> None:
         if self.ws.application_state != WebSocketState.DISCONNECTED:

@@ -18,11 +18,16 @@ reading an attribute has no side effects, so doing it twice is safe.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import json
+import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, NamedTuple
 
 from graphql import (
     DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
     GraphQLEnumType,
     GraphQLField,
     GraphQLLeafType,
@@ -32,8 +37,13 @@ from graphql import (
     GraphQLOutputType,
     GraphQLScalarType,
     GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
     Undefined,
+    VariableNode,
+    Visitor,
     specified_scalar_types,
+    visit,
 )
 from graphql.pyutils import Path, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -240,7 +250,7 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
             )
         ):
             return [error]
-        return super().build(
+        executor = super().build(
             schema,
             document,
             root_value,
@@ -249,6 +259,33 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
             operation_name,
             *args,
             **kwargs,
+        )
+        if isinstance(executor, ExecutionContext) and executor.operation.operation == (
+            OperationType.SUBSCRIPTION
+        ):
+            executor.live = _live_group(
+                document, operation_name, context_value, raw_variable_values
+            )
+        return executor
+
+    # A subscription's group of subscribers that share each event's result (LiveResults).
+    live: LiveResults | None = None
+
+    def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
+        """graphql-core's, but an event of a subscription is executed once for its group."""
+        live = self.live
+        if live is None:
+            return super().execute_operation(*args, **kwargs)
+        # An event is known by its cursor and its time (a cursor alone could come again from
+        # a database wiped and written anew while a group lives).
+        edge = self.root_value
+        cursor = getattr(edge, "cursor", None)
+        occurred_at = getattr(getattr(edge, "node", None), "occurred_at", None)
+        if type(cursor) is not str or occurred_at is None:
+            return super().execute_operation(*args, **kwargs)
+        return live.execute(
+            (cursor, occurred_at),
+            lambda: super(ExecutionContext, self).execute_operation(*args, **kwargs),
         )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -480,3 +517,142 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return results
 
         return get_results()
+
+
+class SharedData(dict[str, Any]):
+    """An event's ``data``, shared by every subscriber whose execution it stands for (see
+    ``LiveResults``): its JSON is encoded once, by the first connection to send it."""
+
+    __slots__ = ("encoded",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        super().__init__(data)
+        self.encoded: str | None = None
+
+
+class LiveResults:
+    """The results of one subscription's selection for the latest events, shared by the
+    subscribers that would compute the same ones: the same document, operation and variables,
+    in the same workspace with the same role (all that a field's value may depend on; an
+    event's ``record`` and ``actor`` are read as they are now, once for all of them instead of
+    once each). A result with errors is not shared: each subscriber executes the event itself,
+    its errors its own. The group lives as long as one of its subscriptions does."""
+
+    KEEP = 64  # the latest events' results kept: subscribers a little behind still share
+
+    __slots__ = ("__weakref__", "document", "results")
+
+    def __init__(self, document: DocumentNode) -> None:
+        self.document = document  # held: the key has its id
+        self.results: dict[tuple[str, Any], asyncio.Future[Any]] = {}
+
+    def execute(self, cursor: tuple[str, Any], run: Callable[[], Any]) -> Any:
+        """The result for the event at ``cursor``: the shared one, or from ``run``
+        (graphql-core's execution of the event: a result or an awaitable), shared if it can be."""
+        found = self.results.get(cursor)
+        if found is not None:
+            return self._shared(found, run)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.results[cursor] = future
+        if len(self.results) > self.KEEP:
+            del self.results[next(iter(self.results))]
+        try:
+            result = run()
+        except BaseException:
+            self._unshared(future, cursor)
+            raise
+        if isinstance(result, Awaitable):
+            return self._finish(future, cursor, result)
+        return self._settle(future, cursor, result)
+
+    def _settle(self, future: asyncio.Future[Any], cursor: tuple[str, Any], result: Any) -> Any:
+        if result.errors or not isinstance(result.data, dict):
+            self._unshared(future, cursor)
+        else:
+            result.data = SharedData(result.data)
+            future.set_result(result)
+        return result
+
+    def _unshared(self, future: asyncio.Future[Any], cursor: tuple[str, Any]) -> None:
+        if not future.done():
+            future.set_result(None)
+        if self.results.get(cursor) is future:
+            del self.results[cursor]
+
+    async def _finish(
+        self, future: asyncio.Future[Any], cursor: tuple[str, Any], result: Any
+    ) -> Any:
+        try:
+            done = await result
+        except BaseException:
+            self._unshared(future, cursor)
+            raise
+        return self._settle(future, cursor, done)
+
+    @staticmethod
+    async def _shared(found: asyncio.Future[Any], run: Callable[[], Any]) -> Any:
+        # Shielded: one subscriber cancelled while waiting does not cancel the others' result.
+        result = await asyncio.shield(found)
+        if result is None:  # not shared: this subscriber's own
+            result = run()
+            if isinstance(result, Awaitable):
+                result = await result
+        return result
+
+
+_live_groups: weakref.WeakValueDictionary[tuple[Any, ...], LiveResults] = (
+    weakref.WeakValueDictionary()
+)
+
+
+def _live_group(
+    document: DocumentNode, operation_name: str | None, context: Any, variables: Any
+) -> LiveResults | None:
+    """The group of subscriptions that share results with this one, or None (no caller)."""
+    principal = getattr(context, "principal", None)
+    if principal is None:
+        return None
+    # Only the variables an event's execution reads: not those of the root field's arguments
+    # alone (``after``, ``filter``), which choose the events, not what is made of each.
+    used = _event_variables(document, operation_name)
+    try:
+        variables_key = json.dumps(
+            {k: v for k, v in (variables or {}).items() if k in used}, sort_keys=True
+        )
+    except (TypeError, ValueError):
+        return None
+    full = (id(document), operation_name, principal.workspace_id, principal.role, variables_key)
+    group = _live_groups.get(full)
+    if group is None or group.document is not document:
+        group = _live_groups[full] = LiveResults(document)
+    return group
+
+
+def _event_variables(document: DocumentNode, operation_name: str | None) -> frozenset[str]:
+    """The variables a subscription's document uses anywhere but in its root fields'
+    arguments."""
+
+    class Variables(Visitor):
+        def __init__(self) -> None:
+            super().__init__()
+            self.names: set[str] = set()
+
+        def enter_variable(self, node: VariableNode, *_: Any) -> None:
+            self.names.add(node.name.value)
+
+    used = Variables()
+    for definition in document.definitions:
+        if isinstance(definition, FragmentDefinitionNode):
+            visit(definition, used)
+        elif isinstance(definition, OperationDefinitionNode) and (
+            operation_name is None or (definition.name and definition.name.value == operation_name)
+        ):
+            for selection in definition.selection_set.selections:
+                if isinstance(selection, FieldNode):
+                    for directive in selection.directives or ():
+                        visit(directive, used)
+                    if selection.selection_set is not None:
+                        visit(selection.selection_set, used)
+                else:
+                    visit(selection, used)
+    return frozenset(used.names)

@@ -185,9 +185,10 @@ async def subscribed(
     after: str | None = None,
     filter_: dict[str, Any] | None = None,
     query: str = SUBSCRIBE,
+    variables: dict[str, Any] | None = None,
 ) -> AsyncIterator[Subscription]:
     """A connection authenticated with ``token`` in connection_init's payload, subscribed to
-    ``events``."""
+    ``events`` (``variables``: more of them, for ``query``)."""
     async with websockets.connect(
         ws_url(http_url),
         subprotocols=[websockets.Subprotocol("graphql-transport-ws")],
@@ -198,7 +199,7 @@ async def subscribed(
             init["payload"] = {"Authorization": f"Bearer {token}"}
         await ws.send(json.dumps(init))
         assert json.loads(await ws.recv()) == {"type": "connection_ack"}
-        variables: dict[str, Any] = {"after": after, "filter": filter_}
+        variables = {"after": after, "filter": filter_, **(variables or {})}
         await ws.send(
             json.dumps(
                 {

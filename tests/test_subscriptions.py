@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
@@ -307,6 +308,70 @@ def test_one_read_of_the_log_serves_every_subscriber_of_the_process(
     # Each read by the process's one reader; an extra one can follow a doubled wake-up
     # (this process's commit, then its NOTIFY on PostgreSQL), never one per subscriber.
     assert writes <= len(reads) <= 2 * writes, reads
+
+
+def test_subscribers_of_one_selection_share_each_events_execution(
+    server: LiveServer, gql: GraphQLClient, count_queries: Any
+) -> None:
+    """Each event's `record` is read once for every subscriber with the same selection (the
+    same document, role and selection variables), whatever their `after`: not once each."""
+    query = SUBSCRIBE.replace("recordId", "recordId record { ... on Lead { email } }")
+    subscribers, writes = 12, 4
+    start = cursor_at(0)
+
+    async def scenario() -> tuple[list[list[dict[str, Any]]], int, StatementCounter]:
+        async with AsyncExitStack() as exits:
+            subs = [
+                await exits.enter_async_context(
+                    subscribed(server.url, OWNER_KEY, after=start if n % 2 else None, query=query)
+                )
+                for n in range(subscribers)
+            ]
+            await until(lambda: following(server) == subscribers)
+            with count_queries() as alone:  # what a write reads of leads by itself
+                await in_thread(gql.data, CREATE_LEAD, {"input": {"email": "x@example.com"}})
+            own = sum("FROM leads" in s for s in alone.statements)
+            await asyncio.gather(*(sub.take(1) for sub in subs))
+            with count_queries() as counter:
+                for n in range(writes):
+                    await in_thread(new_lead, gql, f"shared{n}@example.com")
+                    await asyncio.gather(*(sub.take(1) for sub in subs))
+            return [sub.received for sub in subs], own, counter
+
+    received, own, counter = asyncio.run(scenario())
+    emails = [e["node"]["record"]["email"] for e in received[0]]
+    assert emails == ["x@example.com"] + [f"shared{n}@example.com" for n in range(writes)]
+    assert all(r == received[0] for r in received)
+    reads = [s for s in counter.statements if "FROM leads" in s]
+    # The writes' own reads, and one read of the record per event for all twelve.
+    assert len(reads) == writes * own + writes, reads
+
+
+def test_a_variable_of_the_selection_keeps_subscribers_apart(
+    server: LiveServer, gql: GraphQLClient
+) -> None:
+    query = """
+    subscription ($after: String, $filter: EventFilter, $withRecord: Boolean!) {
+      events(after: $after, filter: $filter) {
+        node { type record @include(if: $withRecord) { ... on Lead { email } } }
+      }
+    }
+    """
+
+    async def scenario() -> list[list[dict[str, Any]]]:
+        async with (
+            subscribed(server.url, OWNER_KEY, query=query, variables={"withRecord": True}) as a,
+            subscribed(server.url, OWNER_KEY, query=query, variables={"withRecord": False}) as b,
+        ):
+            await until(lambda: following(server) == 2)
+            await in_thread(new_lead, gql, "apart@example.com")
+            return [await a.take(1), await b.take(1)]
+
+    with_record, without = asyncio.run(scenario())
+    assert with_record == [
+        {"node": {"type": "LEAD_CREATED", "record": {"email": "apart@example.com"}}}
+    ]
+    assert without == [{"node": {"type": "LEAD_CREATED"}}]
 
 
 # ------------------------------------------------------------------ slow subscribers
