@@ -24,7 +24,7 @@ GRAPHIQL_FILES := react@18.2.0:umd/react.production.min.js \
 	@graphiql/plugin-explorer@1.0.2:dist/style.css \
 	@graphiql/plugin-explorer@1.0.2:dist/index.umd.js
 
-.PHONY: run test test-postgres test-fast install graphiql schema lint clean bench
+.PHONY: run test test-postgres test-fast install graphiql schema lint clean bench bench-fanout
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,13 @@ PEER_STAMP := bench/peer/node_modules/.complete
 bench: $(INSTALLED) $(PEER_STAMP)
 	$(PY) -m bench
 
+# The fan-out benchmark (issue 10): live subscribers, writes at a fixed rate, commit-to-delivery
+# latency and the server's memory; FANOUT_SUBSCRIBERS, FANOUT_RATE, FANOUT_SECONDS, ...:
+# bench/fanout.py. bench/fanout: its client (the ws package).
+FANOUT_STAMP := bench/fanout/node_modules/.complete
+bench-fanout: $(INSTALLED) $(FANOUT_STAMP)
+	$(PY) -m bench.fanout
+
 schema: $(INSTALLED)
 	$(PY) server.py export-schema --output schema/schema.graphql
 
@@ -86,4 +93,4 @@ lint: $(INSTALLED)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) $(addsuffix /node_modules,$(NODE_TOOLS) bench/peer) leadgraph.db leadgraph.db-wal leadgraph.db-shm
+	rm -rf $(VENV) $(addsuffix /node_modules,$(NODE_TOOLS) bench/peer bench/fanout) leadgraph.db leadgraph.db-wal leadgraph.db-shm

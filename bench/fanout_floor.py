@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -33,10 +34,8 @@ class Floor:
         while True:
             payload = await self.queue.get()
             for send, prefix in list(self.subscribers.values()):
-                try:
+                with contextlib.suppress(Exception):  # a socket that went away
                     await send({"type": "websocket.send", "text": prefix + payload})
-                except Exception:  # noqa: BLE001 - a socket that went away
-                    pass
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if self.task is None:
@@ -62,9 +61,7 @@ class Floor:
                 else:
                     body = json.loads(message.get("text") or message.get("bytes"))
                     if body["type"] == "connection_init":
-                        await send(
-                            {"type": "websocket.send", "text": '{"type":"connection_ack"}'}
-                        )
+                        await send({"type": "websocket.send", "text": '{"type":"connection_ack"}'})
                     elif body["type"] == "subscribe":
                         prefix = '{"id":' + json.dumps(body["id"]) + ',"type":"next","payload":'
                         self.subscribers[key] = (send, prefix)

@@ -1158,6 +1158,9 @@ def main() -> int:
         minutes=(time.perf_counter() - started) / 60,
     )
     text = report.markdown(run)
+    if base.results.exists():  # the sections other benchmarks wrote (bench/fanout.py, ...)
+        for kept in report.sections(base.results.read_text()):
+            text = text.rstrip("\n") + "\n\n" + kept
     base.results.write_text(text)
     log("")
     log(report.console(run))

@@ -6,6 +6,7 @@ req/s are listed too, so that noise shows.
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -709,3 +710,24 @@ def console(run: Run) -> str:
             )
     lines += [f"  {_mark(ok)} {t}: {v}" for t, v, ok in issue9_targets(run)]
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ sections of their own
+# Benchmarks run on their own (bench/fanout.py, ...) keep their results in bench/results.md too,
+# each between two markers; `make bench` rewrites the rest of the file and keeps them.
+
+_SECTION = re.compile(r"<!-- section:(?P<name>[\w-]+) -->\n.*?<!-- /section:(?P=name) -->\n", re.S)
+
+
+def sections(text: str) -> list[str]:
+    """The marked sections of a results file, in order."""
+    return [m.group(0) for m in _SECTION.finditer(text)]
+
+
+def with_section(text: str, name: str, body: str) -> str:
+    """``text`` with section ``name`` holding ``body`` (replaced where it was, else appended)."""
+    block = f"<!-- section:{name} -->\n{body.rstrip()}\n<!-- /section:{name} -->\n"
+    found = re.search(rf"<!-- section:{name} -->\n.*?<!-- /section:{name} -->\n", text, re.S)
+    if found:
+        return text[: found.start()] + block + text[found.end() :]
+    return text.rstrip("\n") + "\n\n" + block

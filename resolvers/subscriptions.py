@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from db import changes
@@ -340,7 +340,7 @@ class EventFeed:
         spec: EventFilterSpec,
         after: int | None,
         limit: int,
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncGenerator[Any, None]:
         """The workspace's events that ``spec`` selects, past seq ``after`` (None: from now),
         in order, each once, until cancelled; raises SubscriptionEnded when the server ends it.
         Each row yielded has been sent once the caller asks for the next one."""
@@ -394,7 +394,7 @@ class EventFeed:
             self._leave(subscriber, reader)
 
 
-async def subscribe(ctx: Context, after: str | None, filter_: Any) -> AsyncIterator[Any]:
+async def subscribe(ctx: Context, after: str | None, filter_: Any) -> AsyncGenerator[Any, None]:
     """The caller's workspace's events (rows of the log) that ``filter_`` selects, past the
     cursor ``after`` or from now, as they are committed. Arguments and the caller are checked
     here, before the stream starts."""

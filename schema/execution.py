@@ -22,6 +22,7 @@ import asyncio
 import json
 import weakref
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any, ClassVar, NamedTuple
 
 from graphql import (
@@ -263,6 +264,8 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if isinstance(executor, ExecutionContext) and executor.operation.operation == (
             OperationType.SUBSCRIPTION
         ):
+            if (operation := live_operation.get()) is not None:
+                operation.executor = executor
             executor.live = _live_group(
                 document, operation_name, context_value, raw_variable_values
             )
@@ -276,16 +279,11 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
         live = self.live
         if live is None:
             return super().execute_operation(*args, **kwargs)
-        # An event is known by its cursor and its time (a cursor alone could come again from
-        # a database wiped and written anew while a group lives).
-        edge = self.root_value
-        cursor = getattr(edge, "cursor", None)
-        occurred_at = getattr(getattr(edge, "node", None), "occurred_at", None)
-        if type(cursor) is not str or occurred_at is None:
+        key = _event_key(self.root_value)
+        if key is None:
             return super().execute_operation(*args, **kwargs)
         return live.execute(
-            (cursor, occurred_at),
-            lambda: super(ExecutionContext, self).execute_operation(*args, **kwargs),
+            key, lambda: super(ExecutionContext, self).execute_operation(*args, **kwargs)
         )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -519,6 +517,16 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return get_results()
 
 
+def _event_key(edge: Any) -> tuple[str, Any] | None:
+    """An event, as the subscription's root value (an edge) stands for it: its cursor and its
+    time (a cursor alone could come again from a database wiped and written anew)."""
+    cursor = getattr(edge, "cursor", None)
+    occurred_at = getattr(getattr(edge, "node", None), "occurred_at", None)
+    if type(cursor) is not str or occurred_at is None:
+        return None
+    return cursor, occurred_at
+
+
 class SharedData(dict[str, Any]):
     """An event's ``data``, shared by every subscriber whose execution it stands for (see
     ``LiveResults``): its JSON is encoded once, by the first connection to send it."""
@@ -598,6 +606,61 @@ class LiveResults:
             if isinstance(result, Awaitable):
                 result = await result
         return result
+
+
+class LiveOperation:
+    """A subscription as its WebSocket connection runs it: ``send`` sends a shared result as
+    the operation's next message at once, past the per-message machinery (Strawberry's result
+    stream and its extension hooks, graphql-core's mapping of the event stream), which cost
+    several times what sending does and, for an event shared by a thousand subscribers, would
+    be paid a thousand times. ``executor``: the operation's, once built."""
+
+    __slots__ = ("executor", "send")
+
+    def __init__(self, send: Callable[[SharedData], Awaitable[None]]) -> None:
+        self.send = send
+        self.executor: ExecutionContext | None = None
+
+    def ready(self, root: Any) -> SharedData | None:
+        """The shared result for the event ``root`` if it is there already (the common case:
+        another subscriber executed it), else None."""
+        executor = self.executor
+        live = executor.live if executor is not None else None
+        if live is None:
+            return None
+        key = _event_key(root)
+        found = live.results.get(key) if key is not None else None
+        if found is None or not found.done():
+            return None
+        result = found.result()
+        return result.data if result is not None else None  # type: ignore[no-any-return]
+
+    async def sent(self, root: Any) -> bool:
+        """Executes the event ``root`` (shared) and sends it; False when it could not be
+        shared (errors, a field that reads the caller): then it goes the ordinary way."""
+        executor = self.executor
+        if executor is None or executor.live is None:
+            return False
+        key = _event_key(root)
+        found = executor.live.results.get(key) if key is not None else None
+        if found is not None:  # another subscriber is executing it: its result, when done
+            shared = await asyncio.shield(found)
+            if shared is None:
+                return False
+            await self.send(shared.data)
+            return True
+        result: Any = executor.build_per_event_executor(root).execute_operation(False)
+        if isinstance(result, Awaitable):
+            result = await result
+        data = getattr(result, "data", None)
+        if type(data) is not SharedData or result.errors:
+            return False
+        await self.send(data)
+        return True
+
+
+# The subscription the current task runs (set by the connection's handler, server.py).
+live_operation: ContextVar[LiveOperation | None] = ContextVar("live_operation", default=None)
 
 
 _live_groups: weakref.WeakValueDictionary[tuple[Any, ...], LiveResults] = (

@@ -9,7 +9,9 @@ closed with a code and a reason that say so; the client resumes with its last cu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections import OrderedDict
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 
 import strawberry
@@ -18,15 +20,48 @@ from starlette.websockets import WebSocket, WebSocketState
 from resolvers import subscriptions as live
 from schema.context import Context, Info
 from schema.events import Event, EventFilter
+from schema.execution import live_operation
 from schema.relay import Edge
 
+# The edges of the latest rows the feed handed out, by the row (the feed hands the same row to
+# every subscriber of the process): built once, not once per subscriber. The row is kept with
+# its edge, so that its id is not reused while the entry lives.
+_recent: OrderedDict[int, tuple[Any, Edge[Event]]] = OrderedDict()
+RECENT = 512
 
-async def _edges(ctx: Context, rows: AsyncIterator[Any]) -> AsyncGenerator[Edge[Event], None]:
+
+def _edge(row: Any) -> Edge[Event]:
+    found = _recent.get(id(row))
+    if found is not None and found[0] is row:
+        return found[1]
+    edge = Edge(cursor=live.cursor_of(row), node=Event.from_row(row))
+    _recent[id(row)] = (row, edge)
+    if len(_recent) > RECENT:
+        _recent.popitem(last=False)
+    return edge
+
+
+async def _edges(
+    ctx: Context, rows: AsyncGenerator[Any, None]
+) -> AsyncGenerator[Edge[Event], None]:
+    operation = live_operation.get()
     try:
-        async for row in rows:
-            # Each event's selection reads `record` and `actor` as they are now.
-            ctx.clear_loaders()
-            yield Edge(cursor=live.cursor_of(row), node=Event.from_row(row))
+        # Closed here: the sends below may be where a cancellation lands, outside the rows'
+        # generator, which must still let go of its place in the feed at once.
+        async with aclosing(rows):
+            async for row in rows:
+                edge = _edge(row)
+                # Shared with the other subscribers of the same selection, it is sent from
+                # here; otherwise graphql-core executes it, and Strawberry sends it.
+                if operation is not None:
+                    shared = operation.ready(edge)
+                    if shared is not None:
+                        await operation.send(shared)
+                        continue
+                # Each event's selection reads `record` and `actor` as they are now.
+                ctx.clear_loaders()
+                if operation is None or not await operation.sent(edge):
+                    yield edge
     except live.SubscriptionEnded as ended:
         socket = ctx.request
         assert isinstance(socket, WebSocket)  # HTTP runs no subscription (schema.Schema)

@@ -1,0 +1,305 @@
+"""The fan-out benchmark (issue 10): many live subscribers, writes at a fixed rate, the time from
+a change's commit to its arrival at each subscriber, and the server's memory over the run.
+
+    make bench-fanout                      # 1,000 subscribers, 50 writes/s, 5 minutes, SQLite
+    FANOUT_SECONDS=30 make bench-fanout    # a quick look
+
+For each side (FANOUT_SIDES: ``server``, the server as `server.py serve` runs it, with
+FANOUT_WORKERS workers; ``floor``, bench/fanout_floor.py, bare uvicorn WebSockets with no GraphQL
+and no database) on a fresh database (FANOUT_DATABASE_URL; SQLite at bench/.data/fanout.db by
+default, a PostgreSQL URL names a database that is dropped and made again: its name must contain
+``bench``): bench/fanout/fanout.mjs opens FANOUT_SUBSCRIBERS graphql-transport-ws connections,
+each subscribed to every event of the workspace, then runs createLead FANOUT_RATE times a second
+for FANOUT_WARMUP + FANOUT_SECONDS seconds. The latency of a delivery is its arrival time minus
+the event's occurredAt, which the writing transaction takes just before it commits: one clock,
+this machine's. Meanwhile the harness samples the side's RSS (all its processes) every second.
+The results go to the terminal and to bench/results.md, in a section of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy.engine import make_url
+
+from bench import report
+from bench.harness import DATA, ROOT, Service, _free_port, _tree, log
+from db.engine import Database
+from db.models import Role
+from db.settings import Settings
+from resolvers.auth import create_key_for_workspace
+
+CLIENT = ROOT / "bench" / "fanout" / "fanout.mjs"
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str
+    subscribers: int
+    rate: float
+    seconds: float
+    warmup: float
+    workers: int
+    sides: tuple[str, ...]
+    results: Path
+
+    @classmethod
+    def from_env(cls) -> Config:
+        return cls(
+            database_url=_env("FANOUT_DATABASE_URL", f"sqlite+aiosqlite:///{DATA / 'fanout.db'}"),
+            subscribers=int(_env("FANOUT_SUBSCRIBERS", "1000")),
+            rate=float(_env("FANOUT_RATE", "50")),
+            seconds=float(_env("FANOUT_SECONDS", "300")),
+            warmup=float(_env("FANOUT_WARMUP", "10")),
+            workers=int(_env("FANOUT_WORKERS", "1")),
+            sides=tuple(s.strip() for s in _env("FANOUT_SIDES", "server,floor").split(",")),
+            results=Path(_env("BENCH_RESULTS", str(ROOT / "bench" / "results.md"))),
+        )
+
+    @property
+    def engine(self) -> str:
+        return (
+            "sqlite" if make_url(self.database_url).get_backend_name() == "sqlite" else "postgresql"
+        )
+
+
+def fresh_database(cfg: Config) -> str:
+    """An empty, migrated database and an OWNER key of its Default workspace."""
+    url = make_url(cfg.database_url)
+    if cfg.engine == "sqlite":
+        assert url.database
+        for suffix in ("", "-wal", "-shm"):
+            Path(url.database + suffix).unlink(missing_ok=True)
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    else:
+        name = url.database or ""
+        if "bench" not in name:
+            raise SystemExit(f"FANOUT_DATABASE_URL: the database {name!r} must contain 'bench'")
+        admin = url.set(drivername="postgresql", database="postgres").render_as_string(False)
+        for sql in (f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'):
+            subprocess.run(["psql", admin, "-qc", sql], check=True)
+    env = {**os.environ, "DATABASE_URL": cfg.database_url, "LOG_LEVEL": "warning"}
+    subprocess.run([sys.executable, "server.py", "migrate"], cwd=ROOT, env=env, check=True)
+
+    async def key() -> str:
+        db = Database(cfg.database_url, Settings(database_url=cfg.database_url))
+        try:
+            secret, _, _ = await create_key_for_workspace(db, "Default", Role.OWNER, "fanout")
+            return secret
+        finally:
+            await db.dispose()
+
+    return asyncio.run(key())
+
+
+def _rss_kib(pid: int) -> int:
+    total = 0
+    for member in _tree(pid):
+        try:
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
+@contextmanager
+def started(name: str, command: list[str], cfg: Config) -> Iterator[Service]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": cfg.database_url,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "LOG_LEVEL": "warning",
+        "GRAPHIQL": "false",
+        "WORKERS": str(cfg.workers),
+    }
+    log_file = (DATA / f"fanout-{name}-{cfg.engine}.log").open("wb")
+    command = [c.replace("{port}", str(port)) for c in command]
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
+    )
+    side = Service(name, process, f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"{name} exited with {process.returncode}: see {log_file.name}")
+            try:
+                if httpx.get(f"{side.url}/healthz", timeout=2).status_code < 500:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{name} did not become ready in 120 s: see {log_file.name}")
+            time.sleep(0.2)
+        yield side
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log_file.close()
+
+
+def drive(side: Service, cfg: Config, token: str) -> dict[str, Any]:
+    """Runs the client against ``side``; its JSON, the side's RSS samples (KiB, one a second)
+    and CPU seconds."""
+    samples: list[int] = []
+    cpu: list[float] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(1.0):
+            samples.append(_rss_kib(side.pid))
+            cpu.append(side.cpu_seconds())
+
+    spec = {
+        "token": token,
+        "subscribers": cfg.subscribers,
+        "rate": cfg.rate,
+        "seconds": cfg.seconds,
+        "warmup": cfg.warmup,
+    }
+    ws_url = side.url.replace("http://", "ws://") + "/graphql"
+    cpu_before = side.cpu_seconds()
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    started_at = time.monotonic()
+    try:
+        out = subprocess.run(
+            ["node", str(CLIENT), ws_url, f"{side.url}/graphql", json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=cfg.warmup + cfg.seconds + 600,
+        )
+    finally:
+        done.set()
+        sampler.join()
+    result: dict[str, Any] = json.loads(out.stdout)
+    result["wall"] = time.monotonic() - started_at
+    result["cpu"] = side.cpu_seconds() - cpu_before
+    result["rss"] = samples
+    result["cpu_samples"] = cpu
+    return result
+
+
+def _mib(kib: float) -> str:
+    return f"{kib / 1024:.0f}"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def rss_summary(samples: list[int], cfg: Config) -> dict[str, float]:
+    """RSS when the writes start (after the warm-up), its peak and its end; the growth per
+    minute of the measured part (least squares over the samples)."""
+    skip = int(cfg.warmup) + 2
+    measured = samples[skip:] or samples
+    xs = list(range(len(measured)))
+    slope = statistics.linear_regression(xs, measured).slope if len(measured) > 1 else 0.0
+    return {
+        "start": measured[0],
+        "peak": max(measured),
+        "end": measured[-1],
+        "per_minute": slope * 60,
+    }
+
+
+def measured_cpu(result: dict[str, Any], cfg: Config) -> float:
+    """CPU seconds per second of the side while the writes are measured (the samples of the
+    measured part: after connecting and the warm-up, before the drain)."""
+    cpu = result["cpu_samples"]
+    start = min(len(cpu) - 1, int(result["openSeconds"]) + 2 + int(cfg.warmup))
+    end = min(len(cpu) - 1, start + int(cfg.seconds) - 1)
+    return (cpu[end] - cpu[start]) / max(1, end - start)
+
+
+def section(cfg: Config, runs: dict[str, dict[str, Any]]) -> str:
+    date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "## Fan-out: live subscribers (issue 10)",
+        "",
+        f"{date}, {cfg.engine}, `make bench-fanout`: {cfg.subscribers:,} subscribers (one "
+        f"graphql-transport-ws connection each, every event of the workspace, the event's "
+        f"`record` included), createLead at {cfg.rate:g}/s for {cfg.seconds:g} s after "
+        f"{cfg.warmup:g} s of warm-up, {cfg.workers} worker(s). Latency: arrival at the "
+        "subscriber minus the event's occurredAt (taken just before the commit). Target: p99 "
+        "< 250 ms, RSS flat.",
+        "",
+        "| side | deliveries/s | missing | p50 ms | p90 ms | p99 ms | max ms | worst 10 s p99 ms "
+        "| CPU s/s (measured part) | RSS start → peak → end MiB | RSS MiB/min |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for name, r in runs.items():
+        lat = r["latency"]
+        worst = max((w["p99"] or 0 for w in r["windows"]), default=None)
+        rss = rss_summary(r["rss"], cfg)
+        lines.append(
+            f"| {name} | {r['delivered'] / cfg.seconds:,.0f} | {r['missing']:,} "
+            f"| {_ms(lat['p50'])} | {_ms(lat['p90'])} | {_ms(lat['p99'])} | {_ms(lat['max'])} "
+            f"| {_ms(worst)} | {measured_cpu(r, cfg):.2f} "
+            f"| {_mib(rss['start'])} → {_mib(rss['peak'])} → {_mib(rss['end'])} "
+            f"| {rss['per_minute'] / 1024:+.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    cfg = Config.from_env()
+    DATA.mkdir(parents=True, exist_ok=True)
+    commands = {
+        "server": [sys.executable, "server.py", "serve"],
+        "floor": [sys.executable, "-m", "bench.fanout_floor", "--port", "{port}"],
+    }
+    runs: dict[str, dict[str, Any]] = {}
+    for name in cfg.sides:
+        if name not in commands:
+            raise SystemExit(f"FANOUT_SIDES: unknown side {name!r} (server, floor)")
+        token = fresh_database(cfg)
+        log(
+            f"fan-out: {name}, {cfg.subscribers} subscribers, {cfg.rate:g} writes/s, "
+            f"{cfg.seconds:g} s"
+        )
+        with started(name, commands[name], cfg) as side:
+            runs[name] = result = drive(side, cfg, token)
+        (DATA / f"fanout-{name}-{cfg.engine}.json").write_text(json.dumps(result))
+        log(
+            f"  p99 {_ms(result['latency']['p99'])} ms, missing {result['missing']}, "
+            f"closes {result['closes']}, errors {result['errors'][:2]}, "
+            f"CPU {measured_cpu(result, cfg):.2f} s/s"
+        )
+    text = section(cfg, runs)
+    print(text)
+    old = cfg.results.read_text() if cfg.results.exists() else "# Benchmark results\n"
+    cfg.results.write_text(report.with_section(old, f"fanout-{cfg.engine}", text))
+    log(f"Wrote the fan-out section of {cfg.results}.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
