@@ -882,6 +882,8 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
         graphql_ide="graphiql" if settings.graphiql else None,
         allow_queries_via_get=True,
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        # Operations running at once on one connection: one more gets an `error` message.
+        max_subscriptions_per_connection=settings.subscriptions_per_connection,
         graphiql_html=graphiql_html,
     )
 

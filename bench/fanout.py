@@ -2,7 +2,7 @@
 a change's commit to its arrival at each subscriber, and the server's memory over the run.
 
     make bench-fanout                      # 1,000 subscribers, 50 writes/s, 5 minutes, SQLite
-    FANOUT_SECONDS=30 make bench-fanout    # a quick look
+    FANOUT_SECONDS=30 FANOUT_RATE=5,10,20,50 make bench-fanout   # where p99 crosses 250 ms
 
 For each side (FANOUT_SIDES: ``server``, the server as `server.py serve` runs it, with
 FANOUT_WORKERS workers; ``floor``, bench/fanout_floor.py, bare uvicorn WebSockets with no GraphQL
@@ -10,6 +10,7 @@ and no database) on a fresh database (FANOUT_DATABASE_URL; SQLite at bench/.data
 default, a PostgreSQL URL names a database that is dropped and made again: its name must contain
 ``bench``): bench/fanout/fanout.mjs opens FANOUT_SUBSCRIBERS graphql-transport-ws connections,
 each subscribed to every event of the workspace, then runs createLead FANOUT_RATE times a second
+(a list: one run each, each with a fresh process)
 for FANOUT_WARMUP + FANOUT_SECONDS seconds. The latency of a delivery is its arrival time minus
 the event's occurredAt, which the writing transaction takes just before it commits: one clock,
 this machine's. Meanwhile the harness samples the side's RSS (all its processes) every second.
@@ -54,7 +55,7 @@ def _env(name: str, default: str) -> str:
 class Config:
     database_url: str
     subscribers: int
-    rate: float
+    rates: tuple[float, ...]
     seconds: float
     warmup: float
     workers: int
@@ -66,7 +67,7 @@ class Config:
         return cls(
             database_url=_env("FANOUT_DATABASE_URL", f"sqlite+aiosqlite:///{DATA / 'fanout.db'}"),
             subscribers=int(_env("FANOUT_SUBSCRIBERS", "1000")),
-            rate=float(_env("FANOUT_RATE", "50")),
+            rates=tuple(float(r) for r in _env("FANOUT_RATE", "50").split(",") if r.strip()),
             seconds=float(_env("FANOUT_SECONDS", "300")),
             warmup=float(_env("FANOUT_WARMUP", "10")),
             workers=int(_env("FANOUT_WORKERS", "1")),
@@ -164,7 +165,7 @@ def started(name: str, command: list[str], cfg: Config) -> Iterator[Service]:
         log_file.close()
 
 
-def drive(side: Service, cfg: Config, token: str) -> dict[str, Any]:
+def drive(side: Service, cfg: Config, token: str, rate: float) -> dict[str, Any]:
     """Runs the client against ``side``; its JSON, the side's RSS samples (KiB, one a second)
     and CPU seconds."""
     samples: list[int] = []
@@ -179,7 +180,7 @@ def drive(side: Service, cfg: Config, token: str) -> dict[str, Any]:
     spec = {
         "token": token,
         "subscribers": cfg.subscribers,
-        "rate": cfg.rate,
+        "rate": rate,
         "seconds": cfg.seconds,
         "warmup": cfg.warmup,
     }
@@ -241,28 +242,33 @@ def measured_cpu(result: dict[str, Any], cfg: Config) -> float:
 
 def section(cfg: Config, runs: dict[str, dict[str, Any]]) -> str:
     date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    rates = ", ".join(f"{r:g}" for r in cfg.rates)
     lines = [
-        "## Fan-out: live subscribers (issue 10)",
+        f"## Fan-out: live subscribers, {cfg.engine} (issue 10)",
         "",
-        f"{date}, {cfg.engine}, `make bench-fanout`: {cfg.subscribers:,} subscribers (one "
-        f"graphql-transport-ws connection each, every event of the workspace, the event's "
-        f"`record` included), createLead at {cfg.rate:g}/s for {cfg.seconds:g} s after "
+        f"{date}, `make bench-fanout`: {cfg.subscribers:,} subscribers (one "
+        "graphql-transport-ws connection each, every event of the workspace, the event's "
+        f"`record` included), createLead at {rates} per second for {cfg.seconds:g} s after "
         f"{cfg.warmup:g} s of warm-up, {cfg.workers} worker(s). Latency: arrival at the "
         "subscriber minus the event's occurredAt (taken just before the commit). Target: p99 "
-        "< 250 ms, RSS flat.",
+        "< 250 ms, RSS flat. The floor: bench/fanout_floor.py (uvicorn's WebSockets sending "
+        "one prepared message to every subscriber per write, no GraphQL, no database).",
         "",
-        "| side | deliveries/s | missing | p50 ms | p90 ms | p99 ms | max ms | worst 10 s p99 ms "
-        "| CPU s/s (measured part) | RSS start → peak → end MiB | RSS MiB/min |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| side | writes/s | deliveries/s | missing | p50 ms | p90 ms | p99 ms | max ms "
+        "| worst 10 s p99 ms | CPU s/s (measured part) | µs CPU / delivery "
+        "| RSS start → peak → end MiB | RSS MiB/min |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for name, r in runs.items():
         lat = r["latency"]
         worst = max((w["p99"] or 0 for w in r["windows"]), default=None)
         rss = rss_summary(r["rss"], cfg)
+        cpu = measured_cpu(r, cfg)
+        per_s = r["delivered"] / cfg.seconds
         lines.append(
-            f"| {name} | {r['delivered'] / cfg.seconds:,.0f} | {r['missing']:,} "
+            f"| {name.split('@')[0]} | {r['rate']:g} | {per_s:,.0f} | {r['missing']:,} "
             f"| {_ms(lat['p50'])} | {_ms(lat['p90'])} | {_ms(lat['p99'])} | {_ms(lat['max'])} "
-            f"| {_ms(worst)} | {measured_cpu(r, cfg):.2f} "
+            f"| {_ms(worst)} | {cpu:.2f} | {cpu / per_s * 1e6 if per_s else 0:,.0f} "
             f"| {_mib(rss['start'])} → {_mib(rss['peak'])} → {_mib(rss['end'])} "
             f"| {rss['per_minute'] / 1024:+.1f} |"
         )
@@ -281,18 +287,20 @@ def main() -> int:
         if name not in commands:
             raise SystemExit(f"FANOUT_SIDES: unknown side {name!r} (server, floor)")
         token = fresh_database(cfg)
-        log(
-            f"fan-out: {name}, {cfg.subscribers} subscribers, {cfg.rate:g} writes/s, "
-            f"{cfg.seconds:g} s"
-        )
-        with started(name, commands[name], cfg) as side:
-            runs[name] = result = drive(side, cfg, token)
-        (DATA / f"fanout-{name}-{cfg.engine}.json").write_text(json.dumps(result))
-        log(
-            f"  p99 {_ms(result['latency']['p99'])} ms, missing {result['missing']}, "
-            f"closes {result['closes']}, errors {result['errors'][:2]}, "
-            f"CPU {measured_cpu(result, cfg):.2f} s/s"
-        )
+        for rate in cfg.rates:
+            log(
+                f"fan-out: {name}, {cfg.subscribers} subscribers, {rate:g} writes/s, "
+                f"{cfg.seconds:g} s"
+            )
+            # A fresh process for each rate: its memory is the run's own.
+            with started(name, commands[name], cfg) as side:
+                runs[f"{name}@{rate:g}"] = result = drive(side, cfg, token, rate)
+            (DATA / f"fanout-{name}-{rate:g}-{cfg.engine}.json").write_text(json.dumps(result))
+            log(
+                f"  p99 {_ms(result['latency']['p99'])} ms, missing {result['missing']}, "
+                f"closes {result['closes']}, errors {result['errors'][:2]}, "
+                f"CPU {measured_cpu(result, cfg):.2f} s/s"
+            )
     text = section(cfg, runs)
     print(text)
     old = cfg.results.read_text() if cfg.results.exists() else "# Benchmark results\n"

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     # session or key ends them). SQLite: how often a process looks for other processes'
     # commits (PostgreSQL's NOTIFY needs no polling).
     subscription_queue_size: int = Field(default=1000, ge=1)
+    # Operations (subscriptions, and queries or mutations sent over the socket) running at once
+    # on one WebSocket connection: one more is refused with an `error` message.
+    subscriptions_per_connection: int = Field(default=100, ge=1)
     subscription_auth_check_seconds: float = Field(default=2, gt=0)
     subscription_poll_interval_ms: int = Field(default=100, ge=10, le=10_000)
 

@@ -8,6 +8,7 @@ tests/test_subscription_processes.py several server processes."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -372,6 +373,36 @@ def test_a_variable_of_the_selection_keeps_subscribers_apart(
         {"node": {"type": "LEAD_CREATED", "record": {"email": "apart@example.com"}}}
     ]
     assert without == [{"node": {"type": "LEAD_CREATED"}}]
+
+
+def test_one_connection_runs_at_most_its_share_of_subscriptions(
+    server: LiveServer, gql: GraphQLClient
+) -> None:
+    """SUBSCRIPTIONS_PER_CONNECTION (100): one more on the same connection is refused with an
+    `error` message; the others go on."""
+    limit = server.settings.subscriptions_per_connection
+    assert limit == 100
+
+    async def scenario() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        async with subscribed(server.url, OWNER_KEY) as sub:
+            for n in range(2, limit + 2):
+                payload = {"query": SUBSCRIBE, "variables": {}}
+                await sub.ws.send(
+                    json.dumps({"type": "subscribe", "id": str(n), "payload": payload})
+                )
+            refused = await sub.message(10)
+            await until(lambda: following(server) == limit)
+            await in_thread(new_lead, gql, "limit@example.com")
+            return refused, [await sub.message(10) for _ in range(limit)]
+
+    refused, delivered = asyncio.run(scenario())
+    assert refused == {
+        "id": str(limit + 1),
+        "type": "error",
+        "payload": [{"message": "Subscription limit reached"}],
+    }
+    assert sorted(int(m["id"]) for m in delivered) == list(range(1, limit + 1))
+    assert {m["type"] for m in delivered} == {"next"}
 
 
 # ------------------------------------------------------------------ slow subscribers
