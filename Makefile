@@ -24,7 +24,7 @@ GRAPHIQL_FILES := react@18.2.0:umd/react.production.min.js \
 	@graphiql/plugin-explorer@1.0.2:dist/style.css \
 	@graphiql/plugin-explorer@1.0.2:dist/index.umd.js
 
-.PHONY: run test test-postgres test-fast install graphiql schema lint clean bench
+.PHONY: run test test-postgres test-fast install graphiql schema lint clean bench bench-webhooks
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,11 @@ test-postgres: $(INSTALLED) $(GRAPHIQL_STAMP) $(NODE_STAMPS)
 PEER_STAMP := bench/peer/node_modules/.complete
 bench: $(INSTALLED) $(PEER_STAMP)
 	$(PY) -m bench
+
+# Webhook throughput (issue 10): a backlog drained to a receiver on 127.0.0.1, deliveries/s and
+# the sender's RSS; SQLite unless BENCH_DATABASE_URL names a PostgreSQL database (bench/README.md).
+bench-webhooks: $(INSTALLED)
+	$(PY) -m bench.webhooks
 
 schema: $(INSTALLED)
 	$(PY) server.py export-schema --output schema/schema.graphql

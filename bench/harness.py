@@ -1157,7 +1157,7 @@ def main() -> int:
         engines=engines,
         minutes=(time.perf_counter() - started) / 60,
     )
-    text = report.markdown(run)
+    text = report.with_blocks(report.markdown(run), base.results)
     base.results.write_text(text)
     log("")
     log(report.console(run))

@@ -6,9 +6,11 @@ req/s are listed too, so that noise shows.
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bench.load import LoadResult
 
@@ -22,6 +24,18 @@ SIDE_TITLES = {
     "write": "write floor",
     "peer": "peer",
 }
+
+
+# Sections other tools write into results.md (bench/webhooks.py), each between these markers:
+# a run of the main benchmark carries them over.
+_BLOCK = re.compile(r"<!-- begin (\S+) -->.*?<!-- end \1 -->\n?", re.DOTALL)
+
+
+def with_blocks(text: str, previous: Path) -> str:
+    """``text``, followed by the marked blocks of the ``previous`` results file."""
+    old = previous.read_text() if previous.exists() else ""
+    blocks = [m.group(0).rstrip() + "\n" for m in _BLOCK.finditer(old)]
+    return "\n".join([text.rstrip() + "\n", *blocks])
 
 
 def side_title(side: str) -> str:
