@@ -703,7 +703,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     url = _env("BENCH_DATABASE_URL", SQLITE_URL)
-    sizes = [int(x) for x in _env("BENCH_HOOKS_SIZES", "10000,30000").split(",") if x.strip()]
+    sizes = [int(x) for x in _env("BENCH_HOOKS_SIZES", "5000,20000").split(",") if x.strip()]
     rate = float(_env("BENCH_HOOKS_STEADY_RATE", "200"))
     steady_seconds = float(_env("BENCH_HOOKS_STEADY_SECONDS", "30"))
     connections = int(_env("BENCH_HOOKS_CONNECTIONS", "8"))

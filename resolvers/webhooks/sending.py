@@ -262,8 +262,8 @@ def transport(allow_private: bool, connections: int) -> httpx.AsyncHTTPTransport
     ``allow_private``, a connection only to public addresses (urls.PublicOnlyBackend).
     Requests go to it directly, not through an ``httpx.AsyncClient``: the client's layers
     (cookies, auth, redirects, default headers) have nothing to do here, since no redirect is
-    ever followed (a 3xx is a failed attempt, and could point anywhere), and cost a third of
-    a request's CPU."""
+    ever followed (a 3xx is a failed attempt, and could point anywhere), and cost a tenth of
+    the sender's CPU."""
     sent = httpx.AsyncHTTPTransport(trust_env=False)
     # httpx builds its connection pool without a way to pass a network backend or a pool of
     # one's own: the same transport, with ours.
