@@ -416,6 +416,17 @@ class Drain:
     counts: dict[str, int]
     stats: dict[str, Any]
 
+    def anon_at(self, fractions: tuple[float, ...]) -> list[int]:
+        """RssAnon (KiB) at the first sample with each fraction of the backlog delivered."""
+        base = self.samples[0].received
+        return [
+            next(
+                (s.anon_kib for s in self.samples if s.received - base >= f * self.backlog),
+                self.samples[-1].anon_kib,
+            )
+            for f in fractions
+        ]
+
     def rss(self) -> tuple[int, int, int]:
         """Start (when ready), peak and end VmRSS, KiB."""
         values = [s.rss_kib for s in self.samples]
@@ -624,8 +635,9 @@ def markdown(
         + ".",
         "",
         "| backlog (events) | writing it (API, sender off) | drain: deliveries/s | drain time "
-        "| CPU ms per delivery | RSS start / peak / end (MiB) | anon start / peak / end |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| CPU ms per delivery | RSS start / peak / end (MiB) | anon start / peak / end "
+        "| anon at 25 / 50 / 75 / 100 % delivered |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for d in drains:
         start, peak, end = d.rss()
@@ -633,7 +645,8 @@ def markdown(
         lines.append(
             f"| {d.backlog:,} | {d.produce_s:.0f} s ({d.produce_rate:.0f}/s) | **{d.rate:,.0f}** "
             f"| {d.seconds:.1f} s | {d.cpu_ms_per_delivery:.2f} | {_mib(start)} / {_mib(peak)} / "
-            f"{_mib(end)} | {_mib(anon[0])} / {_mib(max(anon))} / {_mib(anon[-1])} |"
+            f"{_mib(end)} | {_mib(anon[0])} / {_mib(max(anon))} / {_mib(anon[-1])} "
+            f"| {' / '.join(_mib(a) for a in d.anon_at((0.25, 0.5, 0.75, 1.0)))} |"
         )
     if steady_run is not None:
         s = steady_run
