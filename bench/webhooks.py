@@ -717,7 +717,7 @@ def main(argv: list[str] | None = None) -> int:
 
     url = _env("BENCH_DATABASE_URL", SQLITE_URL)
     sizes = [int(x) for x in _env("BENCH_HOOKS_SIZES", "5000,20000").split(",") if x.strip()]
-    rate = float(_env("BENCH_HOOKS_STEADY_RATE", "200"))
+    rate = float(_env("BENCH_HOOKS_STEADY_RATE", "100"))
     steady_seconds = float(_env("BENCH_HOOKS_STEADY_SECONDS", "30"))
     connections = int(_env("BENCH_HOOKS_CONNECTIONS", "8"))
     verify_every = int(_env("BENCH_HOOKS_VERIFY_EVERY", "50"))
