@@ -24,7 +24,8 @@ GRAPHIQL_FILES := react@18.2.0:umd/react.production.min.js \
 	@graphiql/plugin-explorer@1.0.2:dist/style.css \
 	@graphiql/plugin-explorer@1.0.2:dist/index.umd.js
 
-.PHONY: run test test-postgres test-fast install graphiql schema lint clean bench bench-fanout
+.PHONY: run test test-postgres test-fast install graphiql schema lint clean bench bench-fanout \
+	bench-webhooks
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -84,6 +85,11 @@ bench: $(INSTALLED) $(PEER_STAMP)
 FANOUT_STAMP := bench/fanout/node_modules/.complete
 bench-fanout: $(INSTALLED) $(FANOUT_STAMP)
 	$(PY) -m bench.fanout
+
+# Webhook throughput (issue 10): a backlog drained to a receiver on 127.0.0.1, deliveries/s and
+# the sender's RSS; SQLite unless BENCH_DATABASE_URL names a PostgreSQL database (bench/README.md).
+bench-webhooks: $(INSTALLED)
+	$(PY) -m bench.webhooks
 
 schema: $(INSTALLED)
 	$(PY) server.py export-schema --output schema/schema.graphql

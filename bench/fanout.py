@@ -304,7 +304,7 @@ def main() -> int:
     text = section(cfg, runs)
     print(text)
     old = cfg.results.read_text() if cfg.results.exists() else "# Benchmark results\n"
-    cfg.results.write_text(report.with_section(old, f"fanout-{cfg.engine}", text))
+    cfg.results.write_text(report.with_block(old, f"bench.fanout-{cfg.engine}", text))
     log(f"Wrote the fan-out section of {cfg.results}.")
     return 0
 

@@ -1157,10 +1157,7 @@ def main() -> int:
         engines=engines,
         minutes=(time.perf_counter() - started) / 60,
     )
-    text = report.markdown(run)
-    if base.results.exists():  # the sections other benchmarks wrote (bench/fanout.py, ...)
-        for kept in report.sections(base.results.read_text()):
-            text = text.rstrip("\n") + "\n\n" + kept
+    text = report.with_blocks(report.markdown(run), base.results)
     base.results.write_text(text)
     log("")
     log(report.console(run))

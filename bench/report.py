@@ -10,6 +10,7 @@ import re
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bench.load import LoadResult
 
@@ -23,6 +24,18 @@ SIDE_TITLES = {
     "write": "write floor",
     "peer": "peer",
 }
+
+
+# Sections other tools write into results.md (bench/webhooks.py), each between these markers:
+# a run of the main benchmark carries them over.
+_BLOCK = re.compile(r"<!-- begin (\S+) -->.*?<!-- end \1 -->\n?", re.DOTALL)
+
+
+def with_blocks(text: str, previous: Path) -> str:
+    """``text``, followed by the marked blocks of the ``previous`` results file."""
+    old = previous.read_text() if previous.exists() else ""
+    blocks = [m.group(0).rstrip() + "\n" for m in _BLOCK.finditer(old)]
+    return "\n".join([text.rstrip() + "\n", *blocks])
 
 
 def side_title(side: str) -> str:
@@ -712,22 +725,13 @@ def console(run: Run) -> str:
     return "\n".join(lines)
 
 
-# ------------------------------------------------------------------ sections of their own
-# Benchmarks run on their own (bench/fanout.py, ...) keep their results in bench/results.md too,
-# each between two markers; `make bench` rewrites the rest of the file and keeps them.
-
-_SECTION = re.compile(r"<!-- section:(?P<name>[\w-]+) -->\n.*?<!-- /section:(?P=name) -->\n", re.S)
-
-
-def sections(text: str) -> list[str]:
-    """The marked sections of a results file, in order."""
-    return [m.group(0) for m in _SECTION.finditer(text)]
-
-
-def with_section(text: str, name: str, body: str) -> str:
-    """``text`` with section ``name`` holding ``body`` (replaced where it was, else appended)."""
-    block = f"<!-- section:{name} -->\n{body.rstrip()}\n<!-- /section:{name} -->\n"
-    found = re.search(rf"<!-- section:{name} -->\n.*?<!-- /section:{name} -->\n", text, re.S)
-    if found:
-        return text[: found.start()] + block + text[found.end() :]
+def with_block(text: str, name: str, body: str) -> str:
+    """``text`` with the marked block ``name`` (see ``with_blocks``) holding ``body``: replaced
+    where it was, else appended."""
+    begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
+    block = f"{begin}\n{body.rstrip()}\n{end}\n"
+    if begin in text and end in text:
+        head, _, rest = text.partition(begin)
+        tail = rest.partition(end)[2].lstrip("\n")
+        return head + block + ("\n" + tail if tail else "")
     return text.rstrip("\n") + "\n\n" + block

@@ -55,6 +55,10 @@ FAN_OUT_BATCH = 500
 STOP_GRACE_SECONDS = 5.0
 # The sender's own connections (it runs beside the API's pools, or alone in a worker).
 POOL_SIZE = 2
+# A finished send waits this long for others (or for a quarter of the batch) before the round
+# that records them and claims more: a round is a few transactions, and one per send cost more
+# than the sends themselves (bench/README.md, "Webhooks").
+GATHER_SECONDS = 0.02
 
 
 def next_state(
@@ -93,7 +97,7 @@ class Sender:
             settings.database_url,
             settings.model_copy(update={"db_pool_size": POOL_SIZE, "db_max_overflow": POOL_SIZE}),
         )
-        self.http: httpx.AsyncClient | None = None
+        self.http: httpx.AsyncBaseTransport | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
@@ -101,14 +105,14 @@ class Sender:
         self._lock = asyncio.Lock()
         self._in_flight: set[asyncio.Task[AttemptResult]] = set()
         self._done: list[AttemptResult] = []
+        self._gather = max(1, settings.webhook_batch_size // 4)
+        self._gathering: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        self.http = sending.client(
-            self.settings.webhook_allow_private_urls,
-            self.settings.webhook_timeout_seconds,
-            self.settings.webhook_batch_size,
+        self.http = sending.transport(
+            self.settings.webhook_allow_private_urls, self.settings.webhook_batch_size
         )
         self._task = asyncio.create_task(self._run(), name="webhook sender")
 
@@ -149,6 +153,9 @@ class Sender:
         while not self._stopping.is_set():
             # Cleared before the round: a send that finishes during it wakes the next one.
             self._wake.clear()
+            if self._gathering is not None:
+                self._gathering.cancel()
+                self._gathering = None
             busy = False
             try:
                 async with self._lock:
@@ -173,14 +180,14 @@ class Sender:
 
     async def round(self) -> bool:
         """One pass: record what finished, fan out, claim and start sending; True when there
-        is more to do at once."""
-        recorded = await self._flush()
+        is more to do at once (events left to fan out). When every slot is taken, the next
+        round waits for sends to finish."""
+        await self._flush()
         fanned = await self.fan_out()
-        started = 0
         free = self.settings.webhook_batch_size - len(self._in_flight)
         if free > 0 and not self._stopping.is_set():
-            started = await self._claim_and_send(free)
-        return bool(recorded or fanned or started == free > 0)
+            await self._claim_and_send(free)
+        return fanned
 
     async def fan_out(self) -> bool:
         """Makes the deliveries of new events; True when an endpoint has more waiting."""
@@ -279,7 +286,11 @@ class Sender:
             logger.error("webhook sender: a send failed", exc_info=exc)
             return
         self._done.append(task.result())
-        self._wake.set()
+        if len(self._done) >= self._gather or not self._in_flight:
+            self._wake.set()
+        elif self._gathering is None:
+            loop = asyncio.get_running_loop()
+            self._gathering = loop.call_later(GATHER_SECONDS, self._wake.set)
 
     async def _flush(self) -> int:
         """Records the attempts that finished; how many."""

@@ -13,11 +13,13 @@ import base64
 import secrets
 import ssl
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
+import anyio
 import certifi
 import httpcore
 import httpx
@@ -85,12 +87,18 @@ def body(delivery: Any, record: dict[str, Any] | None) -> bytes:
     return orjson.dumps({"type": delivery.type, "timestamp": occurred, "data": data})
 
 
+@lru_cache(maxsize=256)
+def _signer(secret: str) -> Webhook:
+    """A secret's signer (decoding the secret once, not for every request)."""
+    return Webhook(secret)
+
+
 def signed_headers(
     message_id: str, content: bytes, secrets_: Sequence[str], now: datetime
 ) -> dict[str, str]:
     """The Standard Webhooks headers of one attempt, signed with each of ``secrets_``."""
     text = content.decode()
-    signatures = [Webhook(secret).sign(message_id, now, text) for secret in secrets_]
+    signatures = [_signer(secret).sign(message_id, now, text) for secret in secrets_]
     return {
         "content-type": "application/json",
         "user-agent": USER_AGENT,
@@ -109,28 +117,154 @@ def secrets_in_effect(delivery: Any, now: datetime) -> list[str]:
     return found
 
 
-def client(allow_private: bool, timeout: float, connections: int) -> httpx.AsyncClient:
-    """The sender's HTTP client: no redirects followed (a 3xx is a failed attempt, and could
-    point anywhere), no proxies from the environment, and unless ``allow_private``, a
-    connection only to public addresses (urls.PublicOnlyBackend)."""
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
-    if not allow_private:
-        # httpx builds its connection pool without a way to pass a network backend: the
-        # same pool, with ours.
-        transport._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl.create_default_context(cafile=certifi.where()),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=PublicOnlyBackend(),
+class Pool(httpcore.AsyncConnectionPool):
+    """httpcore's connection pool at a constant cost per request. httpcore's own goes over
+    every connection each time a request starts or ends (a poll of each socket, and for each
+    idle one a count of all the idle ones): with the sender's WEBHOOK_BATCH_SIZE connections,
+    over half of its CPU (bench/README.md, "Webhooks"). Here idle connections wait on a stack
+    per origin, and only the one taken is checked (expired, or closed by the server: its
+    socket is readable). At most ``max_connections`` requests at once, each on a connection of
+    its own (HTTP/1.1); the sender never has more in flight, so none waits."""
+
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext,
+        max_connections: int,
+        keepalive_expiry: float | None,
+        network_backend: httpcore.AsyncNetworkBackend | None,
+    ) -> None:
+        super().__init__(
+            ssl_context=ssl_context,
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=keepalive_expiry,
+            network_backend=network_backend,
         )
-    return httpx.AsyncClient(
-        transport=transport,
-        timeout=httpx.Timeout(timeout),
-        follow_redirects=False,
-        trust_env=False,
+        self._slots = asyncio.Semaphore(max_connections)
+        # By origin, as (scheme, host, port): httpcore's Origin is not hashable.
+        self._idle: dict[tuple[bytes, bytes, int], list[httpcore.AsyncConnectionInterface]] = {}
+        self._open: set[httpcore.AsyncConnectionInterface] = set()
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        origin = request.url.origin
+        if origin.scheme not in (b"http", b"https"):
+            raise httpcore.UnsupportedProtocol(f"unsupported scheme {origin.scheme!r}")
+        await self._slots.acquire()
+        try:
+            while True:
+                connection = await self._take(origin)
+                try:
+                    response = await connection.handle_async_request(request)
+                    break
+                except httpcore.ConnectionNotAvailable:
+                    await self._close(connection)  # not usable after all: another one
+                except BaseException:
+                    await self._close(connection)
+                    raise
+        except BaseException:
+            self._slots.release()
+            raise
+        assert isinstance(response.stream, AsyncIterable)
+        return httpcore.Response(
+            status=response.status,
+            headers=response.headers,
+            content=_Returning(response.stream, self, origin, connection),
+            extensions=response.extensions,
+        )
+
+    async def _take(self, origin: httpcore.Origin) -> httpcore.AsyncConnectionInterface:
+        """An idle connection to ``origin`` still usable, or a new one."""
+        idle = self._idle.get(_key(origin))
+        while idle:
+            connection = idle.pop()
+            if connection.is_idle() and not connection.has_expired():
+                return connection
+            await self._close(connection)
+        connection = self.create_connection(origin)
+        self._open.add(connection)
+        return connection
+
+    async def _give_back(
+        self, origin: httpcore.Origin, connection: httpcore.AsyncConnectionInterface
+    ) -> None:
+        self._slots.release()
+        if not connection.is_idle():
+            await self._close(connection)
+            return
+        idle = self._idle.setdefault(_key(origin), [])
+        idle.append(connection)
+        # The oldest idle connection, at the bottom: closed once it has expired (one check
+        # per request, so that unused connections do not stay open).
+        if len(idle) > 1 and idle[0].has_expired():
+            await self._close(idle.pop(0))
+
+    async def _close(self, connection: httpcore.AsyncConnectionInterface) -> None:
+        self._open.discard(connection)
+        with anyio.CancelScope(shield=True):
+            await connection.aclose()
+
+    async def aclose(self) -> None:
+        self._idle.clear()
+        for connection in list(self._open):
+            await self._close(connection)
+
+
+def _key(origin: httpcore.Origin) -> tuple[bytes, bytes, int]:
+    return origin.scheme, origin.host, origin.port
+
+
+class _Returning:
+    """A response's body; once closed, its connection goes back to the pool."""
+
+    def __init__(
+        self,
+        stream: AsyncIterable[bytes],
+        pool: Pool,
+        origin: httpcore.Origin,
+        connection: httpcore.AsyncConnectionInterface,
+    ) -> None:
+        self._stream = stream
+        self._pool = pool
+        self._origin = origin
+        self._connection = connection
+        self._closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for part in self._stream:
+                yield part
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with anyio.CancelScope(shield=True):
+            close = getattr(self._stream, "aclose", None)
+            if close is not None:
+                await close()
+            await self._pool._give_back(self._origin, self._connection)
+
+
+def transport(allow_private: bool, connections: int) -> httpx.AsyncHTTPTransport:
+    """The sender's HTTP transport: no proxies from the environment, and unless
+    ``allow_private``, a connection only to public addresses (urls.PublicOnlyBackend).
+    Requests go to it directly, not through an ``httpx.AsyncClient``: the client's layers
+    (cookies, auth, redirects, default headers) have nothing to do here, since no redirect is
+    ever followed (a 3xx is a failed attempt, and could point anywhere), and cost a tenth of
+    the sender's CPU."""
+    sent = httpx.AsyncHTTPTransport(trust_env=False)
+    # httpx builds its connection pool without a way to pass a network backend or a pool of
+    # one's own: the same transport, with ours.
+    sent._pool = Pool(
+        ssl_context=ssl.create_default_context(cafile=certifi.where()),
+        max_connections=connections,
+        keepalive_expiry=httpx.Limits().keepalive_expiry,
+        network_backend=None if allow_private else PublicOnlyBackend(),
     )
+    return sent
 
 
 @dataclass(frozen=True)
@@ -161,27 +295,40 @@ def describe(exc: BaseException, timeout: float) -> str:
     return text[:ERROR_MAX]
 
 
+@lru_cache(maxsize=1024)
+def _url(url: str) -> httpx.URL:
+    return httpx.URL(url)
+
+
 async def post(
-    http: httpx.AsyncClient,
+    http: httpx.AsyncBaseTransport,
     url: str,
     content: bytes,
     headers: Mapping[str, str],
+    timeout: float,
     scheme_allowed: bool,
 ) -> int:
     """POSTs the body; the response's status."""
     if not scheme_allowed:
         raise RefusedAddress("webhooks are not sent over plain HTTP (use https://).")
-    async with http.stream("POST", url, content=content, headers=headers) as response:
+    limits = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
+    request = httpx.Request(
+        "POST", _url(url), content=content, headers=headers, extensions={"timeout": limits}
+    )
+    response = await http.handle_async_request(request)
+    try:
         read = 0
         async for chunk in response.aiter_raw():
             read += len(chunk)
             if read > BODY_READ_MAX:
                 break
         return response.status_code
+    finally:
+        await response.aclose()
 
 
 async def attempt(
-    http: httpx.AsyncClient,
+    http: httpx.AsyncBaseTransport,
     url: str,
     content: bytes,
     headers: Mapping[str, str],
@@ -193,10 +340,10 @@ async def attempt(
     started = time.monotonic()
     status: int | None = None
     error: str | None = None
-    https = httpx.URL(url).scheme == "https"
+    https = _url(url).scheme == "https"
     try:
         async with asyncio.timeout(timeout):
-            status = await post(http, url, content, headers, https or allow_private)
+            status = await post(http, url, content, headers, timeout, https or allow_private)
     except Exception as exc:
         error = describe(exc, timeout)
     return Answer(status, error, int((time.monotonic() - started) * 1000))
