@@ -171,8 +171,9 @@ def test_a_write_costs_its_statements_and_the_event_logs(
     assert "INSERT INTO event_counters" in create.statements[2]
     assert "INSERT INTO events" in create.statements[-1]
     # The lookup; the lead read and locked, the client's INSERT, the lead's UPDATE (4 before);
-    # then the log, the same statements for both events (CLIENT_CREATED, LEAD_CONVERTED).
+    # then the log, as many statements for both events (CLIENT_CREATED, LEAD_CONVERTED).
     assert convert.count == 4 + log
-    assert convert.statements[4:] == create.statements[2:]
+    assert convert.statements[4] == create.statements[2]
+    assert "INSERT INTO events" in convert.statements[-1]
     # The lookup and the lead read and locked: nothing changed, nothing written, no event.
     assert unchanged.count == 2
