@@ -14,7 +14,9 @@ For each engine (PostgreSQL and SQLite by default, or the one BENCH_DATABASE_URL
    app floor (bench/floor.py), the raw floor (bench/raw.py), the framework floor
    (bench/framework.py: vanilla Strawberry answering from memory), the write floor
    (bench/write_floor.py: vanilla Strawberry whose createLead/convertLead do the raw floor's
-   work; Q7 and Q8 only) and, on PostgreSQL, the PostGraphile peer (bench/peer.py); check that
+   work; Q7 and Q8 only), the server with EVENT_LOG=false (``nolog``: the writes without the
+   change-event log; Q7 and Q8 only) and, on PostgreSQL, the PostGraphile peer (bench/peer.py);
+   check that
    every side answers every query it has with the same JSON (the peer: the same rows; the
    framework floor: the same shape), and that seeded rows are stored exactly like rows the API
    writes.
@@ -58,7 +60,15 @@ from starlette.applications import Starlette
 from bench import load, report, seed
 from bench.floor import create_floor_app
 from bench.framework import QUERIES as FRAMEWORK_QUERIES
-from bench.queries import Fixtures, Query, leads_with_clients, mix, with_first
+from bench.queries import (
+    NOLOG,
+    NOLOG_QUERIES,
+    Fixtures,
+    Query,
+    leads_with_clients,
+    mix,
+    with_first,
+)
 from bench.write_floor import QUERIES as WRITE_QUERIES
 from db.engine import Database
 from db.models import DEFAULT_WORKSPACE_ID, Client, Lead, Role
@@ -177,9 +187,14 @@ class Config:
     def engine(self) -> str:
         return "sqlite" if self.is_sqlite else "postgresql"
 
-    def settings(self) -> Settings:
+    def settings(self, *, event_log: bool = True) -> Settings:
         # As the server reads them (environment and .env), on the benchmark's database.
-        return Settings(database_url=self.database_url, log_level="warning", graphiql=False)
+        return Settings(
+            database_url=self.database_url,
+            log_level="warning",
+            graphiql=False,
+            event_log=event_log,
+        )
 
 
 def server_side(workers: int) -> str:
@@ -232,12 +247,17 @@ def _safe(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+# The sides whose statements are counted in-process (two requests of each query apiece).
+COUNTED = ("server", "floor", NOLOG)
+
+
 def pool_names(cfg: Config, sides: Sequence[str]) -> dict[str, int]:
-    """convertLead pools: 4 leads for the statement count, then per side and round a warm-up
-    pool and a measured one, sized for WRITE_RATE_CEILING converts a second."""
+    """convertLead pools: two leads per counted side for the statement count, then per side
+    and round a warm-up pool and a measured one, sized for WRITE_RATE_CEILING converts a
+    second."""
     measure = int(WRITE_RATE_CEILING * cfg.duration)
     warm = int(WRITE_RATE_CEILING * cfg.warmup)
-    sizes = {"count": 4}
+    sizes = {"count": 2 * len(COUNTED)}
     for r in range(cfg.rounds):
         for side in sides:
             sizes[f"{side}-{r}-warm"] = warm
@@ -300,7 +320,8 @@ async def prepare(cfg: Config, sides: Sequence[str] = ("server", "floor")) -> Fi
         await db.dispose()
     if not converted or matches == 0:
         raise SystemExit(f"the seeded data lacks converted leads or matches for {cfg.search!r}")
-    scale = min(1.0, (len(convertible) - 4) / (sum(sizes.values()) - 4))
+    counted = sizes["count"]
+    scale = min(1.0, (len(convertible) - counted) / (sum(sizes.values()) - counted))
     pools: dict[str, list[str]] = {}
     at = 0
     for name, size in sizes.items():
@@ -330,7 +351,7 @@ def _value_for(query: Query, fx: Fixtures, side: str, run: int) -> str:
     if query.mode == "unique":
         return f"{fx.run}-count-{side}-{run}"
     if query.mode == "once":
-        return fx.pools["count"][run * 2 + (side == "floor")]
+        return fx.pools["count"][run * len(COUNTED) + COUNTED.index(side)]
     return ""
 
 
@@ -357,7 +378,7 @@ async def count_statements(
         try:
             async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
                 for query in queries:
-                    path = "/graphql" if side == "server" else query.floor_path
+                    path = "/graphql" if side in ("server", NOLOG) else query.floor_path
                     for run in range(2):
                         recorded.clear()
                         body = query.body(_value_for(query, fx, side, run))
@@ -382,12 +403,19 @@ def statements(cfg: Config, queries: list[Query], fx: Fixtures) -> report.Statem
     ] + [with_first(leads_with_clients(), n) for n in (20, 50, 100)]
     server = asyncio.run(count_statements(create_app(settings), "server", queries + by_page, fx))
     floor = asyncio.run(count_statements(create_floor_app(settings), "floor", queries, fx))
+    writes = [q for q in queries if q.key in NOLOG_QUERIES]
+    nolog = (
+        asyncio.run(count_statements(create_app(cfg.settings(event_log=False)), NOLOG, writes, fx))
+        if writes
+        else {}
+    )
     (DATA / f"statements-{cfg.engine}.json").write_text(
-        json.dumps({"server": server, "floor": floor}, indent=1)
+        json.dumps({"server": server, "floor": floor, NOLOG: nolog}, indent=1)
     )
     return report.Statements(
         server={k: len(v) for k, v in server.items()},
         floor={k: len(v) for k, v in floor.items()},
+        nolog={k: len(v) for k, v in nolog.items()},
     )
 
 
@@ -534,6 +562,13 @@ def service(name: str, launch: Launch | list[str], cfg: Config) -> Iterator[Serv
 def server_launch(workers: int = 1) -> Launch:
     # WORKERS reaches server.py serve through its settings (the environment).
     return Launch(lambda port: [sys.executable, "server.py", "serve"], {"WORKERS": str(workers)})
+
+
+def nolog_launch() -> Launch:
+    """The server (1 worker) with EVENT_LOG=false: its writes append no change events."""
+    return Launch(
+        lambda port: [sys.executable, "server.py", "serve"], {"WORKERS": "1", "EVENT_LOG": "false"}
+    )
 
 
 def server_command() -> list[str]:
@@ -1027,7 +1062,7 @@ def run_engine(cfg: Config) -> report.EngineRun:
     log(f"=== {cfg.engine}: {_safe(cfg.database_url)} ===")
     peer, peer_note = load_peer(cfg)
     # The sides with a database (each its own convertLead pools; the framework floor has none).
-    side_names = [server_side(w) for w in cfg.workers] + ["floor", "raw", "write"]
+    side_names = [server_side(w) for w in cfg.workers] + [NOLOG, "floor", "raw", "write"]
     if peer is not None:
         side_names.append("peer")
     seeded_in = seed_database(cfg)
@@ -1048,6 +1083,8 @@ def run_engine(cfg: Config) -> report.EngineRun:
             return None if pq is None else pq.spec(fx.key, values=values, tag=tag)
         if side == "write" and q.key not in WRITE_QUERIES:
             return None
+        if side == NOLOG and q.key not in NOLOG_QUERIES:
+            return None
         if side == "framework":
             if q.key not in FRAMEWORK_QUERIES:
                 return None
@@ -1062,7 +1099,12 @@ def run_engine(cfg: Config) -> report.EngineRun:
 
     results: dict[str, dict[str, report.Cell]] = {q.key: {} for q in queries}
     rss: dict[str, dict[str, int]] = {}
-    launches = {server_side(w): server_launch(w) for w in cfg.workers}
+    launches: dict[str, Launch] = {"server": server_launch(1)}
+    if any(q.key in NOLOG_QUERIES for q in queries):
+        # Beside the server in the order the rounds rotate, so that the two mostly run back to
+        # back (log ÷ nolog is the ratio of two runs under the same load of the machine).
+        launches[NOLOG] = nolog_launch()
+    launches |= {server_side(w): server_launch(w) for w in cfg.workers if w != 1}
     launches |= {"floor": floor_launch(), "raw": raw_launch(), "framework": framework_launch()}
     if any(q.key in WRITE_QUERIES for q in queries):
         launches["write"] = write_floor_launch()

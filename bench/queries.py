@@ -22,6 +22,9 @@ VALUE = "@@VALUE@@"
 # The floors that are GraphQL servers (POST /graphql with the server's documents): the
 # framework floor (bench/framework.py) and the write floor (bench/write_floor.py).
 GRAPHQL_FLOORS = frozenset({"framework", "write"})
+# The server with EVENT_LOG=false (the writes only): what the change-event log costs a write.
+NOLOG = "nolog"
+NOLOG_QUERIES = frozenset({"Q7", "Q8"})
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,11 @@ class Query:
         return {"query": self.document, "variables": self.variables}
 
     def spec(self, side: str, key: str, *, values: tuple[str, ...] = (), tag: str = "") -> LoadSpec:
-        """The load for one side: the server's (any number of workers) or a floor's (the
-        framework and write floors take the server's GraphQL documents)."""
+        """The load for one side: the server's (any number of workers, or without the event
+        log) or a floor's (the framework and write floors take the server's GraphQL
+        documents)."""
         prefix, _, suffix = json.dumps(self.payload()).partition(VALUE)
-        graphql = side.startswith("server") or side in GRAPHQL_FLOORS
+        graphql = side.startswith("server") or side in GRAPHQL_FLOORS or side == NOLOG
         return LoadSpec(
             path="/graphql" if graphql else self.floor_path,
             headers={"Authorization": f"Bearer {key}"},

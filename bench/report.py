@@ -17,6 +17,7 @@ from bench.load import LoadResult
 # The sides, in the order the tables show them.
 SIDE_TITLES = {
     "server": "server",
+    "nolog": "no log",
     "server2": "2 workers",
     "floor": "app floor",
     "raw": "raw floor",
@@ -46,10 +47,12 @@ def side_title(side: str) -> str:
 
 @dataclass
 class Statements:
-    """SQL statements per request, by query key (server also has the page-size variants)."""
+    """SQL statements per request, by query key (server also has the page-size variants;
+    nolog: the server with EVENT_LOG=false, for the writes)."""
 
     server: dict[str, int]
     floor: dict[str, int]
+    nolog: dict[str, int] = field(default_factory=dict)
 
     def cell(self, key: str) -> str:
         server, floor = self.server.get(key), self.floor.get(key)
@@ -388,6 +391,38 @@ def issue9_targets(run: Run) -> list[Target]:
     return out
 
 
+def issue10_targets(run: Run) -> list[Target]:
+    """Issue 10's write cost of the change-event log: createLead and convertLead with the log
+    (the server) against the same server with EVENT_LOG=false (nolog), 1 worker."""
+    out: list[Target] = []
+    for e in run.engines:
+        for key, what in (("Q7", "createLead"), ("Q8", "convertLead")):
+            q = e.query(key)
+            if q is None or "nolog" not in q.sides:
+                continue
+            target = f"{key} {what} with the log ≥ 0.9 x without ({e.title})"
+            ratio = q.ratio("server", "nolog")
+            if ratio is None:
+                out.append((target, "no answer", False))
+                continue
+            log, nolog = q.sides["server"], q.sides["nolog"]
+            rounds = [
+                f"{a.rps / b.rps:.2f}"
+                for a, b in zip(log.results, nolog.results, strict=False)
+                if b.rps
+            ]
+            value = (
+                f"{_rate(q.rps('server'))} / {_rate(q.rps('nolog'))} req/s = {ratio:.2f}"
+                f" (each round: {', '.join(rounds)}); CPU {log.cpu_ms:.2f} / "
+                f"{nolog.cpu_ms:.2f} ms per request"
+            )
+            counts = e.statements.server.get(key), e.statements.nolog.get(key)
+            if None not in counts:
+                value += f"; SQL {counts[0]} / {counts[1]} statements per request"
+            out.append((target, value, ratio >= 0.9))
+    return out
+
+
 def issue5_targets(e: EngineRun, connections: int) -> list[Target]:
     """Issue 5's targets, per engine (informational)."""
     out: list[Target] = []
@@ -481,6 +516,7 @@ def engine_section(run: Run, e: EngineRun) -> list[str]:
     has_peer = "peer" in sides
     has_framework = "framework" in sides
     has_write = "write" in sides
+    has_nolog = "nolog" in sides
     workers = [s for s in sides if s.startswith("server") and s != "server"]
     seeded = (
         f"seeding took {e.seeded_in:.1f} s"
@@ -498,6 +534,7 @@ def engine_section(run: Run, e: EngineRun) -> list[str]:
         "",
     ]
     header = ["query", "what", "server req/s"]
+    header += ["no log", "÷ no log"] if has_nolog else []
     header += [f"{side_title(w)}" for w in workers]
     header += ["app floor", "raw floor"] + (["framework floor"] if has_framework else [])
     header += ["write floor"] if has_write else []
@@ -510,6 +547,8 @@ def engine_section(run: Run, e: EngineRun) -> list[str]:
     for q in e.queries:
         server = q.sides.get("server")
         row = [q.key, f"`{q.title}`", _rate(q.rps("server"))]
+        if has_nolog:
+            row += [_rate(q.rps("nolog")), _x(q.ratio("server", "nolog"))]
         row += [_rate(q.rps(w)) for w in workers]
         row += [_rate(q.rps("floor")), _rate(q.rps("raw"))]
         if has_framework:
@@ -544,7 +583,13 @@ def engine_section(run: Run, e: EngineRun) -> list[str]:
         "other side's (÷ framework: over vanilla Strawberry's for the same document and answer "
         "size, no database; — where it does not answer the query). The write floor answers "
         "the writes only: vanilla Strawberry doing the raw floor's work (bare driver). "
-        "p50/p99 and CPU: the "
+        + (
+            "No log: the same server with EVENT_LOG=false (the writes only: no change event "
+            "recorded or appended); ÷ no log is the log's write cost (issue 10: ≥ 0.9). "
+            if has_nolog
+            else ""
+        )
+        + "p50/p99 and CPU: the "
         "server with 1 worker; CPU ms/req is the CPU time of the side's processes over the "
         "measured window ÷ requests answered. SQL/req: statements one request runs on the "
         "server (transaction control not counted).",
@@ -684,7 +729,9 @@ def markdown(run: Run) -> str:
         "encode); the framework floor (`bench/framework.py`: vanilla Strawberry on Starlette and "
         "uvicorn answering the same documents from rows held in memory: no database, no app "
         "code); the write floor (`bench/write_floor.py`, createLead and convertLead only: "
-        "vanilla Strawberry whose resolvers do the raw floor's work on the bare driver); on "
+        "vanilla Strawberry whose resolvers do the raw floor's work on the bare driver); "
+        "for the same writes, the server with `EVENT_LOG=false` (`no log`: its writes append "
+        "no change events); on "
         "PostgreSQL the PostGraphile peer (`bench/peer/`). Every side was checked to answer "
         "every query it has like the server (the floors: the same JSON; the framework floor: "
         "the same shape; the peer: the same rows).",
@@ -696,6 +743,19 @@ def markdown(run: Run) -> str:
     ]
     lines += [f"| {t} | {v} | {_mark(ok)} |" for t, v, ok in issue9_targets(run)]
     lines.append("")
+    log_cost = issue10_targets(run)
+    if log_cost:
+        lines += [
+            "## Issue 10 targets: the change-event log's write cost",
+            "",
+            "The server against itself with EVENT_LOG=false (side `nolog`), 1 worker, in the "
+            "same rounds: with the log ÷ without.",
+            "",
+            "| target | this run | met |",
+            "| --- | --- | :---: |",
+        ]
+        lines += [f"| {t} | {v} | {_mark(ok)} |" for t, v, ok in log_cost]
+        lines.append("")
     for e in run.engines:
         lines += [*engine_section(run, e), ""]
     lines += comparison(run)
@@ -722,6 +782,7 @@ def console(run: Run) -> str:
                 + "".join(f"{_rate(q.rps(s)):>{w}}" for s, w in zip(sides, widths, strict=True))
             )
     lines += [f"  {_mark(ok)} {t}: {v}" for t, v, ok in issue9_targets(run)]
+    lines += [f"  {_mark(ok)} {t}: {v}" for t, v, ok in issue10_targets(run)]
     return "\n".join(lines)
 
 

@@ -11,7 +11,8 @@ connection's thread on SQLite (``db/sqlite_driver.py``). Rows are named tuples: 
 
 Only connections of ``Database.read()`` take this path (they carry ``RAW_READS``); a read runs
 no BEGIN, so it needs no ROLLBACK: one statement is one snapshot, as under read committed.
-Writes, in their transactions, keep SQLAlchemy's path.
+Writes, in their transactions, keep SQLAlchemy's path, but for the statements a caller runs
+through ``in_transaction`` (the change-event log's append, which every write runs).
 """
 
 from __future__ import annotations
@@ -145,16 +146,36 @@ class Reusable:
 ADAPTIVE_BACKOFF = 64
 
 
+async def in_transaction(
+    conn: AsyncConnection, stmt: Reusable, params: dict[str, Any] | None = None
+) -> list[Any]:
+    """Every row a statement of a write's transaction returns (an INSERT ... RETURNING), run by
+    the driver itself as reads are, in the transaction SQLAlchemy holds open: on SQLite the
+    writer's own hand-off (on the event loop's thread when it runs inline), which starts a
+    pending BEGIN first; on PostgreSQL asyncpg on the same connection, once SQLAlchemy has
+    begun the transaction (before that, SQLAlchemy's own path, which begins it). Rows are named
+    tuples."""
+    sync: Any = conn.sync_connection
+    fairy = sync._dbapi_connection
+    if fairy is None or (
+        conn.dialect.name != "sqlite" and fairy.dbapi_connection._transaction is None
+    ):
+        return list((await conn.execute(stmt.stmt, params)).all())
+    return await all_rows(conn, stmt, params, raw=True)
+
+
 async def all_rows(
     conn: AsyncConnection,
     stmt: Executable | Reusable,
     params: dict[str, Any] | None = None,
     *,
     inline: bool = False,
+    raw: bool = False,
 ) -> list[Any]:
     """Every row ``stmt`` returns (with ``params`` for its named bind parameters), as named
     tuples on the read connections, as SQLAlchemy's Rows elsewhere. ``inline``: the statement
-    is short whatever its values, as a ``Reusable(inline=True)`` is."""
+    is short whatever its values, as a ``Reusable(inline=True)`` is. ``raw``: the driver's
+    path on any connection (``in_transaction``)."""
     reusable = None
     if isinstance(stmt, Reusable):
         reusable, key = stmt, stmt.key
@@ -162,7 +183,7 @@ async def all_rows(
         stmt = stmt.stmt
     else:
         key = _NO_KEY
-    if not conn.sync_connection._execution_options.get(RAW_READS):  # type: ignore[union-attr]
+    if not raw and not conn.sync_connection._execution_options.get(RAW_READS):  # type: ignore[union-attr]
         return list((await conn.execute(stmt, params)).all())
     if key is _NO_KEY:
         key = stmt._generate_cache_key()  # type: ignore[attr-defined]

@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     # A statement running longer is cancelled and answered with a TIMEOUT error; 0 = no limit.
     db_statement_timeout_ms: int = Field(default=30000, ge=0)
 
+    # The change-event log (README, Configuration): false makes writes append no events, so
+    # history, webhooks and subscriptions see nothing while it is off. A measurement knob (the
+    # bench's `nolog` side: what the log costs a write), not a way to run the server.
+    event_log: bool = True
+
     # Webhooks (README, Webhooks). The sender runs inside `serve` unless this is false; `python
     # server.py worker` runs it alone. Any number of processes may run it on one database.
     webhook_sender: bool = True

@@ -126,6 +126,8 @@ class Unit:
         self.db = ctx.db
         self.workspace_id = ctx.workspace_id
         self.last_seq: int | None = None  # once appended
+        # EVENT_LOG=false (a measurement knob): nothing recorded, nothing appended.
+        self.logging = ctx.settings.event_log
         principal = ctx.principal
         self._about = {
             "actor_user_id": principal.user_id if principal else None,
@@ -139,6 +141,8 @@ class Unit:
     ) -> None:
         """One change to a record of type ``record``; an update that changed no field makes
         no event."""
+        if not self.logging:
+            return
         changes = field_changes(record.fields, before, after)
         if write is Write.UPDATED and not changes:
             return
