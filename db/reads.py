@@ -17,6 +17,7 @@ through ``in_transaction`` (the change-event log's append, which every write run
 
 from __future__ import annotations
 
+import asyncio
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -220,7 +221,7 @@ async def all_rows(
                 sqlite_driver.run_statement, sql, tuple(arguments), False
             )
         elif records is None:
-            records = await fairy.driver_connection.fetch(sql, *arguments)  # type: ignore[union-attr]
+            records = await _fetch(conn, fairy.driver_connection, sql, arguments)
     except Exception as exc:
         raise await _translated(conn, fairy, exc, sql, arguments) from exc
     finally:
@@ -238,6 +239,27 @@ async def all_rows(
                 values[position] = processor(values[position])
         rows.append(make(values))
     return rows
+
+
+async def _fetch(conn: AsyncConnection, driver: Any, sql: str, arguments: list[Any]) -> Any:
+    """asyncpg's fetch; a connection whose fetch is cancelled is closed, never pooled again.
+
+    Where the cancellation lands decides what the server is left doing. Inside the run, asyncpg
+    sends a CancelRequest, in the background. Between the statement's prepare (Parse and
+    Describe, which asyncpg ends with a Flush, not a Sync) and its run, asyncpg sends nothing
+    more: the server waits for the rest of the exchange, "active" in pg_stat_activity and
+    holding the locks the parse took, until the connection's next statement, minutes away on a
+    quiet pool. SQLAlchemy knows of neither: its reset on return does nothing for a connection
+    with no transaction (reads open none). So this does what SQLAlchemy's own execution does
+    when a statement is interrupted: invalidate the connection. Its close is graceful (asyncpg
+    waits for a CancelRequest to be answered, then sends Terminate, and the server ends the
+    backend, releasing its locks, before the socket closes; one interrupted again is closed at
+    once), so the statement is over when the read ends, and the pool connects anew."""
+    try:
+        return await driver.fetch(sql, *arguments)
+    except asyncio.CancelledError as exc:
+        await conn.invalidate(exc)
+        raise
 
 
 async def first(

@@ -36,11 +36,10 @@ class InFlight:
     after them (``settled``) instead of answering with work left running on pooled
     connections.
 
-    Known bug, on the server database: a batch cancelled mid-fetch can leave the driver's
-    connection with its statement still running on the server for minutes, holding its
-    table's lock (seen under load after tests/test_events.py's sibling-load test; the test
-    suite's wipe ends such backends, tests/conftest.py). Fix: terminate and invalidate a read's
-    connection when its fetch is cancelled (db/reads.py)."""
+    A batch cancelled inside its statement leaves nothing running on the database either: the
+    read closes that connection instead of pooling it, once the statement is over on the
+    server (db/reads.py), so no half-run statement keeps its locks for the connection's next
+    user to end (tests/test_events.py, a load cancelled mid-fetch)."""
 
     def __init__(self) -> None:
         self.tasks: set[asyncio.Task[Any]] = set()

@@ -171,17 +171,6 @@ def clean_db(request: pytest.FixtureRequest) -> None:
                 for table in reversed(tables):
                     await session.execute(delete(table))
             else:
-                # A statement a previous test left running (a read whose request was cancelled
-                # mid-fetch on asyncpg: a known bug, see the note in resolvers/loaders.py's
-                # InFlight) would hold its table's lock and block the TRUNCATE: end it first.
-                # Between tests nothing else may be running on this database.
-                await session.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                        " AND state = 'active' AND backend_type = 'client backend'"
-                    )
-                )
                 names = ", ".join(t.name for t in tables)
                 await session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
             await session.execute(delete(Workspace).where(Workspace.id != DEFAULT_WORKSPACE_ID))

@@ -15,8 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
 from db.models import Role
 from db.repositories import EventRepository
@@ -786,3 +788,46 @@ def test_a_history_argument_error_leaves_no_load_of_its_siblings_running(
     assert body["data"] == {"client": None}
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert left == []
+
+
+def _locks_of_others(server: LiveServer, tables: list[str]) -> list[dict[str, Any]]:
+    """The connections to the suite's database (this check's own aside) holding a lock on one
+    of ``tables``, from the server's view of them (pg_locks, pg_stat_activity)."""
+    url = make_url(server.settings.database_url).set(drivername="postgresql")
+
+    async def run() -> list[dict[str, Any]]:
+        conn = await asyncpg.connect(url.render_as_string(hide_password=False))
+        try:
+            rows = await conn.fetch(
+                "SELECT DISTINCT l.relation::regclass::text AS table, a.state, a.wait_event,"
+                " a.query FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE l.relation IN (SELECT unnest($1::text[])::regclass)"
+                " AND a.pid <> pg_backend_pid()",
+                tables,
+            )
+        finally:
+            await conn.close()
+        return [dict(row) for row in rows]
+
+    return asyncio.run(run())
+
+
+@pytest.mark.postgresql
+def test_a_load_cancelled_mid_fetch_leaves_no_statement_open_on_the_server(
+    server: LiveServer, gql: GraphQLClient
+) -> None:
+    """The sibling loads history's error cancels may be inside their statement on the server
+    (prepared, not yet run): the read ends it before the response, so no connection is left
+    holding the locks it took (db/reads.py). One had stayed so for minutes, and the TRUNCATE
+    between tests waited on it. Several requests: where the cancellation lands varies."""
+    client_id = new_client(gql)
+    document = f"""{{ client(id: "{client_id}") {{
+        convertedFrom {{ id }} createdBy {{ __typename }}
+        history(first: 1, last: 1) {{ totalCount }}
+    }} }}"""
+
+    for _ in range(10):
+        body = gql(document)
+
+        assert body["data"] == {"client": None}
+        assert _locks_of_others(server, ["leads", "clients", "users", "api_keys"]) == []
