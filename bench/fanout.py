@@ -244,7 +244,8 @@ def section(cfg: Config, runs: dict[str, dict[str, Any]]) -> str:
     date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     rates = ", ".join(f"{r:g}" for r in cfg.rates)
     lines = [
-        f"## Fan-out: live subscribers, {cfg.engine} (issue 10)",
+        f"## Fan-out: live subscribers, {cfg.engine}, {cfg.seconds:g} s, "
+        f"{cfg.workers} worker{'s' if cfg.workers > 1 else ''} (issue 10)",
         "",
         f"{date}, `make bench-fanout`: {cfg.subscribers:,} subscribers (one "
         "graphql-transport-ws connection each, every event of the workspace, the event's "
@@ -304,7 +305,9 @@ def main() -> int:
     text = section(cfg, runs)
     print(text)
     old = cfg.results.read_text() if cfg.results.exists() else "# Benchmark results\n"
-    cfg.results.write_text(report.with_block(old, f"bench.fanout-{cfg.engine}", text))
+    cfg.results.write_text(
+        report.with_block(old, f"bench.fanout-{cfg.engine}-{cfg.seconds:g}s-w{cfg.workers}", text)
+    )
     log(f"Wrote the fan-out section of {cfg.results}.")
     return 0
 
