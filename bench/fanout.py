@@ -27,18 +27,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy.engine import make_url
 
 from bench import report
-from bench.harness import DATA, ROOT, Service, _free_port, _tree, log
+from bench.harness import DATA, ROOT, Launch, Service, _tree, log, service
 from db.engine import Database
 from db.models import Role
 from db.settings import Settings
@@ -121,48 +119,6 @@ def _rss_kib(pid: int) -> int:
         except (FileNotFoundError, ProcessLookupError):
             pass
     return total
-
-
-@contextmanager
-def started(name: str, command: list[str], cfg: Config) -> Iterator[Service]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": cfg.database_url,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "LOG_LEVEL": "warning",
-        "GRAPHIQL": "false",
-        "WORKERS": str(cfg.workers),
-    }
-    log_file = (DATA / f"fanout-{name}-{cfg.engine}.log").open("wb")
-    command = [c.replace("{port}", str(port)) for c in command]
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
-    )
-    side = Service(name, process, f"http://127.0.0.1:{port}")
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"{name} exited with {process.returncode}: see {log_file.name}")
-            try:
-                if httpx.get(f"{side.url}/healthz", timeout=2).status_code < 500:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{name} did not become ready in 120 s: see {log_file.name}")
-            time.sleep(0.2)
-        yield side
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log_file.close()
 
 
 def drive(side: Service, cfg: Config, token: str, rate: float) -> dict[str, Any]:
@@ -279,9 +235,9 @@ def section(cfg: Config, runs: dict[str, dict[str, Any]]) -> str:
 def main() -> int:
     cfg = Config.from_env()
     DATA.mkdir(parents=True, exist_ok=True)
-    commands = {
-        "server": [sys.executable, "server.py", "serve"],
-        "floor": [sys.executable, "-m", "bench.fanout_floor", "--port", "{port}"],
+    commands: dict[str, Callable[[int], list[str]]] = {
+        "server": lambda port: [sys.executable, "server.py", "serve"],
+        "floor": lambda port: [sys.executable, "-m", "bench.fanout_floor", "--port", str(port)],
     }
     runs: dict[str, dict[str, Any]] = {}
     for name in cfg.sides:
@@ -294,7 +250,8 @@ def main() -> int:
                 f"{cfg.seconds:g} s"
             )
             # A fresh process for each rate: its memory is the run's own.
-            with started(name, commands[name], cfg) as side:
+            launch = Launch(commands[name], {"WORKERS": str(cfg.workers)})
+            with service(f"fanout-{name}", launch, cfg) as side:
                 runs[f"{name}@{rate:g}"] = result = drive(side, cfg, token, rate)
             (DATA / f"fanout-{name}-{rate:g}-{cfg.engine}.json").write_text(json.dumps(result))
             log(

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from sqlalchemy import event, func, select
@@ -510,8 +510,18 @@ class Launch:
     ready: str = "/healthz"
 
 
+class Target(Protocol):
+    """What ``service`` needs of a run's configuration (Config, bench/fanout.py's Config)."""
+
+    @property
+    def database_url(self) -> str: ...
+
+    @property
+    def engine(self) -> str: ...
+
+
 @contextmanager
-def service(name: str, launch: Launch | list[str], cfg: Config) -> Iterator[Service]:
+def service(name: str, launch: Launch | list[str], cfg: Target) -> Iterator[Service]:
     """A side, started and ready; ``launch`` may be a plain command (it gets PORT)."""
     if isinstance(launch, list):
         command = launch
