@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import strawberry
+from graphql import parse
 from strawberry.extensions import SchemaExtension
 
 from schema.execution import ExecutionContext
@@ -172,3 +174,34 @@ def test_a_resolve_extension_still_sees_every_field() -> None:
     fast = _run("plain", fast=True, extensions=[Wrap])
     assert fast == _run("plain", fast=False, extensions=[Wrap])
     assert fast[0]["items"][0]["name"] == "a!"
+
+
+@strawberry.type
+class Feed:
+    @strawberry.subscription
+    async def items(self) -> AsyncGenerator[Item, None]:  # only its executor is used here
+        yield _item()
+
+
+def test_a_subscriptions_executor_keeps_nothing_of_its_events() -> None:
+    """graphql-core executes each event of a subscription with a copy of the subscription's
+    executor: the copy must not add to the subscription's caches, or a long subscription
+    grows with every event."""
+    schema = strawberry.Schema(
+        query=Query, subscription=Feed, execution_context_class=ExecutionContext
+    )
+    document = parse("subscription { items { name part { label size } box { weight } } }")
+    executor = ExecutionContext.build(schema._schema, document)
+    assert isinstance(executor, ExecutionContext)
+
+    async def events() -> list[Any]:
+        results = []
+        for n in range(5):
+            result = executor.build_per_event_executor(_item(name=str(n))).execute_operation(False)
+            results.append(await result if asyncio.iscoroutine(result) else result)
+        return results
+
+    results = asyncio.run(events())
+    assert [r.data["items"]["name"] for r in results] == ["0", "1", "2", "3", "4"]
+    assert executor._relevant_sub_fields == {}
+    assert executor._selections == {}
