@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import GraphQLClient
 from tests.databases import scratch_database
 from tests.processes import ServerProcess, create_owner_key
 
@@ -35,16 +36,8 @@ class Servers:
     key: str
 
     def data(self, server: ServerProcess, query: str, variables: dict[str, Any]) -> Any:
-        response = httpx.post(
-            f"{server.url}/graphql",
-            json={"query": query, "variables": variables},
-            headers={"Authorization": f"Bearer {self.key}"},
-            timeout=30,
-        )
-        assert response.status_code == 200, response.text
-        body = response.json()
-        assert "errors" not in body, body["errors"]
-        return body["data"]
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            return GraphQLClient(http, self.key).data(query, variables)
 
     def create_lead(self, server: ServerProcess, email: str) -> str:
         payload = self.data(server, CREATE_LEAD, {"input": {"email": email}})["createLead"]
