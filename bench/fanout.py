@@ -172,18 +172,26 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f}"
 
 
-def rss_summary(samples: list[int], cfg: Config) -> dict[str, float]:
+def rss_summary(samples: list[int], cfg: Config) -> dict[str, Any]:
     """RSS when the writes start (after the warm-up), its peak and its end; the growth per
-    minute of the measured part (least squares over the samples)."""
+    minute of the measured part and of its second half (least squares over the samples: a
+    server that only warms up its caches grows in the first half and not in the second), and
+    its RSS at the end of each minute."""
     skip = int(cfg.warmup) + 2
     measured = samples[skip:] or samples
-    xs = list(range(len(measured)))
-    slope = statistics.linear_regression(xs, measured).slope if len(measured) > 1 else 0.0
+
+    def per_minute(part: list[int]) -> float:
+        if len(part) < 2:
+            return 0.0
+        return statistics.linear_regression(range(len(part)), part).slope * 60
+
     return {
         "start": measured[0],
         "peak": max(measured),
         "end": measured[-1],
-        "per_minute": slope * 60,
+        "per_minute": per_minute(measured),
+        "second_half_per_minute": per_minute(measured[len(measured) // 2 :]),
+        "minutes": measured[59::60],
     }
 
 
@@ -213,9 +221,10 @@ def section(cfg: Config, runs: dict[str, dict[str, Any]]) -> str:
         "",
         "| side | writes/s | deliveries/s | missing | p50 ms | p90 ms | p99 ms | max ms "
         "| worst 10 s p99 ms | CPU s/s (measured part) | µs CPU / delivery "
-        "| RSS start → peak → end MiB | RSS MiB/min |",
+        "| RSS start → peak → end MiB | RSS MiB/min (2nd half) |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
+    by_minute: list[str] = []
     for name, r in runs.items():
         lat = r["latency"]
         worst = max((w["p99"] or 0 for w in r["windows"]), default=None)
@@ -227,8 +236,13 @@ def section(cfg: Config, runs: dict[str, dict[str, Any]]) -> str:
             f"| {_ms(lat['p50'])} | {_ms(lat['p90'])} | {_ms(lat['p99'])} | {_ms(lat['max'])} "
             f"| {_ms(worst)} | {cpu:.2f} | {cpu / per_s * 1e6 if per_s else 0:,.0f} "
             f"| {_mib(rss['start'])} → {_mib(rss['peak'])} → {_mib(rss['end'])} "
-            f"| {rss['per_minute'] / 1024:+.1f} |"
+            f"| {rss['per_minute'] / 1024:+.1f} ({rss['second_half_per_minute'] / 1024:+.1f}) |"
         )
+        if rss["minutes"]:
+            minutes = ", ".join(_mib(kib) for kib in rss["minutes"])
+            by_minute.append(f"{name.split('@')[0]} at {r['rate']:g} writes/s: {minutes}")
+    if by_minute:
+        lines += ["", "RSS at the end of each minute, MiB: " + "; ".join(by_minute) + "."]
     return "\n".join(lines) + "\n"
 
 
