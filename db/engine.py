@@ -171,6 +171,23 @@ def no_statement_timeout(conn: Connection) -> Iterator[None]:
             conn.info["deadline"] = deadline
 
 
+async def _despite_cancellation(work: Awaitable[None]) -> None:
+    """Runs ``work`` to its end even if the caller is cancelled meanwhile; the cancellation is
+    raised once it is over."""
+    task = asyncio.ensure_future(work)
+    cancelled: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError as exc:
+            if task.cancelled():
+                raise
+            cancelled = exc
+    if cancelled is not None:
+        raise cancelled
+    task.result()
+
+
 class Database:
     """The engines of one process (a reader and a writer on SQLite, one engine on PostgreSQL)."""
 
@@ -227,10 +244,16 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for read-only statements."""
+        """A connection for read-only statements. It goes back to the pool (or is closed) before
+        this ends, even when the reader is cancelled meanwhile: SQLAlchemy's own ``async with``
+        leaves the close running, shielded, in a task of its own (resolvers/loaders.py,
+        InFlight, waits for a cancelled batch to end, connection included)."""
         try:
-            async with self.engine.connect() as conn:
+            conn = await self.engine.connect().start()
+            try:
                 yield conn
+            finally:
+                await _despite_cancellation(conn.close())
         except DBAPIError as exc:
             if is_statement_timeout(exc):
                 raise StatementTimeout from exc
