@@ -8,7 +8,7 @@ but "look again".
 - This process's own commits: ``Commits.appended`` right after the commit (resolvers/records.py,
   ``written()``), at once and on both engines.
 - PostgreSQL: each append sends ``NOTIFY leadgraph_events, '<workspace>:<last seq>'`` in its
-  own transaction (db/repositories/events.py: part of the statement that takes the seqs, so no
+  own transaction (the trigger that numbers the events at commit, migration 0007, so no
   extra round trip), delivered at commit, in commit order, to every process that LISTENs.
   ``PgListener`` listens on a connection of its own (not the pool's), and after connecting,
   and again after any reconnection, wakes everything: what was committed meanwhile is read
@@ -96,8 +96,9 @@ class Commits:
         with contextlib.suppress(ValueError):
             self._listeners.remove(wake)
 
-    def appended(self, workspace_id: int, last_seq: int) -> None:
-        """Events up to ``last_seq`` of the workspace were just committed."""
+    def appended(self, workspace_id: int, last_seq: int | None) -> None:
+        """Events up to ``last_seq`` of the workspace were just committed (None: some events,
+        their seqs given by the database at commit)."""
         for wake in self._listeners:
             wake(workspace_id, last_seq)
 

@@ -125,7 +125,7 @@ class Unit:
         self.conn = conn
         self.db = ctx.db
         self.workspace_id = ctx.workspace_id
-        self.last_seq: int | None = None  # once appended
+        self.last_seq: int | None = None  # once appended, where the write numbers its events
         # EVENT_LOG=false (a measurement knob): nothing recorded, nothing appended.
         self.logging = ctx.settings.event_log
         principal = ctx.principal
@@ -165,7 +165,7 @@ class Unit:
     def committed(self) -> None:
         """After the commit: this process's live readers of the log may read on at once
         (other processes hear of it through db/changes.py)."""
-        if self.last_seq is not None:
+        if self.events:
             self.db.commits.appended(self.workspace_id, self.last_seq)
 
 

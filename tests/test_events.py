@@ -730,6 +730,53 @@ def test_seq_order_is_commit_order_with_many_concurrent_writers_on_postgresql(
     assert_in_commit_order(gql, timings, seen)
 
 
+@pytest.mark.postgresql
+def test_a_write_not_yet_committed_holds_back_no_other_writer_on_postgresql(
+    server: LiveServer, gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a write's events are numbered when it commits (migration 0007): a write
+    that has appended its events and not yet committed locks nothing another writer of the
+    workspace needs, and the one that commits first gets the earlier seq."""
+    append = EventRepository.append
+    held, release = threading.Event(), threading.Event()
+
+    async def append_then_hold(self: EventRepository, events: Any) -> int | None:
+        last = await append(self, events)
+        if not held.is_set():  # the first write only
+            held.set()
+            while not release.is_set():
+                await asyncio.sleep(0.01)
+        return last
+
+    monkeypatch.setattr(EventRepository, "append", append_then_hold)
+    headers = {"Authorization": f"Bearer {OWNER_KEY}"}
+
+    def create(email: str) -> str:
+        with httpx.Client(base_url=server.url, timeout=30, headers=headers) as client:
+            body = client.post(
+                "/graphql", json={"query": CREATE_LEAD, "variables": {"input": {"email": email}}}
+            ).json()
+        return str(body["data"]["createLead"]["lead"]["id"])
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(create, "first@x.io")
+        assert held.wait(30)
+        try:
+            # With the counter's row taken before the commit, this one waited for the first.
+            second = create("second@x.io")
+            assert not first.done()
+        finally:
+            release.set()
+        first_id = first.result(timeout=30)
+    monkeypatch.undo()
+
+    edges = page(gql, first=10)["edges"]
+    assert [(e["node"]["recordId"], seq(e["cursor"])) for e in edges] == [
+        (second, 1),
+        (first_id, 2),
+    ]
+
+
 # ---------------------------------------------------------------- no work past the response
 
 

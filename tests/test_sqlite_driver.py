@@ -214,6 +214,7 @@ def test_a_short_read_that_runs_long_is_stopped_and_run_on_the_thread(tmp_path: 
     assert total == 300000 * 300001 // 2
     assert calls == ["run_statement"]
 
+
 def test_an_adaptive_read_that_ran_long_goes_the_ordinary_way_for_a_while(tmp_path: Path) -> None:
     """A filtered page (``Reusable(adaptive=True)``) tries the event loop's thread; once one
     run outlasts the budget, the next ``ADAPTIVE_BACKOFF`` runs go straight to the thread (no
@@ -244,7 +245,6 @@ def test_an_adaptive_read_that_ran_long_goes_the_ordinary_way_for_a_while(tmp_pa
     assert first == ["run_statement"]  # tried inline, interrupted, run on the thread
     assert backing_off == ["run_statement"] * reads.ADAPTIVE_BACKOFF
     assert again == []  # tries the loop's thread again, and fits
-
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,8 @@
 
 PostgreSQL: a GIN trigram index on ``search_key``, part of the metadata (it exists only there).
 SQLite: an FTS5 table ``<table>_fts`` with its shadow tables and triggers, which SQLAlchemy's
-metadata cannot describe; ``managed_elsewhere`` keeps them out of schema comparisons.
+metadata cannot describe; ``managed_elsewhere`` keeps them out of schema comparisons, and
+with them the PostgreSQL-only ``event_appends`` of the change-event log (migration 0007).
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ FTS_NAMES = frozenset(
 )
 
 
+# Where PostgreSQL writes put their events for the commit trigger to number (migration 0007):
+# a table the application inserts into by name only, with no model.
+EVENT_APPENDS = "event_appends"
+
+
 def search_index(table: str) -> Index:
     """``ix_<table>_search_trgm``: LIKE '%term%' on ``search_key`` through pg_trgm."""
     return Index(
@@ -38,7 +44,7 @@ def managed_elsewhere(dialect: str) -> tuple[Any, Any]:
     metadata declares for another engine only."""
 
     def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
-        return not (type_ == "table" and name in FTS_NAMES)
+        return not (type_ == "table" and (name in FTS_NAMES or name == EVENT_APPENDS))
 
     def include_object(obj: Any, name: str | None, type_: str, reflected: bool, other: Any) -> bool:
         if type_ == "index" and not reflected:

@@ -23,7 +23,7 @@ from sqlalchemy import (
     union_all,
 )
 
-from db import changes, reads
+from db import reads
 from db.models import Event, EventCounter, EventType
 from db.repositories.base import FilterSpec, Keyset, Repository
 from db.types import UTCDateTime, utcnow
@@ -43,8 +43,8 @@ class EventFilterSpec(FilterSpec):
 
 
 # What each event of ``append`` carries (the rest: its workspace, seq and time). On PostgreSQL
-# the events go as one JSON array, taken apart there, so that one statement of one shape
-# inserts any number of them.
+# the events go as one JSON array, taken apart at commit by the trigger of migration 0007
+# (which names these fields too), so that one statement of one shape carries any number.
 EVENT_FIELDS = (
     "type",
     "record_type",
@@ -55,8 +55,8 @@ EVENT_FIELDS = (
     "changes",
 )
 _COLUMNS = "workspace_id, seq, occurred_at, " + ", ".join(EVENT_FIELDS)
-# The counter: add :n to the workspace's row (a first event creates it), RETURNING the last
-# seq taken; the row stays locked until the transaction ends.
+# SQLite's counter: add :n to the workspace's row (a first event creates it), RETURNING the
+# last seq taken. (PostgreSQL's is the same upsert, in the trigger of migration 0007.)
 _TAKE = (
     "INSERT INTO event_counters (workspace_id, last_seq) VALUES (:ws, :n) "
     "ON CONFLICT (workspace_id) "
@@ -80,32 +80,16 @@ def _binds(*names: str) -> list[Any]:
 
 @cache
 def _append_postgresql() -> reads.Reusable:
-    """One statement: the counter's upsert, the events' INSERT (their seqs counted back from
-    the last one taken, their time the database's clock once the counter's row is locked, so a
-    later seq never gets an earlier time whichever process wrote it), and the NOTIFY the log's
-    listeners wait for (db/changes.py), sent by PostgreSQL when the write commits."""
-    fields = ", ".join(
-        f"(e.value ->> '{f}')::int" if f in ("record_id", "actor_user_id", "actor_api_key_id")
-        else "e.value -> 'changes'" if f == "changes"
-        else f"e.value ->> '{f}'"
-        for f in EVENT_FIELDS
-    )  # fmt: skip
+    """The events, as one JSON array, into ``event_appends``: a trigger takes them from there
+    when the transaction commits (migration 0007) and appends them to the log, with their seqs,
+    the database's clock and the NOTIFY the log's listeners wait for (db/changes.py). Until
+    then nothing is locked: the counter's row is locked only while the commit runs, inside
+    the database."""
     sql = (
-        f"WITH taken AS ({_TAKE}workspace_id, last_seq, clock_timestamp() AS at), "
-        f"appended AS (INSERT INTO events ({_COLUMNS}) "
-        f"SELECT taken.workspace_id, taken.last_seq - :n + e.ord, taken.at, {fields} "
-        "FROM taken, jsonb_array_elements(CAST(:events AS jsonb)) WITH ORDINALITY AS e(value, ord) "
-        "ORDER BY e.ord) "
-        "SELECT last_seq, pg_notify("
-        f"'{changes.CHANNEL}', CAST(workspace_id AS text) || ':' || CAST(last_seq AS text)"
-        ") AS notified FROM taken"
+        "INSERT INTO event_appends (workspace_id, events) "
+        "VALUES (:ws, CAST(:events AS jsonb)) RETURNING id"
     )
-    stmt = (
-        text(sql)
-        .bindparams(*_binds("ws", "n", "events"))
-        .columns(last_seq=BigInteger, notified=String)
-    )
-    return reads.Reusable(stmt)
+    return reads.Reusable(text(sql).bindparams(*_binds("ws", "events")))
 
 
 @cache
@@ -140,19 +124,23 @@ class EventRepository(Repository):
 
     async def append(self, events: Sequence[dict[str, Any]]) -> int | None:
         """Appends ``events`` (in order) to the workspace's log: each gets the next seq and the
-        time it is written; returns the last seq (None for no events). Meant to run last in
-        its transaction: from here until it commits, every other write in the workspace waits
-        for it (so seq order is commit order)."""
+        time it is written, so that seq order is commit order. SQLite: numbered here (meant to
+        run last in its transaction: until it commits, no other write can start anyway), the
+        last seq returned. PostgreSQL: numbered when the transaction commits, by the database
+        (migration 0007); None, as for no events."""
         if not events:
             return None
         # The driver runs these statements itself (db/reads.py): SQLAlchemy's execution of a
         # statement costs more CPU than the database takes to run it (bench/README.md, "The
         # log's write cost").
+        if self.conn.dialect.name == "postgresql":
+            batch = json.dumps([{f: e[f] for f in EVENT_FIELDS} for e in events])
+            await reads.in_transaction(
+                self.conn, _append_postgresql(), {"ws": self.workspace_id, "events": batch}
+            )
+            return None
         n = len(events)
         params: dict[str, Any] = {"ws": self.workspace_id, "n": n}
-        if self.conn.dialect.name == "postgresql":
-            params["events"] = json.dumps([{f: e[f] for f in EVENT_FIELDS} for e in events])
-            return int((await reads.in_transaction(self.conn, _append_postgresql(), params))[0][0])
         last = int((await reads.in_transaction(self.conn, _take_sqlite(), params))[0][0])
         # After the counter: a later seq never gets an earlier time (on one clock).
         params |= {"first": last - n + 1, "at": utcnow()}
