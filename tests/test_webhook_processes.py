@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from db.models import DEFAULT_WORKSPACE_ID
 from db.repositories import EndpointRepository
 from db.settings import Settings
 from resolvers.webhooks.sending import new_secret
+from tests.conftest import GraphQLClient
 from tests.databases import scratch_database
 from tests.processes import ServerProcess, create_owner_key
 from tests.receivers import Received, Receiver, wait_until
@@ -66,17 +68,12 @@ class Api:
     database_url: str
     directory: Path
 
+    @cached_property
+    def gql(self) -> GraphQLClient:
+        return GraphQLClient(httpx.Client(base_url=self.server.url, timeout=30), self.key)
+
     def post(self, query: str, variables: dict[str, Any]) -> Any:
-        response = httpx.post(
-            f"{self.server.url}/graphql",
-            json={"query": query, "variables": variables},
-            headers={"Authorization": f"Bearer {self.key}"},
-            timeout=30,
-        )
-        assert response.status_code == 200, response.text
-        body = response.json()
-        assert "errors" not in body, body["errors"]
-        return body["data"]
+        return self.gql.data(query, variables)
 
     def endpoint(self, url: str) -> tuple[str, str]:
         created = self.post(CREATE_ENDPOINT, {"url": url})["createWebhookEndpoint"]
@@ -111,7 +108,9 @@ def serving(directory: Path, **settings: str) -> Iterator[Api]:
         server = ServerProcess(url, directory / "serve.log", **settings).start()
         try:
             server.wait_for_readyz(200, timeout=60)
-            yield Api(server, key, url, directory)
+            api = Api(server, key, url, directory)
+            yield api
+            api.gql.http.close()
         finally:
             server.stop()
 
