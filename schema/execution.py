@@ -725,19 +725,21 @@ def _live_group(
     return group
 
 
+class _VariableNames(Visitor):
+    """Collects the names of the variables a visited node uses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def enter_variable(self, node: VariableNode, *_: Any) -> None:
+        self.names.add(node.name.value)
+
+
 def _event_variables(document: DocumentNode, operation_name: str | None) -> frozenset[str]:
     """The variables a subscription's document uses anywhere but in its root fields'
     arguments."""
-
-    class Variables(Visitor):
-        def __init__(self) -> None:
-            super().__init__()
-            self.names: set[str] = set()
-
-        def enter_variable(self, node: VariableNode, *_: Any) -> None:
-            self.names.add(node.name.value)
-
-    used = Variables()
+    used = _VariableNames()
     for definition in document.definitions:
         if isinstance(definition, FragmentDefinitionNode):
             visit(definition, used)
