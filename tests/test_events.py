@@ -814,6 +814,12 @@ async def _asgi_post(app: Any, document: str) -> tuple[dict[str, Any], list[str]
     }
     await app(scope, receive, send)
     left = asyncio.all_tasks() - before - {asyncio.current_task()}
+    # A connection's close still under way (SQLAlchemy's AsyncConnection.close, shielded) is no
+    # read: it runs no statement. On PostgreSQL one is seen now and then (about one run in
+    # five, origin not found yet); it must end, and is not counted.
+    closing = [t for t in left if not t.done() and "AsyncConnection.close" in repr(t.get_coro())]
+    if closing:
+        await asyncio.wait(closing, timeout=10)
     response = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return json.loads(response), [repr(t) for t in left if not t.done()]
 
