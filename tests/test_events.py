@@ -814,9 +814,10 @@ async def _asgi_post(app: Any, document: str) -> tuple[dict[str, Any], list[str]
     }
     await app(scope, receive, send)
     left = asyncio.all_tasks() - before - {asyncio.current_task()}
-    # A connection's close still under way (SQLAlchemy's AsyncConnection.close, shielded) is no
-    # read: it runs no statement. On PostgreSQL one is seen now and then (about one run in
-    # five, origin not found yet); it must end, and is not counted.
+    # A connection's close still under way (SQLAlchemy's AsyncConnection.close, shielded) runs
+    # no statement, and is most likely not this request's: the webhook sender, on this loop too,
+    # reads every 50 ms in the suite, and one of its closes may be under way when the response
+    # goes (seen on PostgreSQL about one run in five). It must end, and is not counted.
     closing = [t for t in left if not t.done() and "AsyncConnection.close" in repr(t.get_coro())]
     if closing:
         await asyncio.wait(closing, timeout=10)
