@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import (
 from db import reads, sqlite_driver
 from db.changes import Commits
 from db.errors import StatementTimeout, is_statement_timeout, is_transient_conflict
+from db.models import keys
 from db.settings import Settings
 
 # SQLite calls the progress handler every this many virtual machine instructions: often enough
@@ -194,6 +195,7 @@ class Database:
     def __init__(self, url: str, settings: Settings) -> None:
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
+        keys.set_phone_region(settings.default_phone_region)
         self.inline: sqlite_driver.InlineReader | None = None
         # This process's commits that appended change events (db/changes.py).
         self.commits = Commits()

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, StringConstraints, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     # The change-event log (README, Configuration): false makes writes append no events, so
     # history, webhooks and subscriptions see nothing while it is off. A measurement knob (the
     # bench's `nolog` side: what the log costs a write), not a way to run the server.
+    # Where a phone number written without "+country code" is taken to be (ISO 3166 alpha-2),
+    # when phones are compared: upserts, filters and duplicates use E.164.
+    default_phone_region: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")] = "US"
     event_log: bool = True
 
     # Webhooks (README, Webhooks). The sender runs inside `serve` unless this is false; `python

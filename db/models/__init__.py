@@ -12,6 +12,12 @@ from db.models.auth import (
 )
 from db.models.clients import Client, ClientCreate, ClientStatus, ClientUpdate
 from db.models.events import Event, EventCounter, EventType
+from db.models.intake import (
+    ClientExternalId,
+    LeadExternalId,
+    LeadForm,
+    LeadMerge,
+)
 from db.models.leads import Lead, LeadCreate, LeadStatus, LeadUpdate
 from db.models.webhooks import (
     DeliveryStatus,
@@ -29,6 +35,7 @@ __all__ = [
     "ApiKey",
     "Client",
     "ClientCreate",
+    "ClientExternalId",
     "ClientStatus",
     "ClientUpdate",
     "CodePurpose",
@@ -42,6 +49,9 @@ __all__ = [
     "EventType",
     "Lead",
     "LeadCreate",
+    "LeadExternalId",
+    "LeadForm",
+    "LeadMerge",
     "LeadStatus",
     "LeadUpdate",
     "Membership",

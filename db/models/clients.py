@@ -11,6 +11,7 @@ from sqlalchemy import CheckConstraint, Index
 
 from db.models import fields as f
 from db.models import records as col
+from db.models.intake import external_ids_column
 from db.models.records import RecordTable
 from db.models.search import search_index
 
@@ -52,6 +53,7 @@ class Client(RecordTable, table=True):
     archived_at: datetime | None = col.timestamp(nullable=True)
     notes: str | None = col.long_text()
     meta: dict[str, Any] = col.metadata()
+    external_ids: list[dict[str, str]] = external_ids_column()
     # Derived, maintained by the repository on every write.
     email_key: str = col.text(f.EMAIL_MAX, nullable=False)
     name_key: str = col.text(2 * f.NAME_MAX + 1, nullable=False)

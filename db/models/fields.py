@@ -14,6 +14,8 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, field_validator
 from pydantic_core import PydanticCustomError
 
+from db.models.keys import region_key
+
 # Integer columns are 32-bit on PostgreSQL (SQLite's are 64-bit, and its ids count up from 1
 # as well), so no row on either engine holds a value outside this range, nor an id above it.
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
@@ -136,6 +138,6 @@ def person_keys(values: dict[str, Any]) -> dict[str, str]:
         "email_key": fold(values["email"]),
         "name_key": fold(name),
         "city_key": fold(values.get("city")),
-        "state_key": fold(values.get("state")),
+        "state_key": region_key(values.get("state")),
         "search_key": search_key(name, values["email"], values.get("company")),
     }

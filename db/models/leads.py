@@ -12,6 +12,7 @@ from sqlmodel import Field
 
 from db.models import fields as f
 from db.models import records as col
+from db.models.intake import external_ids_column
 from db.models.records import RecordTable
 from db.models.search import search_index
 
@@ -46,6 +47,9 @@ class Lead(RecordTable, table=True):
         Index("ix_leads_ws_source", "workspace_id", "source_key"),
         # convertedFrom: the leads converted into a page of clients.
         Index("ix_leads_ws_converted", "workspace_id", "converted_client_id"),
+        # Matching and duplicates: the same phone (E.164), the same company.
+        Index("ix_leads_ws_phone", "workspace_id", "phone_key"),
+        Index("ix_leads_ws_company", "workspace_id", "company_key"),
         # search on PostgreSQL; SQLite has the FTS5 table leads_fts (migration 0004).
         search_index("leads"),
     )
@@ -63,6 +67,7 @@ class Lead(RecordTable, table=True):
     status: str = col.text(16, nullable=False)
     score: int = Field(sa_column=Column(Integer, nullable=False))
     meta: dict[str, Any] = col.metadata()
+    external_ids: list[dict[str, str]] = external_ids_column()
     converted_at: datetime | None = col.timestamp(nullable=True)
     converted_client_id: int | None = Field(
         default=None, sa_column=Column(Integer, ForeignKey("clients.id"), nullable=True)
@@ -73,6 +78,8 @@ class Lead(RecordTable, table=True):
     city_key: str = col.text(f.PLACE_MAX, nullable=False)
     state_key: str = col.text(f.PLACE_MAX, nullable=False)
     source_key: str = col.text(f.SOURCE_MAX, nullable=False)
+    phone_key: str = col.text(f.PHONE_MAX, nullable=False)  # E.164, or ''
+    company_key: str = col.text(f.COMPANY_MAX, nullable=False)  # keys.company_key
     search_key: str = col.search_text()
 
 

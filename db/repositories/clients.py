@@ -10,6 +10,7 @@ from sqlalchemy import exists, select
 
 from db.models import Client, ClientStatus
 from db.models.fields import fold, person_keys
+from db.models.keys import region_key
 from db.repositories.base import Bound, FilterSpec, Repository, values_of
 
 
@@ -39,7 +40,7 @@ class ClientRepository(Repository):
             default=(ClientStatus.ACTIVE,),
         ),
         Bound("city", lambda c, v: c.city_key == v, fold),
-        Bound("state", lambda c, v: c.state_key == v, fold),
+        Bound("state", lambda c, v: c.state_key == v, region_key),
         Bound("email", lambda c, v: c.email_key == v, fold),
     )
 

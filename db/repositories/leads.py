@@ -13,6 +13,7 @@ from sqlalchemy import Row, Table, Update, select, update
 from db import reads
 from db.models import Lead, LeadStatus
 from db.models.fields import fold, person_keys
+from db.models.keys import company_key, phone_key, region_key
 from db.repositories.base import (
     Bound,
     FilterSpec,
@@ -49,12 +50,16 @@ class LeadRepository(Repository):
     table = Lead.__table__  # type: ignore[attr-defined]
 
     def derived(self, values: dict[str, Any]) -> dict[str, Any]:
-        return person_keys(values) | {"source_key": fold(values.get("source"))}
+        return person_keys(values) | {
+            "source_key": fold(values.get("source")),
+            "phone_key": phone_key(values.get("phone")),
+            "company_key": company_key(values.get("company")),
+        }
 
     bound = (
         *Repository.bound,
         Bound("city", lambda c, v: c.city_key == v, fold),
-        Bound("state", lambda c, v: c.state_key == v, fold),
+        Bound("state", lambda c, v: c.state_key == v, region_key),
         Bound("statuses", lambda c, v: c.status.in_(v), values_of, expanding=True),
         Bound("sources", lambda c, v: c.source_key.in_(v), folded_all, expanding=True),
         Bound("email", lambda c, v: Selective(c.email_key == v), fold),
