@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from db.models import ClientCreate, ClientStatus, ClientUpdate, Role
+from db.models.fields import with_external_ids as with_ids
 from db.repositories import ClientFilterSpec, ClientRepository
 from db.types import utcnow
 from resolvers import inputs
@@ -13,7 +14,13 @@ from resolvers.errors import Problem, UserErrorCode, validated
 from resolvers.events import Unit, Write, tracked
 from resolvers.outcome import Abort, Outcome
 from resolvers.pagination import SortKey
-from resolvers.records import RecordType, changed, written
+from resolvers.records import (
+    RecordType,
+    changed,
+    claim_external_ids,
+    refused_by,
+    written,
+)
 
 if TYPE_CHECKING:
     from resolvers.context import Context
@@ -40,7 +47,7 @@ CLIENTS = RecordType(
         postal_code="address.postalCode",
         country="address.country",
     )
-    | tracked("status", "archived_at", "notes", "meta"),
+    | tracked("status", "archived_at", "notes", "meta", "external_ids"),
 )
 _ADDRESS_PARTS = ("street", "city", "state", "postal_code", "country")
 
@@ -61,6 +68,8 @@ def _flatten(values: dict[str, Any]) -> dict[str, Any]:
             values.update(address)
     if "meta" in values and values["meta"] is None:
         values["meta"] = {}
+    if "external_ids" in values and values["external_ids"] is None:
+        values["external_ids"] = []
     return values
 
 
@@ -74,6 +83,7 @@ async def create_client(ctx: Context, values: dict[str, Any]) -> Outcome:
         repo = ClientRepository(unit.conn, ctx.workspace_id)
         if await repo.email_taken(data.email):
             raise Abort([_email_taken()])
+        await claim_external_ids(repo, "client", data.external_ids)
         row = await repo.insert(
             _flatten({**data.model_dump(), "status": ClientStatus.ACTIVE.value})
             | actor_columns(principal, created=True)
@@ -82,7 +92,7 @@ async def create_client(ctx: Context, values: dict[str, Any]) -> Outcome:
         return Outcome(client=row)
 
     # An IntegrityError: a concurrent request took the email first.
-    return await written(ctx, step, conflict=_email_taken)
+    return await written(ctx, step, conflict=lambda exc: refused_by(exc, _email_taken))
 
 
 async def update_client(ctx: Context, id_: str, values: dict[str, Any]) -> Outcome:
@@ -101,14 +111,17 @@ async def update_client(ctx: Context, id_: str, values: dict[str, Any]) -> Outco
             raise Abort([CLIENTS.not_found()])
         if "email" in changes and await repo.email_taken(changes["email"], except_id=pk):
             raise Abort([_email_taken()])
-        different = changed(current, changes)
+        given = changes.get("external_ids")
+        await claim_external_ids(repo, "client", given, except_id=pk)
+        merged = {} if given is None else {"external_ids": with_ids(current.external_ids, given)}
+        different = changed(current, changes | merged)
         if not different:
             return Outcome(client=current)
         row = await repo.update(current, different | actor_columns(principal, created=False))
         unit.record(CLIENTS, Write.UPDATED, current, row)
         return Outcome(client=row)
 
-    return await written(ctx, step, conflict=_email_taken)
+    return await written(ctx, step, conflict=lambda exc: refused_by(exc, _email_taken))
 
 
 async def set_archived(ctx: Context, id_: str, archived: bool) -> Outcome:

@@ -112,6 +112,8 @@ def field_changes(
     for column, field in fields.items():
         old = json_value(getattr(before, column), field) if before is not None else None
         new = json_value(getattr(after, column), field) if after is not None else None
+        # An empty list (no external IDs) is as good as none: it is not reported as set.
+        old, new = (None if old == [] else old), (None if new == [] else new)
         if not same(old, new):
             changes.append({"field": field.field, "from": old, "to": new})
     return changes

@@ -51,6 +51,7 @@ def lead_filter(flt: Any) -> dict[str, Any]:
         "state": flt.state,
         "email": flt.email,
         "converted": flt.converted,
+        "external_id": _external_id(flt.external_id),
     }
     if flt.score is not None:
         spec |= {"score_gte": flt.score.gte, "score_lte": flt.score.lte}
@@ -63,7 +64,13 @@ def client_filter(flt: Any) -> dict[str, Any]:
         "city": flt.city,
         "state": flt.state,
         "email": flt.email,
+        "external_id": _external_id(flt.external_id),
     }
+
+
+def _external_id(value: Any) -> tuple[str, str] | None:
+    """The externalId filter as (system, id), trimmed."""
+    return None if value is None else (value.system.strip(), value.id.strip())
 
 
 class ConvertLead(BaseModel):

@@ -9,6 +9,7 @@ from sqlalchemy import Row
 
 from db.models import LeadCreate, LeadUpdate, Role
 from db.models.clients import AddressIn, ClientCreate
+from db.models.fields import fold, with_external_ids
 from db.repositories import ClientRepository, LeadFilterSpec, LeadRepository
 from db.types import utcnow
 from resolvers import inputs
@@ -19,7 +20,14 @@ from resolvers.events import Tracked, Unit, Write, tracked
 from resolvers.ids import to_global_id
 from resolvers.outcome import Abort, Outcome
 from resolvers.pagination import SortKey
-from resolvers.records import RecordType, changed, written
+from resolvers.records import (
+    RecordType,
+    changed,
+    claim_external_ids,
+    external_ids_taken,
+    refused_by,
+    written,
+)
 
 if TYPE_CHECKING:
     from resolvers.context import Context
@@ -40,7 +48,8 @@ LEADS = RecordType(
     loader=lambda loaders: loaders.lead_by_id,
     fields=tracked(
         *("email", "first_name", "last_name", "phone", "company", "city", "state"),
-        *("postal_code", "source", "notes", "status", "score", "meta", "converted_at"),
+        *("postal_code", "source", "notes", "status", "score", "meta", "external_ids"),
+        "converted_at",
         converted_client_id=Tracked("convertedClient", refers_to="Client"),
     ),
 )
@@ -52,6 +61,8 @@ def _row_values(data: LeadCreate | LeadUpdate, *, only_set: bool) -> dict[str, A
         values["status"] = values["status"].value
     if "meta" in values and values["meta"] is None:
         values["meta"] = {}
+    if "external_ids" in values and values["external_ids"] is None:
+        values["external_ids"] = []
     return values
 
 
@@ -62,13 +73,42 @@ async def create_lead(ctx: Context, values: dict[str, Any]) -> Outcome:
         return Outcome(problems=problems)
 
     async def step(unit: Unit) -> Outcome:
-        row = await LeadRepository(unit.conn, ctx.workspace_id).insert(
-            _row_values(data, only_set=False) | actor_columns(principal, created=True)
-        )
-        unit.record(LEADS, Write.CREATED, None, row)
-        return Outcome(lead=row)
+        repo = LeadRepository(unit.conn, ctx.workspace_id)
+        await claim_external_ids(repo, "lead", data.external_ids)
+        return Outcome(lead=await _insert(unit, repo, data, principal))
 
-    return await written(ctx, step)
+    return await written(ctx, step, conflict=lambda exc: refused_by(exc, external_ids_taken))
+
+
+async def _insert(
+    unit: Unit, repo: LeadRepository, data: LeadCreate, principal: Principal
+) -> Row[Any]:
+    row = await repo.insert(
+        _row_values(data, only_set=False) | actor_columns(principal, created=True)
+    )
+    unit.record(LEADS, Write.CREATED, None, row)
+    return row
+
+
+async def _update(
+    unit: Unit,
+    repo: LeadRepository,
+    current: Row[Any],
+    given: dict[str, Any],
+    principal: Principal,
+) -> Row[Any]:
+    """Writes the ``given`` values (external IDs: their systems' only) over the lead."""
+    if given.get("external_ids") is not None:
+        await claim_external_ids(repo, "lead", given["external_ids"], except_id=current.id)
+        given = given | {
+            "external_ids": with_external_ids(current.external_ids, given["external_ids"])
+        }
+    changes = changed(current, given)
+    if not changes:
+        return current
+    row = await repo.update(current, changes | actor_columns(principal, created=False))
+    unit.record(LEADS, Write.UPDATED, current, row)
+    return row
 
 
 async def update_lead(ctx: Context, id_: str, values: dict[str, Any]) -> Outcome:
@@ -83,14 +123,64 @@ async def update_lead(ctx: Context, id_: str, values: dict[str, Any]) -> Outcome
         current = await repo.get(pk, for_update=True)
         if current is None:
             raise Abort([LEADS.not_found()])
-        changes = changed(current, _row_values(data, only_set=True))
-        if not changes:
-            return Outcome(lead=current)
-        row = await repo.update(current, changes | actor_columns(principal, created=False))
-        unit.record(LEADS, Write.UPDATED, current, row)
-        return Outcome(lead=row)
+        return Outcome(
+            lead=await _update(unit, repo, current, _row_values(data, only_set=True), principal)
+        )
 
-    return await written(ctx, step)
+    return await written(ctx, step, conflict=lambda exc: refused_by(exc, external_ids_taken))
+
+
+async def upsert_lead(ctx: Context, values: dict[str, Any], match_on: str) -> Outcome:
+    """The lead that ``match_on`` finds (EMAIL: the same email, case aside, the oldest if
+    several; EXTERNAL_ID: the one holding any of input.externalIds) with the given fields
+    written over it, or a new lead. Concurrent upserts of one key wait for each other (the
+    key's lock), so they end with one lead."""
+    principal = ctx.require(Role.MEMBER)
+    data, problems = validated(LeadCreate, values)
+    if not problems and match_on == "EXTERNAL_ID" and not data.external_ids:
+        problems = [
+            Problem(
+                "matchOn EXTERNAL_ID needs input.externalIds.",
+                UserErrorCode.REQUIRED,
+                ["input", "externalIds"],
+            )
+        ]
+    if problems:
+        return Outcome(problems=problems)
+    given = _row_values(data, only_set=True)
+    given["email"] = data.email  # required, always given
+
+    async def step(unit: Unit) -> Outcome:
+        repo = LeadRepository(unit.conn, ctx.workspace_id)
+        if match_on == "EMAIL":
+            await repo.lock_keys([f"email:{fold(data.email)}"])
+            current = await repo.oldest_by_email(data.email)
+        else:
+            pairs = data.external_ids or []
+            await repo.lock_keys([f"{p['system'].casefold()}:{p['id']}" for p in pairs])
+            current = await _by_external_id(repo, pairs)
+        if current is None:
+            await claim_external_ids(repo, "lead", data.external_ids)
+            return Outcome(lead=await _insert(unit, repo, data, principal), created=True)
+        return Outcome(lead=await _update(unit, repo, current, given, principal), created=False)
+
+    return await written(ctx, step, conflict=lambda exc: refused_by(exc, external_ids_taken))
+
+
+async def _by_external_id(repo: LeadRepository, pairs: list[dict[str, str]]) -> Row[Any] | None:
+    owners = await repo.external_owners(pairs)
+    found = sorted(set(owners.values()))
+    if len(found) > 1:
+        raise Abort(
+            [
+                Problem(
+                    "These external IDs belong to different leads; give the ids of one.",
+                    UserErrorCode.INVALID,
+                    ["input", "externalIds"],
+                )
+            ]
+        )
+    return await repo.get(found[0], for_update=True) if found else None
 
 
 async def delete_lead(ctx: Context, id_: str) -> Outcome:
@@ -148,7 +238,9 @@ async def convert_lead(ctx: Context, id_: str, values: dict[str, Any]) -> Outcom
 
     # An IntegrityError: the client's email is taken (uq_clients_ws_email), by a client made
     # earlier or by a concurrent request.
-    return await written(ctx, step, conflict=lambda: _email_taken(email))
+    return await written(
+        ctx, step, conflict=lambda exc: refused_by(exc, lambda: _email_taken(email))
+    )
 
 
 async def _already_converted(lead: Row[Any] | None, clients: ClientRepository) -> Abort:
@@ -178,6 +270,24 @@ def _lead_address(lead: Row[Any], data: inputs.ConvertLead) -> dict[str, Any]:
     return address
 
 
+async def _external_ids_free(
+    clients: ClientRepository, pairs: list[dict[str, str]], client_id: int | None = None
+) -> None:
+    """Aborts when another client holds one of the lead's external IDs."""
+    owners = await clients.external_owners(pairs, except_id=client_id)
+    if owners:
+        taken = ", ".join(f"{pairs[i]['system']} id {pairs[i]['id']}" for i in sorted(owners))
+        raise Abort(
+            [
+                Problem(
+                    f"Another client has this lead's {taken}.",
+                    UserErrorCode.TAKEN,
+                    ["id"],
+                )
+            ]
+        )
+
+
 async def _new_client(
     clients: ClientRepository, lead: Row[Any], data: inputs.ConvertLead, principal: Principal
 ) -> Row[Any]:
@@ -192,6 +302,7 @@ async def _new_client(
         "meta": {**lead.meta, **(given.get("meta") or {})},
         "address": AddressIn.model_validate(_lead_address(lead, data)).model_dump(),
     }
+    await _external_ids_free(clients, lead.external_ids)
     try:
         create = ClientCreate.model_validate(values)
     except ValidationError as exc:
@@ -202,7 +313,7 @@ async def _new_client(
     row = create.model_dump(exclude={"address"})
     row.update(create.address.model_dump() if create.address else {})
     return await clients.insert(
-        {**row, "meta": row["meta"] or {}, "status": "ACTIVE"}
+        {**row, "meta": row["meta"] or {}, "status": "ACTIVE", "external_ids": lead.external_ids}
         | actor_columns(principal, created=True)
     )
 
@@ -245,6 +356,10 @@ async def _link_client(
     meta = {**lead.meta, **client.meta, **(given.get("meta") or {})}
     if meta != client.meta:
         changes["meta"] = meta
+    # The lead's external IDs go along, for the systems the client has none of.
+    external_ids = with_external_ids(lead.external_ids, client.external_ids)
+    await _external_ids_free(clients, external_ids, client.id)
+    changes["external_ids"] = external_ids
     for name in ("first_name", "last_name"):
         if name in changes and changes[name] is None:
             raise Abort(

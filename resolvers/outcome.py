@@ -19,6 +19,7 @@ class Outcome:
     lead: Row[Any] | None = None
     client: Row[Any] | None = None
     deleted_id: str | None = None
+    created: bool | None = None  # upsertLead: a new record (True) or an existing one (False)
 
 
 class Abort(Exception):

@@ -16,7 +16,7 @@ from strawberry.dataloader import DataLoader
 from db.models import Role
 from db.repositories import Repository
 from resolvers import inputs
-from resolvers.errors import Problem, not_found
+from resolvers.errors import Problem, UserErrorCode, not_found
 from resolvers.events import Tracked, Unit, same
 from resolvers.ids import pk_for_mutation, pk_for_query
 from resolvers.loaders import Loaders
@@ -91,14 +91,46 @@ def changed(current: Row[Any], changes: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in changes.items() if not same(getattr(current, k), v)}
 
 
+def external_ids_taken() -> Problem:
+    """A concurrent write took one of the external IDs first (a unique index refused it)."""
+    return Problem(
+        "Another record took one of these external IDs meanwhile.",
+        UserErrorCode.TAKEN,
+        ["input", "externalIds"],
+    )
+
+
+def refused_by(exc: IntegrityError, otherwise: Callable[[], Problem]) -> Problem:
+    """The problem of a unique index's refusal: an external ID's, or ``otherwise``'s."""
+    return external_ids_taken() if "external_ids" in str(exc.orig) else otherwise()
+
+
+async def claim_external_ids(
+    repo: Repository, kind: str, pairs: list[dict[str, str]] | None, except_id: int | None = None
+) -> None:
+    """Aborts with TAKEN, per pair, when the ``pairs`` name records other than ``except_id``."""
+    owners = await repo.external_owners(pairs or [], except_id=except_id)
+    if owners:
+        raise Abort(
+            [
+                Problem(
+                    f"Another {kind} has the {pairs[i]['system']} id {pairs[i]['id']}.",  # type: ignore[index]
+                    UserErrorCode.TAKEN,
+                    ["input", "externalIds", str(i), "id"],
+                )
+                for i in sorted(owners)
+            ]
+        )
+
+
 async def written(
     ctx: Context,
     step: Callable[[Unit], Awaitable[Outcome]],
-    conflict: Callable[[], Problem] | None = None,
+    conflict: Callable[[IntegrityError], Problem] | None = None,
 ) -> Outcome:
     """``step`` in one unit of work: committed when it returns, rolled back when it raises
     ``Abort`` (its outcome is answered) or, with ``conflict``, an IntegrityError (a unique
-    index refused a row: ``conflict()`` is answered). The events the step recorded are
+    index refused a row: ``conflict(error)`` is answered). The events the step recorded are
     appended to the log last, just before the commit (``Unit.append``: from there on other
     writers of the workspace wait for this commit). DataLoaders forget what a write changed."""
     try:
@@ -108,10 +140,10 @@ async def written(
             await unit.append()
     except Abort as abort:
         return abort.outcome
-    except IntegrityError:
+    except IntegrityError as exc:
         if conflict is None:
             raise
-        return Outcome(problems=[conflict()])
+        return Outcome(problems=[conflict(exc)])
     unit.committed()
     ctx.clear_loaders()
     return outcome

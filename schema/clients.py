@@ -15,6 +15,7 @@ from resolvers.outcome import Outcome
 from schema.context import Info
 from schema.errors import UserError, user_errors
 from schema.events import history_field
+from schema.intake import ExternalId, ExternalIdInput, external_id_field
 from schema.records import (
     DateTimeRange,
     Record,
@@ -59,6 +60,8 @@ class Client(Record):
     created_at: datetime
     updated_at: datetime
     pk: strawberry.Private[int]
+    external_ids: strawberry.Private[list[dict[str, str]]]
+    external_id_list: list[ExternalId] = external_id_field()
 
     name: str  # "firstName lastName", computed in from_row
 
@@ -74,7 +77,10 @@ class Client(Record):
         *("id", "first_name", "last_name", "status"),
         *("street", "city", "state", "postal_code", "country"),
     )
-    resolver_columns = Record.resolver_columns | {"converted_from": ("id",)}
+    resolver_columns = Record.resolver_columns | {
+        "converted_from": ("id",),
+        "external_id_list": ("external_ids",),
+    }
 
     @classmethod
     def computed(cls, row: Row[Any]) -> dict[str, Any]:
@@ -102,6 +108,10 @@ class ClientFilter:
     state: str | None = None
     email: str | None = None
     created_at: DateTimeRange | None = None
+    external_id: ExternalIdInput | None = strawberry.field(
+        default=None,
+        description="The client with this id of this system (the system's case aside).",
+    )
 
 
 ClientOrder = order_input(
@@ -133,6 +143,10 @@ class UpdateClientInput:
     address: AddressInput | None = strawberry.UNSET
     notes: str | None = strawberry.UNSET
     metadata: JSON | None = strawberry.UNSET
+    external_ids: list[ExternalIdInput] | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Sets these systems' ids; the client's ids of other systems stay.",
+    )
 
 
 @strawberry.input

@@ -14,6 +14,7 @@ from resolvers import leads as resolve
 from schema.context import Info
 from schema.errors import UserError, user_errors
 from schema.events import history_field
+from schema.intake import ExternalId, ExternalIdInput, LeadMatch, external_id_field
 from schema.records import (
     DateTimeRange,
     IntRange,
@@ -54,6 +55,8 @@ class Lead(Record):
     updated_at: datetime
     converted_at: datetime | None
     converted_client_id: strawberry.Private[int | None]
+    external_ids: strawberry.Private[list[dict[str, str]]]
+    external_id_list: list[ExternalId] = external_id_field()
 
     # Computed once per row in from_row: a plain field is cheaper to execute than a resolver.
     name: str | None = strawberry.field(
@@ -71,7 +74,10 @@ class Lead(Record):
     history = history_field()
 
     computed_columns = ("first_name", "last_name", "status")
-    resolver_columns = Record.resolver_columns | {"converted_client": ("converted_client_id",)}
+    resolver_columns = Record.resolver_columns | {
+        "converted_client": ("converted_client_id",),
+        "external_id_list": ("external_ids",),
+    }
 
     @classmethod
     def computed(cls, row: Row[Any]) -> dict[str, Any]:
@@ -94,6 +100,9 @@ class LeadFilter:
     score: IntRange | None = None
     created_at: DateTimeRange | None = None
     converted: bool | None = None
+    external_id: ExternalIdInput | None = strawberry.field(
+        default=None, description="The lead with this id of this system (the system's case aside)."
+    )
 
 
 LeadOrder = order_input(
@@ -121,6 +130,10 @@ class UpdateLeadInput:
     status: LeadStatus | None = strawberry.UNSET  # type: ignore[valid-type]
     score: int | None = strawberry.UNSET
     metadata: JSON | None = strawberry.UNSET
+    external_ids: list[ExternalIdInput] | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Sets these systems' ids; the lead's ids of other systems stay.",
+    )
 
 
 @strawberry.input
@@ -174,6 +187,15 @@ class ConvertLeadPayload:
 
 
 @strawberry.type
+class UpsertLeadPayload:
+    lead: Lead | None
+    created: bool | None = strawberry.field(
+        description="true: a new lead; false: an existing one was updated."
+    )
+    user_errors: list[UserError]
+
+
+@strawberry.type
 class LeadQuery:
     lead = record_field(Lead)
     leads = connection_field(
@@ -191,6 +213,18 @@ class LeadMutation:
     async def create_lead(self, info: Info, input: CreateLeadInput) -> CreateLeadPayload:
         out = await resolve.create_lead(info.context, input_values(input))
         return CreateLeadPayload(lead=Lead.maybe(out.lead), user_errors=user_errors(out.problems))
+
+    @strawberry.mutation(
+        description="Finds the lead by matchOn and updates the fields given, or creates it. "
+        "Concurrent upserts of one key end with one lead."
+    )
+    async def upsert_lead(
+        self, info: Info, input: CreateLeadInput, match_on: LeadMatch = LeadMatch.EMAIL
+    ) -> UpsertLeadPayload:
+        out = await resolve.upsert_lead(info.context, input_values(input), match_on.name)
+        return UpsertLeadPayload(
+            lead=Lead.maybe(out.lead), created=out.created, user_errors=user_errors(out.problems)
+        )
 
     @strawberry.mutation
     async def update_lead(

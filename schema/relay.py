@@ -79,5 +79,7 @@ def input_values(value: Any) -> dict[str, Any]:
             continue
         if dataclasses.is_dataclass(item):  # a nested input object (enums are not dataclasses)
             item = input_values(item)
+        elif isinstance(item, list) and item and dataclasses.is_dataclass(item[0]):
+            item = [input_values(element) for element in item]
         out["meta" if name == "metadata" else name] = item
     return out

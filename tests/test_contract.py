@@ -54,6 +54,16 @@ PARTS: dict[str, frozenset[str]] = {
             *("Mutation.retryWebhookDelivery", "Mutation.replayWebhookEvents"),
         }
     ),
+    # Issue 11, part 1: external IDs, matching and upsert.
+    "intake.graphql": frozenset(
+        {
+            *("ExternalId", "ExternalIdInput", "LeadMatch", "UpsertLeadPayload"),
+            *("Lead.externalIds", "Client.externalIds", "Mutation.upsertLead"),
+            *("CreateLeadInput.externalIds", "UpdateLeadInput.externalIds"),
+            *("CreateClientInput.externalIds", "UpdateClientInput.externalIds"),
+            *("LeadFilter.externalId", "ClientFilter.externalId"),
+        }
+    ),
 }
 
 

@@ -40,6 +40,7 @@ MINIMUM_ROLE = {
     "me": "VIEWER",
     "createLead": "MEMBER",
     "updateLead": "MEMBER",
+    "upsertLead": "MEMBER",
     "convertLead": "MEMBER",
     "createClient": "MEMBER",
     "updateClient": "MEMBER",
@@ -117,6 +118,11 @@ EVENT_CURSORS = "{ events { edges { cursor } } }"
 CREATE_LEAD = f"""
 mutation ($input: CreateLeadInput!) {{
   createLead(input: $input) {{ lead {{ email createdBy {WHO} }} {USER_ERRORS} }}
+}}
+"""
+UPSERT_LEAD = f"""
+mutation ($input: CreateLeadInput!) {{
+  upsertLead(input: $input) {{ lead {{ email createdBy {WHO} }} created {USER_ERRORS} }}
 }}
 """
 UPDATE_LEAD = f"""
@@ -460,6 +466,17 @@ def then_create_lead(world: World, caller: Caller, payload: Any, variables: Any)
     }
     leads = world.owner.data(LEADS)["leads"]
     assert [n["email"] for n in leads["nodes"]] == ["new@example.com"]
+
+
+@operation("upsertLead", UPSERT_LEAD, lambda w: {"input": {"email": "up@example.com"}})
+def then_upsert_lead(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {
+        "lead": {"email": "up@example.com", "createdBy": caller.actor},
+        "created": True,
+        "userErrors": [],
+    }
+    leads = world.owner.data(LEADS)["leads"]
+    assert [n["email"] for n in leads["nodes"]] == ["up@example.com"]
 
 
 @operation(

@@ -97,7 +97,7 @@ LEAD = """
 query ($id: ID!) {
   lead(id: $id) {
     id email firstName lastName name phone company city state postalCode source notes
-    status score metadata createdAt updatedAt convertedAt
+    status score metadata externalIds { system id } createdAt updatedAt convertedAt
   }
 }
 """

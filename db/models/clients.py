@@ -88,6 +88,7 @@ class ClientCreate(_ClientFields):
     first_name: f.RequiredName
     last_name: f.RequiredName
     meta: f.Metadata = None
+    external_ids: f.ExternalIds = None
 
 
 class ClientUpdate(_ClientFields):
@@ -95,5 +96,6 @@ class ClientUpdate(_ClientFields):
     first_name: f.RequiredName | None = None
     last_name: f.RequiredName | None = None
     meta: f.Metadata = None
+    external_ids: f.ExternalIds = None
 
-    _not_null = f.cannot_clear("email", "first_name", "last_name", "meta")
+    _not_null = f.cannot_clear("email", "first_name", "last_name", "meta", "external_ids")

@@ -11,7 +11,15 @@ from typing import Annotated, Any
 
 import pycountry
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from db.models.keys import region_key
@@ -111,6 +119,52 @@ def cannot_clear(*names: str) -> Any:
 
 
 Metadata = Annotated[dict[str, Any] | None, BeforeValidator(_metadata)]
+
+# Outside systems' IDs: {system, id}, at most one per system (the system's case aside).
+SYSTEM_MAX = 50
+EXTERNAL_ID_MAX = 200
+EXTERNAL_IDS_MAX = 20
+
+
+class ExternalIdIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    system: Annotated[str, BeforeValidator(_required), Field(max_length=SYSTEM_MAX)]
+    id: Annotated[str, BeforeValidator(_required), Field(max_length=EXTERNAL_ID_MAX)]
+
+
+def _one_per_system(value: list[ExternalIdIn] | None) -> list[dict[str, str]] | None:
+    if value is None:
+        return None
+    seen: set[str] = set()
+    for item in value:
+        key = item.system.casefold()
+        if key in seen:
+            raise PydanticCustomError(
+                "duplicate_system",
+                "At most one id per system: {system} is given twice.",
+                {"system": item.system},
+            )
+        seen.add(key)
+    return [{"system": item.system, "id": item.id} for item in value]
+
+
+ExternalIds = Annotated[
+    list[ExternalIdIn] | None,
+    Field(max_length=EXTERNAL_IDS_MAX),
+    AfterValidator(_one_per_system),
+]
+
+
+def with_external_ids(
+    current: list[dict[str, str]], given: list[dict[str, str]]
+) -> list[dict[str, str]]:
+    """``current`` with the systems of ``given`` set to its ids; the other systems stay."""
+    given_keys = {item["system"].casefold() for item in given}
+    kept = [item for item in current if item["system"].casefold() not in given_keys]
+    return kept + given
+
+
 Country = Annotated[str | None, BeforeValidator(_blank_to_none), AfterValidator(_country)]
 Score = Annotated[int, Field(ge=0, le=100)]
 

@@ -15,11 +15,9 @@ from sqlalchemy import Column, ForeignKey, Index, Integer, PrimaryKeyConstraint,
 from sqlmodel import Field, SQLModel
 
 from db.models import records as col
+from db.models.fields import EXTERNAL_ID_MAX, SYSTEM_MAX
 from db.types import JSONType, UTCDateTime
 
-SYSTEM_MAX = 50
-EXTERNAL_ID_MAX = 200
-EXTERNAL_IDS_MAX = 20  # per record
 FORM_NAME_MAX = 100
 FORM_KEY_MAX = 64
 ORIGIN_MAX = 255

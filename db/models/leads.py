@@ -104,6 +104,7 @@ class LeadCreate(_LeadFields):
     status: LeadStatus = LeadStatus.NEW
     score: f.Score = 0
     meta: f.Metadata = None
+    external_ids: f.ExternalIds = None
 
 
 class LeadUpdate(_LeadFields):
@@ -113,5 +114,6 @@ class LeadUpdate(_LeadFields):
     status: LeadStatus | None = None
     score: f.Score | None = None
     meta: f.Metadata = None
+    external_ids: f.ExternalIds = None
 
-    _not_null = f.cannot_clear("email", "status", "score", "meta")
+    _not_null = f.cannot_clear("email", "status", "score", "meta", "external_ids")

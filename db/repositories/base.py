@@ -116,6 +116,9 @@ class Bound:
     expanding: bool = False  # a list, for IN
     default: Any = None  # the value when the field is None
     constant: bool = False  # a yes/no that changes the SQL: part of the shape, not a parameter
+    # For a condition of several parameters: the value -> {suffix: parameter} (named
+    # ``filter_<suffix>``), instead of one parameter ``filter_<field>``.
+    params: Callable[[Any], dict[str, Any]] | None = None
 
 
 # A filter's shape: per condition given, in declaration order, its field (a parameter) or
@@ -176,10 +179,36 @@ def _count(table: Table, bound: tuple[Bound, ...], shape: Shape) -> reads.Reusab
     return reads.Reusable(select(func.count()).select_from(table).where(*where))
 
 
+def external_id_bound(external: Table, record_column: str) -> Bound:
+    """The ``externalId: {system, id}`` filter: the record that the lookup table names (its
+    unique index finds at most one)."""
+
+    def condition(c: Any, _: Any) -> ColumnElement[bool]:
+        owner = (
+            select(external.c[record_column])
+            .where(
+                external.c.workspace_id == bindparam(SCOPE_PARAM),
+                external.c.system_key == bindparam(FILTER_PARAM + "external_system"),
+                external.c.external_id == bindparam(FILTER_PARAM + "external_value"),
+            )
+            .scalar_subquery()
+        )
+        return c.id == owner  # type: ignore[no-any-return]
+
+    return Bound(
+        "external_id",
+        condition,
+        params=lambda pair: {"external_system": pair[0].casefold(), "external_value": pair[1]},
+    )
+
+
 class Repository:
     """Base for a workspace-scoped table. ``conn``: a read connection or a write() unit."""
 
     table: ClassVar[Table]
+    # The lookup table of the records' outside-system IDs (``external_ids``), and its column
+    # naming the record; None for a table without them.
+    external: ClassVar[tuple[Table, str] | None] = None
     # The filter conditions of the table's spec, in the order they are applied; a domain adds
     # its own to these shared ones. A search is not one: its statement depends on its term.
     bound: ClassVar[tuple[Bound, ...]] = (
@@ -238,6 +267,9 @@ class Repository:
                 continue
             if b.constant:
                 shape.append((b.field, value))
+            elif b.params is not None:
+                shape.append(b.field)
+                params.update({FILTER_PARAM + k: v for k, v in b.params(value).items()})
             else:
                 shape.append(b.field)
                 params[FILTER_PARAM + b.field] = b.value(value)
@@ -247,6 +279,7 @@ class Repository:
         """The filter's conditions (its search first, if any), values as bind parameters, and
         those parameters."""
         shape, params = self.filter_shape(spec)
+        params[SCOPE_PARAM] = self.workspace_id  # for conditions with a subquery (external IDs)
         out: list[ColumnElement[bool]] = []
         if spec.search:
             out.append(TextSearch(self.table, fold(spec.search)))
@@ -313,7 +346,10 @@ class Repository:
         params = {**row, **self.derived(row), "workspace_id": self.workspace_id}
         # The same INSERT as .values(**params), built once per table: values() would coerce
         # every value into a new bound parameter and hash the statement again on each call.
-        return (await self.conn.execute(_insert_returning(self.table), params)).one()
+        inserted = (await self.conn.execute(_insert_returning(self.table), params)).one()
+        if values.get("external_ids"):
+            await self._store_external_ids(inserted.id, values["external_ids"], replace=False)
+        return inserted
 
     async def update(self, current: Row[Any], changes: dict[str, Any]) -> Row[Any]:
         """Writes ``changes`` over ``current`` (a row read in this transaction)."""
@@ -329,7 +365,47 @@ class Repository:
             .values(**values)
             .returning(self.table)
         )
-        return (await self.conn.execute(stmt)).one()
+        updated = (await self.conn.execute(stmt)).one()
+        if "external_ids" in changes:
+            await self._store_external_ids(current.id, changes["external_ids"], replace=True)
+        return updated
+
+    async def _store_external_ids(
+        self, record_id: int, pairs: list[dict[str, str]], *, replace: bool
+    ) -> None:
+        """The lookup rows of a record's external IDs, as its ``external_ids`` column holds
+        them. A pair that names another record breaks a unique index: IntegrityError."""
+        assert self.external is not None
+        table, column = self.external
+        if replace:
+            await self.conn.execute(delete(table).where(table.c[column] == record_id))
+        if pairs:
+            rows = [
+                {
+                    column: record_id,
+                    "workspace_id": self.workspace_id,
+                    "system_key": pair["system"].casefold(),
+                    "external_id": pair["id"],
+                }
+                for pair in pairs
+            ]
+            await self.conn.execute(insert(table), rows)
+
+    async def external_owners(
+        self, pairs: Sequence[dict[str, str]], *, except_id: int | None = None
+    ) -> dict[int, int]:
+        """For each pair (by position) that names a record other than ``except_id``: its id."""
+        if self.external is None or not pairs:
+            return {}
+        table, column = self.external
+        keys = [(pair["system"].casefold(), pair["id"]) for pair in pairs]
+        stmt = select(table.c.system_key, table.c.external_id, table.c[column]).where(
+            table.c.workspace_id == self.workspace_id,
+            tuple_(table.c.system_key, table.c.external_id).in_(keys),
+        )
+        owners = {(r[0], r[1]): r[2] for r in (await self.conn.execute(stmt)).all()}
+        found = {i: owners.get(key) for i, key in enumerate(keys)}
+        return {i: owner for i, owner in found.items() if owner is not None and owner != except_id}
 
     async def delete(self, id_: int) -> Row[Any] | None:
         """Deletes the row and returns what it held; None when there is none with this id in

@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import exists, select
 
-from db.models import Client, ClientStatus
+from db.models import Client, ClientExternalId, ClientStatus
 from db.models.fields import fold, person_keys
 from db.models.keys import region_key
-from db.repositories.base import Bound, FilterSpec, Repository, values_of
+from db.repositories.base import Bound, FilterSpec, Repository, external_id_bound, values_of
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,10 +22,15 @@ class ClientFilterSpec(FilterSpec):
     city: str | None = None
     state: str | None = None
     email: str | None = None
+    external_id: tuple[str, str] | None = None  # (system, id)
+
+
+_EXTERNAL = ClientExternalId.__table__  # type: ignore[attr-defined]
 
 
 class ClientRepository(Repository):
     table = Client.__table__  # type: ignore[attr-defined]
+    external = (_EXTERNAL, "client_id")
 
     def derived(self, values: dict[str, Any]) -> dict[str, Any]:
         return person_keys(values)
@@ -42,6 +47,7 @@ class ClientRepository(Repository):
         Bound("city", lambda c, v: c.city_key == v, fold),
         Bound("state", lambda c, v: c.state_key == v, region_key),
         Bound("email", lambda c, v: c.email_key == v, fold),
+        external_id_bound(_EXTERNAL, "client_id"),
     )
 
     async def email_taken(self, email: str, *, except_id: int | None = None) -> bool:

@@ -8,16 +8,17 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Row, Table, Update, select, update
+from sqlalchemy import Row, Table, Update, select, text, update
 
 from db import reads
-from db.models import Lead, LeadStatus
+from db.models import Lead, LeadExternalId, LeadStatus
 from db.models.fields import fold, person_keys
 from db.models.keys import company_key, phone_key, region_key
 from db.repositories.base import (
     Bound,
     FilterSpec,
     Repository,
+    external_id_bound,
     folded_all,
     scoped_by_id,
     values_of,
@@ -37,6 +38,10 @@ class LeadFilterSpec(FilterSpec):
     score_gte: int | None = None
     score_lte: int | None = None
     converted: bool | None = None
+    external_id: tuple[str, str] | None = None  # (system, id)
+
+
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 
 
 @cache
@@ -46,8 +51,12 @@ def _mark_converted(table: Table) -> Update:
     return update(table).where(*where).returning(table)
 
 
+_EXTERNAL = LeadExternalId.__table__  # type: ignore[attr-defined]
+
+
 class LeadRepository(Repository):
     table = Lead.__table__  # type: ignore[attr-defined]
+    external = (_EXTERNAL, "lead_id")
 
     def derived(self, values: dict[str, Any]) -> dict[str, Any]:
         return person_keys(values) | {
@@ -70,7 +79,28 @@ class LeadRepository(Repository):
             lambda c, yes: c.converted_at.is_not(None) if yes else c.converted_at.is_(None),
             constant=True,
         ),
+        external_id_bound(_EXTERNAL, "lead_id"),
     )
+
+    async def lock_keys(self, keys: Sequence[str]) -> None:
+        """Holds these matching keys of the workspace until the transaction ends, so that
+        writers matching on the same key (upserts) take turns. PostgreSQL: transaction-level
+        advisory locks, in a fixed order (no deadlock); SQLite's writes take turns already."""
+        if self.conn.dialect.name != "postgresql":
+            return
+        for key in sorted(set(keys)):
+            await self.conn.execute(_ADVISORY_LOCK, {"key": f"leads:{self.workspace_id}:{key}"})
+
+    async def oldest_by_email(self, email: str) -> Row[Any] | None:
+        """The workspace's first lead with this email (case aside), locked for update."""
+        stmt = (
+            select(self.table)
+            .where(*self.scoped(self.c.email_key == fold(email)))
+            .order_by(self.c.id)
+            .limit(1)
+            .with_for_update()
+        )
+        return (await self.conn.execute(stmt)).first()
 
     async def mark_converted(
         self, lead: Row[Any], client_id: int, at: datetime, actor: dict[str, int | None]
