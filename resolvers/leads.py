@@ -148,7 +148,8 @@ async def upsert_lead(ctx: Context, values: dict[str, Any], match_on: str) -> Ou
     if problems:
         return Outcome(problems=problems)
     given = _row_values(data, only_set=True)
-    given["email"] = data.email  # required, always given
+    if match_on == "EMAIL":
+        given.pop("email")  # the same email: its spelling as first typed stays
 
     async def step(unit: Unit) -> Outcome:
         repo = LeadRepository(unit.conn, ctx.workspace_id)

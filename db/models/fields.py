@@ -13,14 +13,13 @@ import pycountry
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     StringConstraints,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
+from typing_extensions import TypedDict
 
 from db.models.keys import region_key
 
@@ -126,27 +125,25 @@ EXTERNAL_ID_MAX = 200
 EXTERNAL_IDS_MAX = 20
 
 
-class ExternalIdIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ExternalIdIn(TypedDict):
+    """Validated as a dict (pydantic checks a TypedDict's fields and returns the dict)."""
 
     system: Annotated[str, BeforeValidator(_required), Field(max_length=SYSTEM_MAX)]
     id: Annotated[str, BeforeValidator(_required), Field(max_length=EXTERNAL_ID_MAX)]
 
 
-def _one_per_system(value: list[ExternalIdIn] | None) -> list[dict[str, str]] | None:
-    if value is None:
-        return None
+def _one_per_system(value: list[ExternalIdIn] | None) -> list[ExternalIdIn] | None:
     seen: set[str] = set()
-    for item in value:
-        key = item.system.casefold()
+    for item in value or ():
+        key = item["system"].casefold()
         if key in seen:
             raise PydanticCustomError(
                 "duplicate_system",
                 "At most one id per system: {system} is given twice.",
-                {"system": item.system},
+                {"system": item["system"]},
             )
         seen.add(key)
-    return [{"system": item.system, "id": item.id} for item in value]
+    return value
 
 
 ExternalIds = Annotated[
