@@ -109,12 +109,13 @@ async def claim_external_ids(
     repo: Repository, kind: str, pairs: list[dict[str, str]] | None, except_id: int | None = None
 ) -> None:
     """Aborts with TAKEN, per pair, when the ``pairs`` name records other than ``except_id``."""
-    owners = await repo.external_owners(pairs or [], except_id=except_id)
+    given = pairs or []
+    owners = await repo.external_owners(given, except_id=except_id)
     if owners:
         raise Abort(
             [
                 Problem(
-                    f"Another {kind} has the {pairs[i]['system']} id {pairs[i]['id']}.",  # type: ignore[index]
+                    f"Another {kind} has the {given[i]['system']} id {given[i]['id']}.",
                     UserErrorCode.TAKEN,
                     ["input", "externalIds", str(i), "id"],
                 )
