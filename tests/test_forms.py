@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
+from tests.browser import browser_page, chromium
 from tests.conftest import GraphQLClient, LiveServer
 
 USER_ERRORS = "userErrors { field message code }"
@@ -645,3 +649,95 @@ def test_a_get_is_not_allowed(gql: GraphQLClient, http: httpx.Client) -> None:
 
     assert response.status_code == 405
     assert json.loads(response.text)["errors"][0]["extensions"] == {"code": "METHOD_NOT_ALLOWED"}
+
+
+# ------------------------------------------------------------------ a real browser
+
+PAGE = """<!doctype html>
+<html>
+  <head><meta charset="utf-8"><title>Contact us</title></head>
+  <body>
+    <form action="{action}" method="post">
+      <label>Email <input type="email" name="email" required></label>
+      <label>First name <input type="text" name="firstName"></label>
+      <label>Company <input type="text" name="company"></label>
+      <input type="hidden" name="utm_source" value="newsletter">
+      <div style="position: absolute; left: -5000px" aria-hidden="true">
+        <input type="text" name="_gotcha" tabindex="-1" autocomplete="off">
+      </div>
+      <button type="submit">Send</button>
+    </form>
+  </body>
+</html>
+"""
+THANKS_PAGE = "<!doctype html><html><body><h1>Thank you!</h1></body></html>"
+
+
+class _Site(ThreadingHTTPServer):
+    pages: dict[str, str]
+
+
+class _Pages(BaseHTTPRequestHandler):
+    server: _Site
+
+    def do_GET(self) -> None:
+        body = self.server.pages.get(self.path.partition("?")[0])
+        if body is None:
+            self.send_error(404)
+            return
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def site() -> Iterator[_Site]:
+    """Another origin on 127.0.0.1: the page a form is embedded in, and its thank-you page."""
+    found = _Site(("127.0.0.1", 0), _Pages)
+    found.pages = {}
+    thread = threading.Thread(target=found.serve_forever, daemon=True)
+    thread.start()
+    yield found
+    found.shutdown()
+    found.server_close()
+    thread.join(timeout=10)
+
+
+def test_a_browser_submits_an_embedded_form(
+    gql: GraphQLClient, server: LiveServer, site: _Site
+) -> None:
+    executable = chromium()
+    if executable is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    origin = f"http://127.0.0.1:{site.server_address[1]}"
+    form = new_form(gql, source="website", redirectUrl=f"{origin}/thanks")
+    site.pages = {
+        "/contact": PAGE.format(action=f"{server.url}/forms/{form['key']}"),
+        "/thanks": THANKS_PAGE,
+    }
+
+    with browser_page(executable) as page:
+        page.goto(f"{origin}/contact")
+        page.type_into("input[name=email]", "ada@example.com")
+        page.type_into("input[name=firstName]", "Ada")
+        page.evaluate("document.querySelector('button[type=submit]').click()")
+        page.wait_for(f"location.href === {json.dumps(origin + '/thanks')}")
+        heading = page.evaluate(
+            "document.querySelector('h1') && document.querySelector('h1').textContent"
+        )
+
+    assert heading == "Thank you!"
+    assert leads(gql) == [
+        lead(
+            email="ada@example.com",
+            firstName="Ada",
+            source="website",
+            metadata={"utm_source": "newsletter"},
+        )
+    ]
