@@ -157,8 +157,9 @@ async def submit(ctx: Context, form: Row[Any], fields: Mapping[str, Any]) -> Sub
 
 
 async def _write_lead(ctx: Context, values: dict[str, Any]) -> Outcome:
-    # TODO(upsert): resolvers.leads.upsert_lead(ctx, values, match_on="EMAIL") once it lands.
-    return await leads.create_lead(ctx, values)
+    # The same email posted again updates its lead with the fields posted (metadata included:
+    # replaced, as upsertLead writes every field given).
+    return await leads.upsert_lead(ctx, values, match_on="EMAIL")
 
 
 async def _rate_limited(ctx: Context) -> int | None:

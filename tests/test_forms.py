@@ -269,6 +269,27 @@ def test_a_urlencoded_post_makes_a_lead(gql: GraphQLClient, http: httpx.Client) 
     ]
 
 
+def test_a_post_updates_the_lead_of_its_email(gql: GraphQLClient, http: httpx.Client) -> None:
+    form = new_form(gql, source="website")
+    post(http, form["key"], data={"email": "ada@example.com", "firstName": "Ada", "city": "Paris"})
+
+    response = post(
+        http, form["key"], data={"email": "ADA@example.com", "company": "Engines", "utm_term": "x"}
+    )
+
+    assert (response.status_code, response.json()) == (201, {"ok": True})
+    assert leads(gql) == [
+        lead(
+            email="ADA@example.com",
+            firstName="Ada",
+            city="Paris",
+            company="Engines",
+            source="website",
+            metadata={"utm_term": "x"},
+        )
+    ]
+
+
 def test_a_multipart_post_takes_snake_case_names(gql: GraphQLClient, http: httpx.Client) -> None:
     form = new_form(gql)
 
