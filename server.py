@@ -72,6 +72,7 @@ from schema import build_schema
 from schema.context import Context
 from schema.execution import LiveOperation, SharedData, live_operation
 from schema.extensions import INTERNAL_MESSAGE
+from schema.http import forms
 from schema.text import spelled_path
 
 logger = logging.getLogger("leadgraph")
@@ -943,6 +944,9 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
     routes += [
         Route("/graphql", view, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", view),
+        Route(
+            f"{forms.PATH}{{key}}", forms.endpoint(request_id_var.get), methods=["POST", "OPTIONS"]
+        ),
     ]
     app = Starlette(
         routes=routes,
@@ -950,7 +954,11 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
         exception_handlers={Exception: internal_error, StarletteHTTPException: http_error},
     )
     # Added first, so inside RequestIdMiddleware: a 413 carries the request id too.
-    app.add_middleware(BodyLimitMiddleware, default=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default=settings.max_body_bytes,
+        limits={forms.PATH: settings.form_max_body_bytes},
+    )
     app.add_middleware(RequestIdMiddleware)
     return app
 

@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     subscription_auth_check_seconds: float = Field(default=2, gt=0)
     subscription_poll_interval_ms: int = Field(default=100, ge=10, le=10_000)
 
+    # Web forms (POST /forms/{key}, anonymous): posts per client address per minute, over
+    # every form (past it: 429 with Retry-After), and the largest body taken.
+    form_rate_limit_per_minute: int = Field(default=20, ge=1)
+    form_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
     # SQLite page cache and memory map, per connection.
     sqlite_cache_size_kib: int = 65536
     sqlite_mmap_size: int = 268435456

@@ -11,6 +11,7 @@ from resolvers.errors import BadInput, Problem, UserErrorCode
 NODE_TYPES = (
     *("Lead", "Client", "Event", "User", "ApiKey", "Session", "Workspace"),
     *("WebhookEndpoint", "WebhookDelivery"),
+    "LeadForm",
 )
 _MAX_PK = 2**63 - 1
 

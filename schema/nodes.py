@@ -1,5 +1,5 @@
 """node(id) and nodes(ids): any Lead, Client or Event by its global ID, and for ADMINs a
-webhook endpoint or delivery."""
+webhook endpoint or delivery, or a web form."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from resolvers.loaders import Loaders
 from schema.clients import Client
 from schema.context import Info
 from schema.events import Event
+from schema.forms import LeadForm
 from schema.leads import Lead
 from schema.relay import Node
 from schema.webhooks import WebhookDelivery, WebhookEndpoint
@@ -45,6 +46,7 @@ NODES: dict[str, Findable] = {
     "WebhookDelivery": Findable(
         lambda loaders: loaders.webhook_delivery_by_id, WebhookDelivery.from_row, Role.ADMIN
     ),
+    "LeadForm": Findable(lambda loaders: loaders.lead_form_by_id, LeadForm.from_row, Role.ADMIN),
 }
 
 

@@ -54,7 +54,7 @@ PARTS: dict[str, frozenset[str]] = {
             *("Mutation.retryWebhookDelivery", "Mutation.replayWebhookEvents"),
         }
     ),
-    # Issue 11, part 1: external IDs, matching and upsert.
+    # Issue 11, in parts. Part 1: external IDs, matching and upsert.
     "intake.graphql": frozenset(
         {
             *("ExternalId", "ExternalIdInput", "LeadMatch", "UpsertLeadPayload"),
@@ -62,6 +62,10 @@ PARTS: dict[str, frozenset[str]] = {
             *("CreateLeadInput.externalIds", "UpdateLeadInput.externalIds"),
             *("CreateClientInput.externalIds", "UpdateClientInput.externalIds"),
             *("LeadFilter.externalId", "ClientFilter.externalId"),
+            # Part 2: web forms.
+            *("LeadForm", "CreateLeadFormInput", "CreateLeadFormPayload"),
+            *("DeleteLeadFormPayload", "Query.leadForms"),
+            *("Mutation.createLeadForm", "Mutation.deleteLeadForm"),
         }
     ),
 }

@@ -8,12 +8,18 @@ typed, for reading without a join; the repository writes both in one transaction
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints
+from pydantic import Field as Size
+from pydantic_core import PydanticCustomError
 from sqlalchemy import Column, ForeignKey, Index, Integer, PrimaryKeyConstraint, String
 from sqlmodel import Field, SQLModel
 
+from db.models import fields as f
 from db.models import records as col
 from db.models.fields import EXTERNAL_ID_MAX, SYSTEM_MAX
 from db.types import JSONType, UTCDateTime
@@ -106,3 +112,78 @@ class LeadForm(SQLModel, table=True):
 def external_ids_column() -> Any:
     """A record's external IDs as typed: a JSON list of {"system", "id"}."""
     return Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+
+
+# ------------------------------------------------------------------ what the API accepts
+
+FORM_ORIGINS_MAX = 50  # per form
+
+
+# scheme://host[:port]: a DNS name or IPv4 address, or an IPv6 address in brackets.
+_ORIGIN = re.compile(r"(https?)://([a-z0-9.-]+|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?", re.IGNORECASE)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(value: str) -> str:
+    """An origin as browsers send it in the Origin header: scheme://host[:port], http(s) only,
+    no path; lower-cased, without the scheme's default port, so that it compares as sent."""
+    match = _ORIGIN.fullmatch(value)
+    port = int(match.group(3)) if match and match.group(3) else None
+    if match is None or (port is not None and not 0 < port < 65536):
+        raise PydanticCustomError(
+            "origin",
+            "An origin is scheme://host[:port], http or https, with no path (not even a "
+            "trailing /), e.g. https://www.example.com",
+        )
+    scheme, host = match.group(1).lower(), match.group(2).lower()
+    return f"{scheme}://{host}" + (f":{port}" if port not in (None, _DEFAULT_PORTS[scheme]) else "")
+
+
+def normal_origin(value: str) -> str | None:
+    """An Origin header's value as allowed origins are stored, or None when it is not one."""
+    try:
+        return _origin(value)
+    except PydanticCustomError:
+        return None
+
+
+def _absolute_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise PydanticCustomError(
+            "url", "The redirect URL must be an absolute http(s) URL: https://example.com/thanks"
+        )
+    return value
+
+
+def _form_name(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise PydanticCustomError("blank", "This field is required and cannot be blank.")
+    if len(value) > FORM_NAME_MAX:
+        raise PydanticCustomError(
+            "too_long", "Name must be at most {max} characters.", {"max": FORM_NAME_MAX}
+        )
+    return value
+
+
+FormName = Annotated[str, AfterValidator(_form_name)]
+Origin = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=ORIGIN_MAX), AfterValidator(_origin)
+]
+RedirectUrl = Annotated[
+    Annotated[str, StringConstraints(max_length=REDIRECT_URL_MAX), AfterValidator(_absolute_url)]
+    | None,
+    BeforeValidator(lambda v: (v.strip() or None) if isinstance(v, str) else v),
+]
+
+
+class LeadFormCreate(BaseModel):
+    """What createLeadForm accepts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: FormName
+    source: f.text(f.SOURCE_MAX) = None  # type: ignore[valid-type]
+    allowed_origins: Annotated[list[Origin] | None, Size(max_length=FORM_ORIGINS_MAX)] = None
+    redirect_url: RedirectUrl = None
