@@ -61,14 +61,22 @@ graphiql: $(GRAPHIQL_STAMP)
 	  cd $* && npm ci --silent --no-audit --no-fund && touch node_modules/.complete; \
 	else echo "npm not found: the tests that drive $* will fail"; fi
 
+# Debian's Chromium, which the web-form browser test drives headless (tests/test_forms.py).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+	$$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+	{ $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; } || \
+	echo "Could not install chromium (apt-get install chromium): the browser test will fail"
+
 run: $(INSTALLED) $(GRAPHIQL_STAMP)
 	$(PY) server.py serve
 
 # SQLite, whatever TEST_DATABASE_URL the environment holds.
-test: $(INSTALLED) $(GRAPHIQL_STAMP) $(NODE_STAMPS)
+test: $(INSTALLED) $(GRAPHIQL_STAMP) $(NODE_STAMPS) $(CHROMIUM)
 	env -u TEST_DATABASE_URL $(PY) -m pytest
 
-test-postgres: $(INSTALLED) $(GRAPHIQL_STAMP) $(NODE_STAMPS)
+test-postgres: $(INSTALLED) $(GRAPHIQL_STAMP) $(NODE_STAMPS) $(CHROMIUM)
 	TEST_DATABASE_URL='$(TEST_DATABASE_URL)' $(PY) -m tests.run_postgres
 
 # The benchmark (issues 5 and 9): on PostgreSQL (database leadgraph_bench) and on SQLite, seeds,

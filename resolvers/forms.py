@@ -36,11 +36,12 @@ FORM = "LeadForm"
 # Filled in by bots only: the embedding snippet hides it from people (README).
 HONEYPOT = "_gotcha"
 RATE_WINDOW = timedelta(minutes=1)
-# The lead fields a post may set, by their snake_case names (LeadCreate's).
+# The lead fields a post may set, by their snake_case names (LeadCreate's). Not status and
+# score: they are the team's judgement, not the visitor's (posted, they are kept as metadata).
 LEAD_FIELDS = frozenset(
     {
         *("email", "first_name", "last_name", "phone", "company", "city", "state"),
-        *("postal_code", "source", "notes", "status", "score"),
+        *("postal_code", "source", "notes"),
     }
 )
 # Both spellings of each: "firstName" and "first_name" name one field.
@@ -157,9 +158,9 @@ async def submit(ctx: Context, form: Row[Any], fields: Mapping[str, Any]) -> Sub
 
 
 async def _write_lead(ctx: Context, values: dict[str, Any]) -> Outcome:
-    # The same email posted again updates its lead with the fields posted (metadata included:
-    # replaced, as upsertLead writes every field given).
-    return await leads.upsert_lead(ctx, values, match_on="EMAIL")
+    # The same email posted again updates its lead with the fields posted; the metadata posted
+    # is added to the lead's (a first touch's utm_* stay unless posted again).
+    return await leads.upsert_lead(ctx, values, match_on="EMAIL", add_metadata=True)
 
 
 async def _rate_limited(ctx: Context) -> int | None:

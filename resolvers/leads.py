@@ -130,11 +130,14 @@ async def update_lead(ctx: Context, id_: str, values: dict[str, Any]) -> Outcome
     return await written(ctx, step, conflict=lambda exc: refused_by(exc, external_ids_taken))
 
 
-async def upsert_lead(ctx: Context, values: dict[str, Any], match_on: str) -> Outcome:
+async def upsert_lead(
+    ctx: Context, values: dict[str, Any], match_on: str, *, add_metadata: bool = False
+) -> Outcome:
     """The lead that ``match_on`` finds (EMAIL: the same email, case aside, the oldest if
     several; EXTERNAL_ID: the one holding any of input.externalIds) with the given fields
     written over it, or a new lead. Concurrent upserts of one key wait for each other (the
-    key's lock), so they end with one lead."""
+    key's lock), so they end with one lead. ``add_metadata``: the metadata given is added to
+    the lead's (its keys win) instead of replacing it."""
     principal = ctx.require(Role.MEMBER)
     data, problems = validated(LeadCreate, values)
     if not problems and match_on == "EXTERNAL_ID" and not data.external_ids:
@@ -163,7 +166,10 @@ async def upsert_lead(ctx: Context, values: dict[str, Any], match_on: str) -> Ou
         if current is None:
             await claim_external_ids(repo, "lead", data.external_ids)
             return Outcome(lead=await _insert(unit, repo, data, principal), created=True)
-        return Outcome(lead=await _update(unit, repo, current, given, principal), created=False)
+        changes = given
+        if add_metadata and "meta" in given:
+            changes = given | {"meta": {**current.meta, **given["meta"]}}
+        return Outcome(lead=await _update(unit, repo, current, changes, principal), created=False)
 
     return await written(ctx, step, conflict=lambda exc: refused_by(exc, external_ids_taken))
 
