@@ -72,6 +72,7 @@ from schema import build_schema
 from schema.context import Context
 from schema.execution import LiveOperation, SharedData, live_operation
 from schema.extensions import INTERNAL_MESSAGE
+from schema.http import exports
 from schema.text import spelled_path
 
 logger = logging.getLogger("leadgraph")
@@ -943,6 +944,7 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
     routes += [
         Route("/graphql", view, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", view),
+        *exports.routes(schema, request_id_var.get),
     ]
     app = Starlette(
         routes=routes,
