@@ -312,6 +312,19 @@ def test_an_export_is_an_attachment_named_after_its_records_and_date(
     assert response.headers["cache-control"] == "no-store"
 
 
+def test_head_answers_the_headers_without_reading_a_row(
+    server: LiveServer, http: httpx.Client, count_queries: Callable[[], Any]
+) -> None:
+    create_leads(server, lead_values())
+
+    with count_queries() as counted:
+        response = http.head("/exports/leads.csv")
+
+    assert (response.status_code, response.content) == (200, b"")
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert [s for s in counted.statements if "FROM leads" in s] == []
+
+
 # ---------------------------------------------------------------- filter and order
 
 

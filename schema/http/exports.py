@@ -317,14 +317,17 @@ def endpoint(
             return refused(400, exc.message, _BAD, extensions=extensions)
         encoder = make_encoder(target)
         name = f"{target.field}-{datetime.now(UTC):%Y-%m-%d}.{file_format}"
+        headers = {
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        }
+        if request.method == "HEAD":
+            # Starlette streams a body for HEAD too (the server drops it): the whole export
+            # would be read for nothing.
+            return Response(media_type=encoder.media_type, headers=headers)
         return StreamingResponse(
-            _body(export, encoder),
-            media_type=encoder.media_type,
-            headers={
-                "Content-Disposition": f'attachment; filename="{name}"',
-                "Cache-Control": "no-store",
-                "X-Content-Type-Options": "nosniff",
-            },
+            _body(export, encoder), media_type=encoder.media_type, headers=headers
         )
 
     return handle
