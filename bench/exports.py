@@ -130,7 +130,8 @@ def export_once(cfg: Config, key: str, name: str, path: str) -> Run:
         lambda port: [sys.executable, "server.py", "serve"],
         {"WORKERS": "1", "WEBHOOK_SENDER": "false"},
     )
-    with service(f"exports-{name}", launch, cfg) as svc:
+    slug = "".join(c if c.isalnum() else "-" for c in name)
+    with service(f"exports-{slug}", launch, cfg) as svc:
         before = _memory(svc.pid)
         peak = dict(before)
         done = threading.Event()

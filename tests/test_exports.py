@@ -466,6 +466,19 @@ def test_csv_writes_cells_that_look_like_formulas_as_stored(
     )
 
 
+def test_json_values_are_exported_exactly(server: LiveServer, http: httpx.Client) -> None:
+    meta = {"big": 123456789012345678901234567890, "small": -9223372036854775809, "pi": 3.25}
+    create_leads(server, lead_values(meta=meta | {"name": "Zoë"}))
+
+    # A search reads its rows by another statement, its JSON decoded by the driver.
+    for flt in ({}, {"search": "example"}):
+        [row] = csv_rows(get(http, "/exports/leads.csv", filter=flt))
+        [line] = ndjson_rows(get(http, "/exports/leads.ndjson", filter=flt))
+
+        assert json.loads(row["metadata"]) == line["metadata"] == meta | {"name": "Zoë"}
+        assert " " not in row["metadata"]
+
+
 def test_non_ascii_text_is_exported_as_utf8(server: LiveServer, http: httpx.Client) -> None:
     create_leads(server, lead_values(first_name="Zoë", last_name="Ōtsuka", city="Köln 🏙"))
 

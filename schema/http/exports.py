@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -261,12 +262,31 @@ class CsvEncoder(Encoder):
         return out
 
 
+# A run of digits orjson may not read exactly: it reads integers past 64 bits as floats.
+_LONG_NUMBER = re.compile(r"\d{19}")
+
+
 def _json_text(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    """Compact JSON text of a JSON column's value, or of its stored text (a str: neither
+    metadata, an object, nor externalIds, a list, can be a bare string)."""
+    if isinstance(value, str):
+        if _LONG_NUMBER.search(value):
+            return json.dumps(json.loads(value), separators=(",", ":"), ensure_ascii=False)
+        value = orjson.loads(value)
+    return _dumps(value).decode()
 
 
-def _itself(value: Any) -> Any:
-    return value
+def _dumps(value: Any) -> bytes:
+    """orjson's compact JSON, or json's where orjson refuses (integers past 64 bits)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _json_value(value: Any) -> Any:
+    """A JSON column's value for orjson: its stored text embedded as it is."""
+    return orjson.Fragment(value) if isinstance(value, str) else value
 
 
 class NdjsonEncoder(Encoder):
@@ -278,7 +298,7 @@ class NdjsonEncoder(Encoder):
     def page(self, rows: list[Any]) -> bytes:
         header = self.header
         return b"".join(
-            orjson.dumps(dict(zip(header, self.values(row, _itself), strict=True))) + b"\n"
+            _dumps(dict(zip(header, self.values(row, _json_value), strict=True))) + b"\n"
             for row in rows
         )
 
