@@ -209,8 +209,11 @@ def _bad_text(value: Any) -> tuple[list[str | int], str] | None:
 
 
 def _datetime(value: datetime) -> str:
-    # As the DateTime scalar writes it (schema/scalars.py): UTC, with microseconds.
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
+    # As the DateTime scalar writes it (schema/scalars.py): UTC, with microseconds. Columns
+    # are read in UTC already (db/types.py), which spares most values the conversion.
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")
 
 
 class Encoder:
@@ -264,12 +267,15 @@ class CsvEncoder(Encoder):
 
 # A run of digits orjson may not read exactly: it reads integers past 64 bits as floats.
 _LONG_NUMBER = re.compile(r"\d{19}")
+_EMPTY = frozenset({"{}", "[]"})
 
 
 def _json_text(value: Any) -> str:
     """Compact JSON text of a JSON column's value, or of its stored text (a str: neither
     metadata, an object, nor externalIds, a list, can be a bare string)."""
     if isinstance(value, str):
+        if value in _EMPTY:  # most records' metadata and external IDs
+            return value
         if _LONG_NUMBER.search(value):
             return json.dumps(json.loads(value), separators=(",", ":"), ensure_ascii=False)
         value = orjson.loads(value)
