@@ -68,6 +68,7 @@ class Run:
     anon_peak_kib: int
     hwm_kib: int
     cpu_s: float
+    heap_quarters_kib: list[int]  # RssAnon at 25, 50, 75 and 100 % of the rows expected
 
     @property
     def rows_per_s(self) -> float:
@@ -82,11 +83,14 @@ def _database(url: str) -> Database:
     return Database(url, Settings(database_url=url, _env_file=None))  # type: ignore[call-arg]
 
 
-async def lead_count(url: str) -> int:
+async def lead_count(url: str, status: str | None = None) -> int:
     db = _database(url)
+    counted = select(func.count()).select_from(LEADS)
+    if status is not None:
+        counted = counted.where(LEADS.c.status == status)
     try:
         async with db.read() as conn:
-            return int((await conn.execute(select(func.count()).select_from(LEADS))).scalar_one())
+            return int((await conn.execute(counted)).scalar_one())
     except Exception:
         return -1  # no database, or not migrated
     finally:
@@ -124,8 +128,9 @@ def _memory(pid: int) -> dict[str, int]:
     return found
 
 
-def export_once(cfg: Config, key: str, name: str, path: str) -> Run:
-    """One export through a fresh server: everything it sends, read and counted."""
+def export_once(cfg: Config, key: str, name: str, path: str, expected: int) -> Run:
+    """One export through a fresh server: everything it sends, read and counted; the heap
+    sampled as it passes each quarter of the ``expected`` rows."""
     launch = Launch(
         lambda port: [sys.executable, "server.py", "serve"],
         {"WORKERS": "1", "WEBHOOK_SENDER": "false"},
@@ -146,6 +151,7 @@ def export_once(cfg: Config, key: str, name: str, path: str) -> Run:
         cpu_before = svc.cpu_seconds()
         sampler.start()
         rows = size = 0
+        quarters: list[int] = []
         first_byte = 0.0
         started = time.monotonic()
         headers = {"Authorization": f"Bearer {key}"}
@@ -160,11 +166,14 @@ def export_once(cfg: Config, key: str, name: str, path: str) -> Run:
                     first_byte = time.monotonic() - started
                 size += len(chunk)
                 rows += chunk.count(b"\n")
+                while len(quarters) < 3 and rows >= expected * (len(quarters) + 1) // 4:
+                    quarters.append(_memory(svc.pid)["RssAnon"])
         seconds = time.monotonic() - started
         done.set()
         sampler.join()
         cpu = svc.cpu_seconds() - cpu_before
         after = _memory(svc.pid)
+        quarters.append(after["RssAnon"])
     if path.split("?")[0].endswith(".csv"):
         rows -= 1  # the header line (the seed's text holds no line breaks)
     return Run(
@@ -179,6 +188,7 @@ def export_once(cfg: Config, key: str, name: str, path: str) -> Run:
         anon_peak_kib=peak["RssAnon"],
         hwm_kib=after["VmHWM"],
         cpu_s=cpu,
+        heap_quarters_kib=quarters,
     )
 
 
@@ -188,8 +198,9 @@ def table(cfg: Config, n: int, runs: list[Run]) -> str:
         f"{os.cpu_count()} cores, load average {_loadavg()}",
         "",
         "| export | rows | MB | first byte | total | rows/s | MB/s | server CPU s "
-        "| RSS before → peak (MiB) | heap before → peak (MiB) | VmHWM (MiB) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| RSS before → peak (MiB) | heap before → peak (MiB) | heap at each quarter (MiB) "
+        "| VmHWM (MiB) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
         lines.append(
@@ -197,6 +208,7 @@ def table(cfg: Config, n: int, runs: list[Run]) -> str:
             f"| {r.seconds:.1f} s | {r.rows_per_s:,.0f} | {r.bytes / 1e6 / r.seconds:.1f} "
             f"| {r.cpu_s:.1f} | {r.rss_before_kib / 1024:.0f} → {r.rss_peak_kib / 1024:.0f} "
             f"| {r.anon_before_kib / 1024:.0f} → {r.anon_peak_kib / 1024:.0f} "
+            f"| {', '.join(f'{q / 1024:.0f}' for q in r.heap_quarters_kib)} "
             f"| {r.hwm_kib / 1024:.0f} |"
         )
     return "\n".join(lines)
@@ -231,12 +243,13 @@ def main() -> int:
     key = asyncio.run(viewer_key(url))
     filtered = urlencode({k: json.dumps(v) for k, v in FILTERED.items()})
     runs = []
-    for name, path in [
-        ("leads.csv", "/exports/leads.csv"),
-        ("leads.ndjson", "/exports/leads.ndjson"),
-        ("leads.csv, status NEW by score", f"/exports/leads.csv?{filtered}"),
+    new = asyncio.run(lead_count(url, status="NEW"))
+    for name, path, expected in [
+        ("leads.csv", "/exports/leads.csv", n),
+        ("leads.ndjson", "/exports/leads.ndjson", n),
+        ("leads.csv, status NEW by score", f"/exports/leads.csv?{filtered}", new),
     ]:
-        run = export_once(cfg, key, name, path)
+        run = export_once(cfg, key, name, path, expected)
         log(
             f"{name}: {run.rows:,} rows, {run.bytes / 1e6:.0f} MB in {run.seconds:.1f} s "
             f"({run.rows_per_s:,.0f} rows/s), RSS {run.rss_before_kib // 1024} → "
@@ -244,8 +257,8 @@ def main() -> int:
             f"{run.anon_peak_kib // 1024} MiB"
         )
         runs.append(run)
-    if runs[0].rows != n or runs[1].rows != n:
-        raise SystemExit(f"expected {n:,} rows in each full export: {runs[0].rows}, {runs[1].rows}")
+    if [r.rows for r in runs] != [n, n, new]:
+        raise SystemExit(f"expected {n:,}, {n:,} and {new:,} rows: {[r.rows for r in runs]}")
     block = table(cfg, n, runs)
     print(block)
     write_results(cfg.engine, block)
