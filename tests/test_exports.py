@@ -506,6 +506,15 @@ def test_a_filter_that_is_not_json_is_refused(http: httpx.Client) -> None:
     }
 
 
+def test_a_number_too_long_to_read_is_refused(http: httpx.Client) -> None:
+    huge = "1" + "0" * 5000
+    response = http.get("/exports/leads.csv", params={"filter": f'{{"score": {{"gte": {huge}}}}}'})
+
+    [error] = error_body(response)["errors"]
+    assert error["message"].startswith("Query parameter 'filter' is not valid JSON: Exceeds")
+    assert error["extensions"] == {"code": "BAD_USER_INPUT"}
+
+
 def test_an_unknown_filter_field_is_refused_as_graphql_refuses_it(
     http: httpx.Client, gql: GraphQLClient
 ) -> None:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
+import strawberry
 from graphql import GraphQLError, GraphQLInputType, Undefined
 from graphql.pyutils import print_path_list
 from graphql.utilities import coerce_input_value, validate_input_value
@@ -104,14 +105,16 @@ class Arguments:
     converted by Strawberry into the input objects the resolvers take, as for a request to
     /graphql. Errors are spelled as graphql-core spells a variable's."""
 
-    def __init__(self, schema: Any, field: str) -> None:
-        graphql_field = schema._schema.query_type.fields[field]
+    def __init__(self, schema: strawberry.Schema, field: str) -> None:
+        query = schema._schema.query_type
+        strawberry_field = schema.get_field_for_type(field, "Query")
+        assert query is not None and strawberry_field is not None
         self.types: dict[str, GraphQLInputType] = {
-            name: graphql_field.args[name].type for name in PARAMETERS
+            name: query.fields[field].args[name].type for name in PARAMETERS
         }
         self.arguments = [
             argument
-            for argument in schema.get_field_for_type(field, "Query").arguments
+            for argument in strawberry_field.arguments
             if argument.python_name in ("filter", "order_by")
         ]
         self.scalars = schema.schema_converter.scalar_registry
@@ -149,6 +152,8 @@ class Arguments:
             ) from None
         except RecursionError:
             raise ParameterError([f"Query parameter '{name}' is nested too deeply."]) from None
+        except ValueError as exc:  # an integer past Python's digit limit
+            raise ParameterError([f"Query parameter '{name}' is not valid JSON: {exc}."]) from None
         if found := _bad_text(value):
             path, problem = found
             raise ParameterError(
@@ -319,7 +324,7 @@ ENCODERS: dict[str, Callable[[Target], CsvEncoder | NdjsonEncoder]] = {
 
 
 def endpoint(
-    schema: Any, target: Target, file_format: str, request_id: Callable[[], str]
+    schema: strawberry.Schema, target: Target, file_format: str, request_id: Callable[[], str]
 ) -> Callable[[Request], Any]:
     """The handler of ``/exports/<records>.<format>``."""
     arguments = Arguments(schema, target.field)
@@ -368,7 +373,7 @@ async def _body(
         yield encoder.page(rows)
 
 
-def routes(schema: Any, request_id: Callable[[], str]) -> list[Route]:
+def routes(schema: strawberry.Schema, request_id: Callable[[], str]) -> list[Route]:
     """The export routes (GET), for the app's route list."""
     return [
         Route(
