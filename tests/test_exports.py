@@ -741,3 +741,27 @@ def test_a_client_hanging_up_mid_export_stops_it_with_no_connection_out_and_no_e
     pages = [s for s in counted.statements if "FROM leads" in s]
     assert 1 <= len(pages) < 50  # of 100
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_a_failure_mid_export_breaks_the_stream_rather_than_ending_it(
+    server: LiveServer,
+    http: httpx.Client,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A client must not take a cut-short export for a whole one: the chunked body is left
+    # without its last chunk (the failure is logged as the server's).
+    create_leads(server, *(lead_values() for _ in range(10)))
+    monkeypatch.setattr(exports, "PAGE_SIZE", 4)
+    pages = exports.bulk_page
+
+    async def failing(*args: Any) -> list[Any]:
+        if args[4] is not None:  # past the first page
+            raise RuntimeError("the database went away")
+        return await pages(*args)
+
+    monkeypatch.setattr(exports, "bulk_page", failing)
+
+    with pytest.raises(httpx.RemoteProtocolError):
+        get(http, "/exports/leads.ndjson")
+    assert any("the database went away" in str(r.exc_info) for r in caplog.records if r.exc_info)
