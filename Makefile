@@ -25,7 +25,7 @@ GRAPHIQL_FILES := react@18.2.0:umd/react.production.min.js \
 	@graphiql/plugin-explorer@1.0.2:dist/index.umd.js
 
 .PHONY: run test test-postgres test-fast install graphiql schema lint clean bench bench-fanout \
-	bench-webhooks
+	bench-webhooks bench-exports
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -98,6 +98,12 @@ bench-fanout: $(INSTALLED) $(FANOUT_STAMP)
 # the sender's RSS; SQLite unless BENCH_DATABASE_URL names a PostgreSQL database (bench/README.md).
 bench-webhooks: $(INSTALLED)
 	$(PY) -m bench.webhooks
+
+# Export throughput (issue 11): full CSV and NDJSON exports of BENCH_EXPORTS_N leads (1,000,000)
+# through HTTP, rows/s and the server's RSS; SQLite unless BENCH_DATABASE_URL names a PostgreSQL
+# database (bench/README.md, "Exports").
+bench-exports: $(INSTALLED)
+	$(PY) -m bench.exports
 
 schema: $(INSTALLED)
 	$(PY) server.py export-schema --output schema/schema.graphql

@@ -72,7 +72,7 @@ from schema import build_schema
 from schema.context import Context
 from schema.execution import LiveOperation, SharedData, live_operation
 from schema.extensions import INTERNAL_MESSAGE
-from schema.http import forms
+from schema.http import exports, forms
 from schema.text import spelled_path
 
 logger = logging.getLogger("leadgraph")
@@ -947,6 +947,7 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
         Route(
             f"{forms.PATH}{{key}}", forms.endpoint(request_id_var.get), methods=["POST", "OPTIONS"]
         ),
+        *exports.routes(schema, request_id_var.get),
     ]
     app = Starlette(
         routes=routes,

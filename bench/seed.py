@@ -38,6 +38,7 @@ from db import migrate
 from db.engine import Database
 from db.models import DEFAULT_WORKSPACE_ID
 from db.models.fields import fold, full_name, search_key
+from db.models.keys import company_key, phone_key
 from db.models.search import FTS_TABLES
 from db.settings import Settings
 from db.types import UTCDateTime
@@ -172,13 +173,14 @@ LEAD_COLUMNS = _words(
     "id workspace_id email first_name last_name phone company city state postal_code source "
     "notes status score metadata created_at updated_at converted_at converted_client_id "
     "created_by_user_id created_by_api_key_id updated_by_user_id updated_by_api_key_id "
-    "email_key name_key city_key state_key source_key search_key"
+    "email_key name_key city_key state_key source_key search_key "
+    "external_ids phone_key company_key"
 )
 CLIENT_COLUMNS = _words(
     "id workspace_id email first_name last_name phone company street city state postal_code "
     "country status archived_at notes metadata created_at updated_at created_by_user_id "
     "created_by_api_key_id updated_by_user_id updated_by_api_key_id "
-    "email_key name_key city_key state_key search_key"
+    "email_key name_key city_key state_key search_key external_ids"
 )
 
 
@@ -416,6 +418,9 @@ def lead_rows(
 ) -> Iterator[list[tuple]]:
     """Leads first..stop-1 in LEAD_COLUMNS order, CHUNK at a time; id i+1 for lead i."""
     metas = _metas(encode_json)
+    no_ids = encode_json([])  # external IDs: none (the seed has no outside systems)
+    company_keys = {c: company_key(c) for c in COMPANIES}
+    company_keys[None] = ""
     sources = [(s[0], fold(s[0])) for s in SOURCES]
     status, score, source_of, created, updated = p.status, p.score, p.source, p.created, p.updated
     converted_at, client_of = p.converted_at, p.client_of
@@ -439,6 +444,7 @@ def lead_rows(
                     None, None, None, None,  # created_by_*, updated_by_*: before accounts
                     fold(email), name_key, city_key, state_key, source_key,
                     search_key(name, email, company),
+                    no_ids, phone_key(phone), company_keys[company],
                 )
             )  # fmt: skip
         yield chunk
@@ -484,6 +490,7 @@ def client_rows(p: Plan, stamp: Stamp, encode_json: Callable[[Any], Any]) -> lis
                 who.city_key,
                 who.state_key,
                 search_key(who.name, who.email, who.company),
+                encode_json([]),
             )
         )
     return rows
