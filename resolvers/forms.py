@@ -226,7 +226,7 @@ def _as_posted(problem: Problem, posted: dict[str, str]) -> Problem:
 
 def _bad_text(fields: Mapping[str, Any]) -> Problem | None:
     """A field whose name or text holds NUL or an unpaired surrogate (JSON's \\u escapes make
-    both): PostgreSQL can store neither, and a silently changed value is worse than an error."""
+    both): one engine can store neither, and a silently changed value is worse than an error."""
     stack: list[tuple[str, Any]] = [(name, (name, value)) for name, value in fields.items()]
     while stack:
         where, item = stack.pop()

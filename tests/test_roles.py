@@ -55,6 +55,9 @@ MINIMUM_ROLE = {
     "removeMember": "ADMIN",
     "updateWorkspace": "OWNER",
     "webhookEndpoints": "ADMIN",
+    "leadForms": "ADMIN",
+    "createLeadForm": "ADMIN",
+    "deleteLeadForm": "ADMIN",
     "webhookEndpoint": "ADMIN",
     "createWebhookEndpoint": "ADMIN",
     "updateWebhookEndpoint": "ADMIN",
@@ -109,6 +112,15 @@ API_KEYS = "{ apiKeys { id name role revokedAt } }"
 SESSIONS = "{ sessions { id } }"
 ENDPOINT = "id url description eventTypes"
 WEBHOOK_ENDPOINTS = f"{{ webhookEndpoints {{ {ENDPOINT} }} }}"
+LEAD_FORMS = "{ leadForms { id name key source allowedOrigins redirectUrl } }"
+CREATE_LEAD_FORM = f"""
+mutation ($input: CreateLeadFormInput!) {{
+  createLeadForm(input: $input) {{ form {{ id name source }} {USER_ERRORS} }}
+}}
+"""
+DELETE_LEAD_FORM = f"""
+mutation ($id: ID!) {{ deleteLeadForm(id: $id) {{ deletedFormId {USER_ERRORS} }} }}
+"""
 WEBHOOK_ENDPOINT = f"query ($id: ID!) {{ webhookEndpoint(id: $id) {{ {ENDPOINT} }} }}"
 DELIVERIES = """
 query ($id: ID!) { webhookEndpoint(id: $id) { deliveries { nodes { id } } } }
@@ -331,6 +343,11 @@ class World:
         _, token = self.join(email, role)
         return Caller(self.owner.as_(token), role, {"__typename": "User", "email": email})
 
+    def form(self) -> str:
+        payload = self.owner.data(CREATE_LEAD_FORM, {"input": {"name": "Contact"}})
+        form_id: str = payload["createLeadForm"]["form"]["id"]
+        return form_id
+
     def endpoint(self) -> str:
         payload = self.owner.data(CREATE_WEBHOOK_ENDPOINT, {"input": {"url": HOOK_URL}})
         endpoint_id: str = payload["createWebhookEndpoint"]["endpoint"]["id"]
@@ -451,6 +468,23 @@ query("members", MEMBERS, seeded(lambda w: w.member("listed@example.com", "MEMBE
 query("apiKeys", API_KEYS, nothing)
 query("webhookEndpoints", WEBHOOK_ENDPOINTS, seeded(World.endpoint))
 query("webhookEndpoint", WEBHOOK_ENDPOINT, lambda w: {"id": w.endpoint()})
+query("leadForms", LEAD_FORMS, seeded(World.form))
+
+
+@operation(
+    "createLeadForm", CREATE_LEAD_FORM, lambda w: {"input": {"name": "Demo", "source": "web"}}
+)
+def then_create_lead_form(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload["userErrors"] == []
+    assert (payload["form"]["name"], payload["form"]["source"]) == ("Demo", "web")
+    forms = world.owner.data(LEAD_FORMS)["leadForms"]
+    assert [f["id"] for f in forms] == [payload["form"]["id"]]
+
+
+@operation("deleteLeadForm", DELETE_LEAD_FORM, lambda w: {"id": w.form()})
+def then_delete_lead_form(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {"deletedFormId": variables["id"], "userErrors": []}
+    assert world.owner.data(LEAD_FORMS) == {"leadForms": []}
 
 
 @operation("me", ME, nothing)
