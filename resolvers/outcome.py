@@ -19,6 +19,7 @@ class Outcome:
     lead: Row[Any] | None = None
     client: Row[Any] | None = None
     deleted_id: str | None = None
+    merged_ids: list[str] | None = None  # mergeLeads: the global IDs folded into ``lead``
 
 
 class Abort(Exception):

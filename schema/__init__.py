@@ -26,6 +26,7 @@ from schema import execution
 from schema.auth import AuthMutation, AuthQuery
 from schema.clients import ClientMutation, ClientQuery
 from schema.context import Context
+from schema.duplicates import DuplicateQuery, MergeMutation
 from schema.events import EventQuery
 from schema.extensions import AnonymousIntrospection, ErrorPolicy, SettledLoads
 from schema.leads import LeadMutation, LeadQuery
@@ -144,10 +145,11 @@ def build_schema(settings: Settings | None = None) -> Schema:
     ]
     documents = DocumentCache(settings.document_cache_bytes)
     query = merge_types(
-        "Query", (NodeQuery, LeadQuery, ClientQuery, EventQuery, WebhookQuery, AuthQuery)
+        "Query",
+        (NodeQuery, LeadQuery, ClientQuery, EventQuery, WebhookQuery, AuthQuery, DuplicateQuery),
     )
     mutation = merge_types(
-        "Mutation", (LeadMutation, ClientMutation, WebhookMutation, AuthMutation)
+        "Mutation", (LeadMutation, ClientMutation, WebhookMutation, AuthMutation, MergeMutation)
     )
     return Schema(
         query=query,

@@ -54,6 +54,14 @@ PARTS: dict[str, frozenset[str]] = {
             *("Mutation.retryWebhookDelivery", "Mutation.replayWebhookEvents"),
         }
     ),
+    # Issue 11, duplicates and merge.
+    "intake.graphql": frozenset(
+        {
+            *("DuplicateReason", "LeadDuplicate", "Lead.duplicates"),
+            *("Query.possibleDuplicateLeads", "MergeFieldSource", "MergeLeadsInput"),
+            *("MergeLeadsPayload", "Mutation.mergeLeads", "EventType.LEAD_MERGED"),
+        }
+    ),
 }
 
 
