@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select, text
 
-from db.models import DEFAULT_WORKSPACE_ID
+from db.models import DEFAULT_WORKSPACE_ID, Role
 from db.models.intake import LeadExternalId, LeadMerge
 from db.models.leads import Lead
+from resolvers.auth import create_key_for_workspace
 from resolvers.ids import to_global_id
 from tests.conftest import GraphQLClient, LiveServer
 from tests.factories import BASE_TIME, client_values, create_clients, create_leads, lead_values
@@ -454,3 +455,35 @@ def _merges(server: LiveServer) -> list[tuple[int, int]]:
             return [tuple(r) for r in rows]
 
     return server.run(read())
+
+
+CREATE_LEAD = """
+mutation ($input: CreateLeadInput!) { createLead(input: $input) { lead { id } } }
+"""
+DUPLICATES = "query ($id: ID!) { lead(id: $id) { duplicates { lead { id } } } }"
+
+
+def test_merged_ids_and_duplicates_stay_in_their_workspace(
+    server: LiveServer, gql: GraphQLClient
+) -> None:
+    secret, _, _ = server.run(create_key_for_workspace(server.db, "Other Co", Role.OWNER, "other"))
+    other = gql.as_(secret)
+    theirs = [
+        other.data(CREATE_LEAD, {"input": {"email": "same@example.com"}})["createLead"]["lead"][
+            "id"
+        ]
+        for _ in range(2)
+    ]
+    [mine] = create_leads(server, lead_values(email="same@example.com"))
+
+    assert merge(other, survivorId=theirs[0], mergedIds=[theirs[1]])["userErrors"] == []
+
+    assert gql.data(NODE, {"id": theirs[1]}) == {"node": None}
+    assert gql.data(DUPLICATES, {"id": mine}) == {"lead": {"duplicates": []}}
+    assert merge(gql, survivorId=mine, mergedIds=[theirs[0]])["userErrors"] == [
+        {
+            "field": ["input", "mergedIds", "0"],
+            "message": "No lead with this ID.",
+            "code": "NOT_FOUND",
+        }
+    ]
