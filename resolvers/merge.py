@@ -20,6 +20,7 @@ from sqlalchemy import Row
 
 from db.models import LeadUpdate, Role
 from db.models.fields import fold
+from db.models.intake import EXTERNAL_IDS_MAX
 from db.repositories import LeadRepository
 from db.repositories.duplicates import MergeRepository
 from resolvers.auth import actor_columns
@@ -160,6 +161,12 @@ async def merge_leads(ctx: Context, values: dict[str, Any]) -> Outcome:
         _, invalid = validated(LeadUpdate, {"meta": new["meta"]})
         if invalid:
             raise Abort([_invalid(f"The united metadata: {invalid[0].message}", "mergedIds")])
+        if (united := len(new["external_ids"])) > EXTERNAL_IDS_MAX:
+            message = (
+                f"A lead holds at most {EXTERNAL_IDS_MAX} external IDs; these leads hold "
+                f"{united} together."
+            )
+            raise Abort([_invalid(message, "mergedIds")])
         await merges.move_external_ids(
             survivor_pk,
             _moved(survivor_pk, merged_ids, await merges.external_ids(list(rows))),

@@ -5,6 +5,7 @@ event, and nothing half-done."""
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -485,5 +486,46 @@ def test_merged_ids_and_duplicates_stay_in_their_workspace(
             "field": ["input", "mergedIds", "0"],
             "message": "No lead with this ID.",
             "code": "NOT_FOUND",
+        }
+    ]
+
+
+def test_metadata_too_large_once_united_is_refused(server: LiveServer, gql: GraphQLClient) -> None:
+    survivor, merged = create_leads(
+        server, lead_values(meta={"a": "x" * 9000}), lead_values(meta={"b": "y" * 9000})
+    )
+    size = len(json.dumps({"b": "y" * 9000, "a": "x" * 9000}, separators=(",", ":")))
+
+    payload = merge(gql, survivorId=survivor, mergedIds=[merged])
+
+    assert payload["userErrors"] == [
+        {
+            "field": ["input", "mergedIds"],
+            "message": "The united metadata: Metadata must be at most 16384 bytes of JSON "
+            f"(got {size}).",
+            "code": "INVALID",
+        }
+    ]
+    assert gql.data(NODE, {"id": merged}) == {"node": {"__typename": "Lead", "id": merged}}
+
+
+def test_more_than_twenty_external_ids_once_united_are_refused(
+    server: LiveServer, gql: GraphQLClient
+) -> None:
+    survivor, merged = create_leads(
+        server,
+        *(
+            lead_values(external_ids=[{"system": f"{side}{n}", "id": "1"} for n in range(12)])
+            for side in ("s", "m")
+        ),
+    )
+
+    payload = merge(gql, survivorId=survivor, mergedIds=[merged])
+
+    assert payload["userErrors"] == [
+        {
+            "field": ["input", "mergedIds"],
+            "message": "A lead holds at most 20 external IDs; these leads hold 24 together.",
+            "code": "INVALID",
         }
     ]
