@@ -46,9 +46,10 @@ SIMILARITY_THRESHOLD = 85.0
 # costs one bounded index range, not thousands of rows.
 CANDIDATES_PER_KEY = 200
 MAX_FIRST = 100
-# possibleDuplicateLeads: members of one group paired (by lowest id), and rows read per reason.
+# possibleDuplicateLeads: members of one group paired (the lowest ids), and shared keys read
+# per reason (in key order: past it, a reason's pairs are a sample).
 PAIRS_GROUP_MAX = 20
-PAIRS_ROWS_MAX = 20_000
+PAIRS_KEYS_MAX = 10_000
 
 # A lead's matching keys: (id, email_key, phone_key, company_key, name_key).
 Keys = tuple[int, str, str, str, str]
@@ -153,15 +154,12 @@ async def possible_duplicates(ctx: Context, first: int) -> list[Duplicate]:
         repo = DuplicateRepository(conn, ctx.workspace_id)
         for columns in tiers:
             for column in columns:
-                n = MATCH_COLUMNS.index(column) + 1
-                group: list[Keys] = []
-                for row in [*await repo.groups(column, PAIRS_ROWS_MAX), None]:
-                    keys = keys_of(row) if row is not None else None
-                    if group and (keys is None or keys[n] != group[0][n]):
-                        found += _pairs(group, seen)
-                        group = []
-                    if keys is not None and len(group) < PAIRS_GROUP_MAX:
-                        group.append(keys)
+                shared = await repo.shared(column, PAIRS_KEYS_MAX)
+                groups: dict[str, list[Keys]] = {}
+                for row in await repo.sharing([(column, k) for k in shared], PAIRS_GROUP_MAX):
+                    groups.setdefault(getattr(row, column), []).append(keys_of(row))
+                for group in groups.values():
+                    found += _pairs(group, seen)
             if len(found) >= first:
                 break
     return _best_first(found)[:first]

@@ -59,24 +59,21 @@ class DuplicateRepository(Repository):
             rows += await reads.all_rows(self.conn, stmt)
         return rows
 
-    async def groups(self, column: str, limit: int) -> list[Row[Any]]:
-        """The keys of the leads whose ``column`` (non-empty) another lead shares, by that key
-        then id, at most ``limit`` rows: the index grouped, then each group's rows."""
+    async def shared(self, column: str, limit: int) -> list[str]:
+        """The first ``limit`` non-empty values of ``column`` that more than one lead holds,
+        in order: the index read through once, grouped. (Their leads are read by ``sharing``:
+        PostgreSQL's planner merged a join of the two by walking every lead in the index's
+        order, 4 s at 1M leads.)"""
         key = self.c[column]
-        shared = (
+        stmt = (
             select(key)
             .where(*self.scoped(key != ""))
             .group_by(key)
             .having(func.count() > 1)
-            .scalar_subquery()
-        )
-        stmt = (
-            select(*self._keys())
-            .where(*self.scoped(key.in_(shared)))
-            .order_by(key, self.c.id)
+            .order_by(key)
             .limit(limit)
         )
-        return await reads.all_rows(self.conn, stmt)
+        return [row[0] for row in await reads.all_rows(self.conn, stmt)]
 
 
 class MergeRepository(Repository):
