@@ -46,10 +46,11 @@ SIMILARITY_THRESHOLD = 85.0
 # costs one bounded index range, not thousands of rows.
 CANDIDATES_PER_KEY = 200
 MAX_FIRST = 100
-# possibleDuplicateLeads: members of one group paired (the lowest ids), and shared keys read
-# per reason (in key order: past it, a reason's pairs are a sample).
+# possibleDuplicateLeads: members of one group paired (the lowest ids), shared keys read per
+# reason (in key order: past it, a reason's pairs are a sample), and keys per statement.
 PAIRS_GROUP_MAX = 20
 PAIRS_KEYS_MAX = 10_000
+PAIRS_KEYS_PER_STATEMENT = 1000
 
 # A lead's matching keys: (id, email_key, phone_key, company_key, name_key).
 Keys = tuple[int, str, str, str, str]
@@ -155,11 +156,19 @@ async def possible_duplicates(ctx: Context, first: int) -> list[Duplicate]:
         for columns in tiers:
             for column in columns:
                 shared = await repo.shared(column, PAIRS_KEYS_MAX)
+                # Most groups are small: read whole, many keys a statement; a large one (a
+                # placeholder phone, a big company) by an index range of its first leads.
+                small = [row.key for row in shared if row.n <= PAIRS_GROUP_MAX]
+                large = [(column, row.key) for row in shared if row.n > PAIRS_GROUP_MAX]
+                rows = await repo.sharing(large, PAIRS_GROUP_MAX) if large else []
+                for start in range(0, len(small), PAIRS_KEYS_PER_STATEMENT):
+                    chunk = small[start : start + PAIRS_KEYS_PER_STATEMENT]
+                    rows += await repo.holding(column, chunk)
                 groups: dict[str, list[Keys]] = {}
-                for row in await repo.sharing([(column, k) for k in shared], PAIRS_GROUP_MAX):
+                for row in rows:
                     groups.setdefault(getattr(row, column), []).append(keys_of(row))
                 for group in groups.values():
-                    found += _pairs(group, seen)
+                    found += _pairs(sorted(group), seen)
             if len(found) >= first:
                 break
     return _best_first(found)[:first]
