@@ -529,3 +529,16 @@ def test_more_than_twenty_external_ids_once_united_are_refused(
             "code": "INVALID",
         }
     ]
+
+
+def test_an_id_handed_out_again_can_be_merged_again(server: LiveServer, gql: GraphQLClient) -> None:
+    survivor, newest = create_leads(server, lead_values(), lead_values())
+    merge(gql, survivorId=survivor, mergedIds=[newest])
+    # SQLite gives the next lead the highest id again (the merged one's); PostgreSQL a new one.
+    again = gql.data(CREATE_LEAD, {"input": {"email": "again@example.com"}})["createLead"]["lead"]
+
+    payload = merge(gql, survivorId=survivor, mergedIds=[again["id"]])
+
+    assert (payload["mergedLeadIds"], payload["userErrors"]) == ([again["id"]], [])
+    merged = {pk(newest), pk(again["id"])}  # one id on SQLite
+    assert sorted(_merges(server)) == [(i, pk(survivor)) for i in sorted(merged)]

@@ -148,6 +148,10 @@ class MergeRepository(Repository):
         well), then deletes the merged leads."""
         m = self.merges.c
         ids = list(merged_ids)
+        # A mapping of one of these ids left from before is stale: SQLite hands a deleted
+        # lead's id out again when it was the highest, and these leads hold those ids now.
+        # By id alone: leads' ids are unique across workspaces, and the row is in the way.
+        await self.conn.execute(delete(self.merges).where(m.merged_id.in_(ids)))
         await self.conn.execute(
             update(self.merges)
             .where(m.workspace_id == self.workspace_id, m.survivor_id.in_(ids))
