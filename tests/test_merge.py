@@ -7,9 +7,11 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import insert, select, text
 
@@ -542,3 +544,28 @@ def test_an_id_handed_out_again_can_be_merged_again(server: LiveServer, gql: Gra
     assert (payload["mergedLeadIds"], payload["userErrors"]) == ([again["id"]], [])
     merged = {pk(newest), pk(again["id"])}  # one id on SQLite
     assert sorted(_merges(server)) == [(i, pk(survivor)) for i in sorted(merged)]
+
+
+def test_crossing_merges_end_with_one_lead_and_no_error(
+    server: LiveServer, gql: GraphQLClient
+) -> None:
+    pairs = [create_leads(server, lead_values(), lead_values()) for _ in range(8)]
+    # Each pair merged both ways at once: one merge wins, the other finds a lead gone.
+    calls = [(a, b) for a, b in pairs] + [(b, a) for a, b in pairs]
+
+    def post(call: tuple[str, str]) -> Any:
+        with httpx.Client(base_url=server.url, timeout=60, headers=gql.http.headers) as client:
+            body = {
+                "query": MERGE,
+                "variables": {"input": {"survivorId": call[0], "mergedIds": [call[1]]}},
+            }
+            response = client.post("/graphql", json=body)
+            assert response.status_code == 200, response.text
+            return response.json()["data"]["mergeLeads"]
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(post, calls))
+
+    codes = sorted((r["userErrors"] or [{"code": "OK"}])[0]["code"] for r in results)
+    assert codes == ["NOT_FOUND"] * 8 + ["OK"] * 8
+    assert gql.data(STATE)["leads"]["totalCount"] == 8
