@@ -33,11 +33,15 @@ class LeadDuplicate:
 
 
 async def _built(info: Info, found: Sequence[resolve.Duplicate]) -> list[LeadDuplicate]:
-    """The duplicates with their leads, read in one batch; a lead deleted meanwhile is left
-    out."""
+    """The duplicates with their leads, read in one batch (whole rows: a page's lead holds only
+    the columns its selection needed); a lead deleted or merged meanwhile is left out."""
     ids = sorted({d.id for d in found} | {d.of for d in found})
     rows = await info.context.loaders.lead_by_id.load_many(ids)
-    leads = {i: Lead.from_row(row) for i, row in zip(ids, rows, strict=True) if row is not None}
+    leads = {
+        i: Lead.from_row(row)
+        for i, row in zip(ids, rows, strict=True)
+        if row is not None and row.id == i  # not a survivor found for a merged id
+    }
     return [
         LeadDuplicate(
             lead=leads[d.id], duplicate_of=leads[d.of], reasons=list(d.reasons), score=d.score
