@@ -569,3 +569,21 @@ def test_crossing_merges_end_with_one_lead_and_no_error(
     codes = sorted((r["userErrors"] or [{"code": "OK"}])[0]["code"] for r in results)
     assert codes == ["NOT_FOUND"] * 8 + ["OK"] * 8
     assert gql.data(STATE)["leads"]["totalCount"] == 8
+
+
+RECORD_EVENTS = """
+query ($id: ID!) { events(filter: {recordId: $id}) { nodes { type recordId record { id } } } }
+"""
+
+
+def test_a_merged_leads_events_stay_and_name_the_survivor_as_their_record(
+    server: LiveServer, gql: GraphQLClient
+) -> None:
+    [survivor] = create_leads(server, lead_values())
+    merged = gql.data(CREATE_LEAD, {"input": {"email": "m@example.com"}})["createLead"]["lead"]
+
+    merge(gql, survivorId=survivor, mergedIds=[merged["id"]])
+
+    assert gql.data(RECORD_EVENTS, {"id": merged["id"]})["events"]["nodes"] == [
+        {"type": "LEAD_CREATED", "recordId": merged["id"], "record": {"id": survivor}}
+    ]
