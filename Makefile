@@ -25,7 +25,7 @@ GRAPHIQL_FILES := react@18.2.0:umd/react.production.min.js \
 	@graphiql/plugin-explorer@1.0.2:dist/index.umd.js
 
 .PHONY: run test test-postgres test-fast install graphiql schema lint clean bench bench-fanout \
-	bench-webhooks bench-exports
+	bench-webhooks bench-exports bench-duplicates
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -104,6 +104,11 @@ bench-webhooks: $(INSTALLED)
 # database (bench/README.md, "Exports").
 bench-exports: $(INSTALLED)
 	$(PY) -m bench.exports
+
+# Duplicates (issue 11): lead(id) { duplicates } and possibleDuplicateLeads over HTTP at 1M
+# leads; SQLite unless BENCH_DATABASE_URL names a PostgreSQL database (bench/README.md).
+bench-duplicates: $(INSTALLED)
+	$(PY) -m bench.duplicates
 
 schema: $(INSTALLED)
 	$(PY) server.py export-schema --output schema/schema.graphql

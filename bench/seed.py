@@ -11,7 +11,9 @@ search index (FTS5) in step, which is rebuilt in one pass after the load.
 Shape of the data: statuses NEW/CONTACTED/QUALIFIED/LOST with a tenth of the leads converted
 (WON, ``converted_at``, one client each), ten sources, weighted US cities, names (a few with
 accents), companies from 1,200 name stems, scores 0..100, ``created_at`` uniform over two years
-with ids in creation order (as the API hands them out), ``updated_at`` at or after it.
+with ids in creation order (as the API hands them out), ``updated_at`` at or after it; 3% of
+the leads not converted are an earlier lead entered again (``person``: the duplicate finder's
+work).
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ from db.settings import Settings
 from db.types import UTCDateTime
 
 CHUNK = 50_000
+# Leads entered twice (person()): 3% of those past the first thousand, each a copy of one of
+# the DUPLICATE_REACH leads before it.
+DUPLICATE_SHARE = 0.03
+DUPLICATE_AFTER = 1000
+DUPLICATE_REACH = 50_000
 TWO_YEARS_US = 730 * 24 * 3600 * 1_000_000
 DAY_US = 24 * 3600 * 1_000_000
 EPOCH = datetime(1970, 1, 1)
@@ -173,8 +180,8 @@ LEAD_COLUMNS = _words(
     "id workspace_id email first_name last_name phone company city state postal_code source "
     "notes status score metadata created_at updated_at converted_at converted_client_id "
     "created_by_user_id created_by_api_key_id updated_by_user_id updated_by_api_key_id "
-    "email_key name_key city_key state_key source_key search_key "
-    "external_ids phone_key company_key"
+    "email_key name_key city_key state_key source_key search_key external_ids phone_key "
+    "company_key"
 )
 CLIENT_COLUMNS = _words(
     "id workspace_id email first_name last_name phone company street city state postal_code "
@@ -339,7 +346,57 @@ def _metas(encode_json: Callable[[Any], Any]) -> list[Any]:
     return [encode_json({})] + [encode_json({"utm_campaign": c}) for c in CAMPAIGNS]
 
 
+_COMPANY_KEYS: dict[str | None, str] = {}
+
+
+def _company_key(company: str | None) -> str:
+    found = _COMPANY_KEYS.get(company)
+    if found is None:
+        found = _COMPANY_KEYS[company] = company_key(company)
+    return found
+
+
 def person(p: Plan, i: int, metas: Sequence[Any]) -> Person:
+    """Lead i's values; DUPLICATE_SHARE of the leads not converted are another (earlier) lead
+    entered again (``_again``)."""
+    bits = p.noise[i]
+    again = i >= DUPLICATE_AFTER and (bits >> 3) % 1000 < DUPLICATE_SHARE * 1000
+    if again and i not in p.client_of:
+        return _again(p, i, metas)
+    return _person(p, i, metas)
+
+
+def _again(p: Plan, i: int, metas: Sequence[Any]) -> Person:
+    """An earlier lead entered again, as people do: a third with the same email in another
+    case, a third with the same phone written another way (and their own email), a third with
+    the first name misspelt at the company spelt otherwise (and their own email and phone)."""
+    bits = p.noise[i]
+    other = _person(p, i - 1 - bits % min(i, DUPLICATE_REACH), metas)
+    own = _person(p, i, metas)
+    kind = (bits >> 13) % 3
+    if kind == 0:
+        local, _, domain = other.email.partition("@")
+        return other._replace(email=f"{local.capitalize()}@{domain}")
+    if kind == 1 and other.phone:
+        digits = "".join(ch for ch in other.phone if ch.isdigit())[1:]
+        phone = f"({digits[:3]}) {digits[3:6]}-{digits[6:]}"
+        return other._replace(email=own.email, phone=phone)
+    if other.first_name is None or len(other.first_name) < 4:
+        return own
+    first_name = other.first_name[:-1]
+    name = full_name(first_name, other.last_name)
+    company = other.company.upper() if other.company else None
+    return other._replace(
+        email=own.email,
+        phone=own.phone,
+        first_name=first_name,
+        name=name,
+        name_key=fold(name),
+        company=company,
+    )
+
+
+def _person(p: Plan, i: int, metas: Sequence[Any]) -> Person:
     f, la, co, ci, bits = p.first[i], p.last[i], p.company[i], p.city[i], p.noise[i]
     name, name_key = _name(f, la)
     if f >= 0 and la >= 0:
@@ -367,7 +424,11 @@ def person(p: Plan, i: int, metas: Sequence[Any]) -> Person:
         name=name,
         name_key=name_key,
         # 70% give a phone number, 15% have notes, 30% came from a campaign.
-        phone=f"+1 {area}-555-{(bits >> 8) % 10000:04d}" if bits % 10 >= 3 else None,
+        phone=(
+            f"+1 {area}-{200 + (bits >> 8) % 800}-{(bits >> 18) % 10000:04d}"
+            if bits % 10 >= 3
+            else None
+        ),
         company=COMPANIES[co] if co >= 0 else None,
         city=city,
         state=state,
@@ -419,12 +480,11 @@ def lead_rows(
     """Leads first..stop-1 in LEAD_COLUMNS order, CHUNK at a time; id i+1 for lead i."""
     metas = _metas(encode_json)
     no_ids = encode_json([])  # external IDs: none (the seed has no outside systems)
-    company_keys = {c: company_key(c) for c in COMPANIES}
-    company_keys[None] = ""
     sources = [(s[0], fold(s[0])) for s in SOURCES]
     status, score, source_of, created, updated = p.status, p.score, p.source, p.created, p.updated
     converted_at, client_of = p.converted_at, p.client_of
     ws = DEFAULT_WORKSPACE_ID
+    no_ids = encode_json([])
     stop = p.n if stop is None else stop
     for start in range(first, stop, CHUNK):
         chunk = []
@@ -443,8 +503,8 @@ def lead_rows(
                     stamp(conv) if conv is not None else None, client_of.get(i),
                     None, None, None, None,  # created_by_*, updated_by_*: before accounts
                     fold(email), name_key, city_key, state_key, source_key,
-                    search_key(name, email, company),
-                    no_ids, phone_key(phone), company_keys[company],
+                    search_key(name, email, company), no_ids, phone_key(phone),
+                    _company_key(company),
                 )
             )  # fmt: skip
         yield chunk

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,7 @@ class Write(enum.Enum):
     UPDATED = "UPDATED"  # no event when no field changed
     DELETED = "DELETED"
     CONVERTED = "CONVERTED"
+    MERGED = "MERGED"  # other records folded into this one (mergeLeads)
     ARCHIVED = "ARCHIVED"
     RESTORED = "RESTORED"
 
@@ -55,6 +56,7 @@ EVENT_TYPES: Mapping[tuple[str, Write], EventType] = {
     ("Lead", Write.UPDATED): EventType.LEAD_UPDATED,
     ("Lead", Write.DELETED): EventType.LEAD_DELETED,
     ("Lead", Write.CONVERTED): EventType.LEAD_CONVERTED,
+    ("Lead", Write.MERGED): EventType.LEAD_MERGED,
     ("Client", Write.CREATED): EventType.CLIENT_CREATED,
     ("Client", Write.UPDATED): EventType.CLIENT_UPDATED,
     ("Client", Write.ARCHIVED): EventType.CLIENT_ARCHIVED,
@@ -139,13 +141,18 @@ class Unit:
         self.events: list[dict[str, Any]] = []
 
     def record(
-        self, record: RecordType, write: Write, before: Row[Any] | None, after: Row[Any] | None
+        self,
+        record: RecordType,
+        write: Write,
+        before: Row[Any] | None,
+        after: Row[Any] | None,
+        also: Sequence[dict[str, Any]] = (),
     ) -> None:
         """One change to a record of type ``record``; an update that changed no field makes
-        no event."""
+        no event. ``also``: changes that are not a column's (the leads a merge folded in)."""
         if not self.logging:
             return
-        changes = field_changes(record.fields, before, after)
+        changes = [*field_changes(record.fields, before, after), *also]
         if write is Write.UPDATED and not changes:
             return
         row = after if after is not None else before

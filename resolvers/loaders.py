@@ -20,7 +20,9 @@ from db.repositories import (
     Repository,
 )
 from db.repositories.auth import ApiKeyRepository, UserRepository
+from db.repositories.duplicates import MergeRepository
 from db.repositories.forms import FormRepository
+from resolvers.duplicates import Duplicate, Keys, duplicates_of
 
 # A batch is one statement with one bind parameter per key, and a statement may bind at most
 # 32,767 on one of our engines: aliases let one request ask for many list arguments' worth of
@@ -77,6 +79,33 @@ def _by_id(
             rows = await repository(conn, workspace_id).get_many(ids)
         found = {row.id: row for row in rows}
         return [found.get(i) for i in ids]
+
+    return in_flight.tracked(load)
+
+
+def _leads(
+    in_flight: InFlight, db: Database, workspace_id: int
+) -> DataLoader[int, Row[Any] | None]:
+    """Leads by id; an id merged into another lead (mergeLeads) finds the survivor, looked up
+    only for the ids not found, so a lookup that finds its leads costs one statement."""
+
+    async def load(ids: Sequence[int]) -> list[Row[Any] | None]:
+        async with db.read() as conn:
+            found = {row.id: row for row in await LeadRepository(conn, workspace_id).get_many(ids)}
+            missing = [i for i in ids if i not in found]
+            if missing:
+                merges = MergeRepository(conn, workspace_id)
+                found |= {row.merged_id: row for row in await merges.survivors(missing)}
+        return [found.get(i) for i in ids]
+
+    return in_flight.tracked(load)
+
+
+def _duplicates(
+    in_flight: InFlight, db: Database, workspace_id: int
+) -> DataLoader[Keys, list[Duplicate]]:
+    async def load(keys: Sequence[Keys]) -> list[list[Duplicate]]:
+        return await duplicates_of(db, workspace_id, keys)
 
     return in_flight.tracked(load)
 
@@ -161,13 +190,14 @@ class Loaders:
     webhook_attempts: DataLoader[int, list[Row[Any]]]
     lead_form_by_id: DataLoader[int, Row[Any] | None]
     history: DataLoader[HistoryKey, list[Row[Any]]]
+    lead_duplicates: DataLoader[Keys, list[Duplicate]]
     in_flight: InFlight = field(default_factory=InFlight)
 
     @classmethod
     def create(cls, db: Database, workspace_id: int) -> Loaders:
         in_flight = InFlight()
         return cls(
-            lead_by_id=_by_id(in_flight, db, workspace_id, LeadRepository),
+            lead_by_id=_leads(in_flight, db, workspace_id),
             client_by_id=_by_id(in_flight, db, workspace_id, ClientRepository),
             lead_converted_into=_converted_from(in_flight, db, workspace_id),
             user_by_id=_users(in_flight, db),
@@ -178,6 +208,7 @@ class Loaders:
             webhook_attempts=_attempts(in_flight, db, workspace_id),
             lead_form_by_id=_by_id(in_flight, db, workspace_id, FormRepository),
             history=_histories(in_flight, db, workspace_id),
+            lead_duplicates=_duplicates(in_flight, db, workspace_id),
             in_flight=in_flight,
         )
 
@@ -195,5 +226,6 @@ class Loaders:
             self.webhook_attempts,
             self.lead_form_by_id,
             self.history,
+            self.lead_duplicates,
         ):
             loader.clear_all()

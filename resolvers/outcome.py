@@ -20,6 +20,7 @@ class Outcome:
     client: Row[Any] | None = None
     deleted_id: str | None = None
     created: bool | None = None  # upsertLead: a new record (True) or an existing one (False)
+    merged_ids: list[str] | None = None  # mergeLeads: the global IDs folded into ``lead``
 
 
 class Abort(Exception):

@@ -26,6 +26,7 @@ from schema import execution
 from schema.auth import AuthMutation, AuthQuery
 from schema.clients import ClientMutation, ClientQuery
 from schema.context import Context
+from schema.duplicates import DuplicateQuery, MergeMutation
 from schema.events import EventQuery
 from schema.extensions import AnonymousIntrospection, ErrorPolicy, SettledLoads
 from schema.forms import FormMutation, FormQuery
@@ -146,10 +147,14 @@ def build_schema(settings: Settings | None = None) -> Schema:
     documents = DocumentCache(settings.document_cache_bytes)
     query = merge_types(
         "Query",
-        (NodeQuery, LeadQuery, ClientQuery, EventQuery, WebhookQuery, FormQuery, AuthQuery),
+        (
+            *(NodeQuery, LeadQuery, ClientQuery, EventQuery, WebhookQuery, FormQuery),
+            *(DuplicateQuery, AuthQuery),
+        ),
     )
     mutation = merge_types(
-        "Mutation", (LeadMutation, ClientMutation, WebhookMutation, FormMutation, AuthMutation)
+        "Mutation",
+        (LeadMutation, ClientMutation, WebhookMutation, FormMutation, MergeMutation, AuthMutation),
     )
     return Schema(
         query=query,

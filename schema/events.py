@@ -56,7 +56,10 @@ class Event(Node):
     actor_user_id: strawberry.Private[int | None]
     actor_api_key_id: strawberry.Private[int | None]
 
-    @strawberry.field(description="That lead or client as it is now; null once deleted.")
+    @strawberry.field(
+        description="That lead or client as it is now; null once deleted (a lead merged into "
+        "another: that lead)."
+    )
     async def record(self, info: Info) -> Node | None:
         from schema.nodes import load_node  # schema.nodes knows Event: imported when used
 

@@ -29,9 +29,11 @@ from schema.scalars import JSON
 
 if TYPE_CHECKING:
     from schema.clients import AddressInput, Client
+    from schema.duplicates import LeadDuplicate
 
 LeadStatus = strawberry.enum(_LeadStatus, name="LeadStatus")
 ClientRef = Annotated["Client", strawberry.lazy("schema.clients")]
+LeadDuplicateRef = Annotated["LeadDuplicate", strawberry.lazy("schema.duplicates")]
 
 
 @strawberry.federation.type(keys=["id"], description="A prospect; only the email is required.")
@@ -57,6 +59,11 @@ class Lead(Record):
     converted_client_id: strawberry.Private[int | None]
     external_ids: strawberry.Private[list[dict[str, str]]]
     external_id_list: list[ExternalId] = external_id_field()
+    # The matching keys Lead.duplicates looks for (db/models/keys.py).
+    email_key: strawberry.Private[str]
+    phone_key: strawberry.Private[str]
+    company_key: strawberry.Private[str]
+    name_key: strawberry.Private[str]
 
     # Computed once per row in from_row: a plain field is cheaper to execute than a resolver.
     name: str | None = strawberry.field(
@@ -71,12 +78,22 @@ class Lead(Record):
 
         return Client.maybe(await info.context.loaders.client_by_id.load(self.converted_client_id))
 
+    @strawberry.field(
+        description="Leads that may be the same person: the same email, the same phone "
+        "(E.164), or a similar name at a similar company; best first, at most 100."
+    )
+    async def duplicates(self, info: Info, first: int | None = 10) -> list[LeadDuplicateRef]:
+        from schema.duplicates import lead_duplicates
+
+        return await lead_duplicates(info, self, first)
+
     history = history_field()
 
     computed_columns = ("first_name", "last_name", "status")
     resolver_columns = Record.resolver_columns | {
         "converted_client": ("converted_client_id",),
         "external_id_list": ("external_ids",),
+        "duplicates": ("email_key", "phone_key", "company_key", "name_key"),
     }
 
     @classmethod

@@ -66,6 +66,10 @@ PARTS: dict[str, frozenset[str]] = {
             *("LeadForm", "CreateLeadFormInput", "CreateLeadFormPayload"),
             *("DeleteLeadFormPayload", "Query.leadForms"),
             *("Mutation.createLeadForm", "Mutation.deleteLeadForm"),
+            # Part 3: duplicates and merge.
+            *("DuplicateReason", "LeadDuplicate", "Lead.duplicates"),
+            *("Query.possibleDuplicateLeads", "MergeFieldSource", "MergeLeadsInput"),
+            *("MergeLeadsPayload", "Mutation.mergeLeads", "EventType.LEAD_MERGED"),
         }
     ),
 }

@@ -65,6 +65,8 @@ MINIMUM_ROLE = {
     "rotateWebhookSecret": "ADMIN",
     "retryWebhookDelivery": "ADMIN",
     "replayWebhookEvents": "ADMIN",
+    "possibleDuplicateLeads": "VIEWER",
+    "mergeLeads": "ADMIN",
 }
 # Protected fields that may be null: a caller below their role gets null for them.
 NULLABLE = {"webhookEndpoint"}
@@ -126,6 +128,7 @@ DELIVERIES = """
 query ($id: ID!) { webhookEndpoint(id: $id) { deliveries { nodes { id } } } }
 """
 EVENT_CURSORS = "{ events { edges { cursor } } }"
+POSSIBLE_DUPLICATES = "{ possibleDuplicateLeads { lead { id } duplicateOf { id } reasons score } }"
 
 CREATE_LEAD = f"""
 mutation ($input: CreateLeadInput!) {{
@@ -220,6 +223,11 @@ mutation ($id: ID!) {{
 REPLAY_WEBHOOK_EVENTS = f"""
 mutation ($endpointId: ID!, $after: String!) {{
   replayWebhookEvents(endpointId: $endpointId, after: $after) {{ queued {USER_ERRORS} }}
+}}
+"""
+MERGE_LEADS = f"""
+mutation ($input: MergeLeadsInput!) {{
+  mergeLeads(input: $input) {{ lead {{ id email }} mergedLeadIds {USER_ERRORS} }}
 }}
 """
 SIGN_OUT = "mutation { signOut { session { id } userErrors { code } } }"
@@ -487,6 +495,9 @@ def then_delete_lead_form(world: World, caller: Caller, payload: Any, variables:
     assert world.owner.data(LEAD_FORMS) == {"leadForms": []}
 
 
+query("possibleDuplicateLeads", POSSIBLE_DUPLICATES, seeded(lambda w: (w.lead(), w.lead())))
+
+
 @operation("me", ME, nothing)
 def then_me(world: World, caller: Caller, me: Any, variables: dict[str, Any]) -> None:
     assert me == {"role": caller.role, "workspace": {"name": DEFAULT_NAME}}
@@ -697,6 +708,21 @@ def then_retry_webhook_delivery(world: World, caller: Caller, payload: Any, vari
 def then_replay_webhook_events(world: World, caller: Caller, payload: Any, variables: Any) -> None:
     assert payload == {"queued": 1, "userErrors": []}
     assert len(world.deliveries(variables["endpointId"], 3)) == 3
+
+
+@operation(
+    "mergeLeads",
+    MERGE_LEADS,
+    lambda w: {"input": {"survivorId": w.lead(), "mergedIds": [w.lead(email="o@example.com")]}},
+)
+def then_merge_leads(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    survivor, merged = variables["input"]["survivorId"], variables["input"]["mergedIds"]
+    assert payload == {
+        "lead": {"id": survivor, "email": "lead@example.com"},
+        "mergedLeadIds": merged,
+        "userErrors": [],
+    }
+    assert world.owner.data(LEAD, {"id": merged[0]})["lead"]["id"] == survivor
 
 
 def forbidden(field: str, minimum: str, role: str) -> dict[str, Any]:
