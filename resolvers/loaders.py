@@ -20,6 +20,7 @@ from db.repositories import (
     Repository,
 )
 from db.repositories.auth import ApiKeyRepository, UserRepository
+from db.repositories.imports import ImportJobRepository
 
 # A batch is one statement with one bind parameter per key, and a statement may bind at most
 # 32,767 on one of our engines: aliases let one request ask for many list arguments' worth of
@@ -158,6 +159,7 @@ class Loaders:
     webhook_endpoint_by_id: DataLoader[int, Row[Any] | None]
     webhook_delivery_by_id: DataLoader[int, Row[Any] | None]
     webhook_attempts: DataLoader[int, list[Row[Any]]]
+    import_job_by_id: DataLoader[int, Row[Any] | None]
     history: DataLoader[HistoryKey, list[Row[Any]]]
     in_flight: InFlight = field(default_factory=InFlight)
 
@@ -174,6 +176,7 @@ class Loaders:
             webhook_endpoint_by_id=_by_id(in_flight, db, workspace_id, EndpointRepository),
             webhook_delivery_by_id=_by_id(in_flight, db, workspace_id, DeliveryRepository),
             webhook_attempts=_attempts(in_flight, db, workspace_id),
+            import_job_by_id=_by_id(in_flight, db, workspace_id, ImportJobRepository),
             history=_histories(in_flight, db, workspace_id),
             in_flight=in_flight,
         )
@@ -190,6 +193,7 @@ class Loaders:
             self.webhook_endpoint_by_id,
             self.webhook_delivery_by_id,
             self.webhook_attempts,
+            self.import_job_by_id,
             self.history,
         ):
             loader.clear_all()

@@ -28,6 +28,7 @@ from schema.clients import ClientMutation, ClientQuery
 from schema.context import Context
 from schema.events import EventQuery
 from schema.extensions import AnonymousIntrospection, ErrorPolicy, SettledLoads
+from schema.imports import ImportMutation, ImportQuery
 from schema.leads import LeadMutation, LeadQuery
 from schema.limits import DocumentCache, DocumentLimits, list_size_rule
 from schema.nodes import NodeQuery
@@ -144,10 +145,11 @@ def build_schema(settings: Settings | None = None) -> Schema:
     ]
     documents = DocumentCache(settings.document_cache_bytes)
     query = merge_types(
-        "Query", (NodeQuery, LeadQuery, ClientQuery, EventQuery, WebhookQuery, AuthQuery)
+        "Query",
+        (NodeQuery, LeadQuery, ClientQuery, EventQuery, WebhookQuery, ImportQuery, AuthQuery),
     )
     mutation = merge_types(
-        "Mutation", (LeadMutation, ClientMutation, WebhookMutation, AuthMutation)
+        "Mutation", (LeadMutation, ClientMutation, WebhookMutation, ImportMutation, AuthMutation)
     )
     return Schema(
         query=query,

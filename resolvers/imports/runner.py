@@ -1,0 +1,421 @@
+"""The import runner: background work in the database (a job is a row), inside ``server.py
+serve`` and ``server.py worker``, in any number of processes.
+
+It claims a QUEUED job (or a RUNNING one whose lease ran out: its process died) under a
+lease, reads the stored body again from its first chunk through an incremental UTF-8
+decoder, skips the rows already processed, and applies the rest in batches. Each batch's
+transaction first moves the job's progress (guarded by the claim token and RUNNING status,
+which also renews the lease), then writes the batch's leads, external IDs and row errors: a
+process killed between batches loses nothing and repeats nothing, and a job cancelled or
+taken over meanwhile rolls the batch back. Parsing and validation run in a thread, off the
+event loop that answers the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from db.engine import Database
+from db.models import DuplicatePolicy, EventType, ImportStatus, LeadMatch
+from db.models.imports import ImportFormat
+from db.repositories import EventRepository
+from db.repositories.imports import ImportQueue
+from db.settings import Settings
+from db.types import utcnow
+from resolvers.imports.rows import (
+    Batch,
+    Header,
+    Prepared,
+    Splitter,
+    blank,
+    csv_fields,
+    derived,
+    prepare_csv,
+    prepare_ndjson,
+)
+
+logger = logging.getLogger("leadgraph.imports")
+
+POOL_SIZE = 2
+COUNTERS = ("created", "updated", "skipped", "failed")
+
+
+class Lost(Exception):
+    """The job is no longer this runner's: cancelled, or claimed by another after the lease."""
+
+
+def _taken(system: str, id_: str) -> dict[str, Any]:
+    return {
+        "field": "externalIds",
+        "message": f"The id {id_} of {system} belongs to another lead.",
+        "code": "TAKEN",
+    }
+
+
+class _Plan:
+    """What one batch writes: matched in file order, a later row seeing an earlier row's lead
+    (an existing lead is a dict with its id; a new one is a dict without, until inserted)."""
+
+    def __init__(self, job: Any, now: Any) -> None:
+        opts = job.options
+        self.policy = DuplicatePolicy(opts["on_duplicate"])
+        self.match_on = LeadMatch(opts["match_on"])
+        self.job = job
+        self.now = now
+        self.by_email: dict[str, dict[str, Any]] = {}
+        self.owner: dict[tuple[str, str], Any] = {}  # pair → lead dict, or a lead id
+        self.new: list[dict[str, Any]] = []
+        self.changed: dict[int, dict[str, Any]] = {}
+        self.ids_of: dict[int, list[tuple[str, str]]] = {}  # id(lead dict) → pairs to write
+        self.refilled: set[int] = set()  # new leads a later row updated: keys derived again
+        self.counts = dict.fromkeys(COUNTERS, 0)
+        self.errors: list[dict[str, Any]] = []
+
+    def target(self, row: Prepared) -> dict[str, Any] | None:
+        if self.match_on is LeadMatch.EMAIL:
+            return self.by_email.get(row.values["email_key"])
+        for pair in row.pairs:
+            found = self.owner.get(pair)
+            if isinstance(found, dict):
+                return found
+        return None
+
+    def _same(self, owner: Any, lead: dict[str, Any] | None) -> bool:
+        if lead is None:
+            return False
+        return owner is lead if isinstance(owner, dict) else owner == lead.get("id")
+
+    def apply(self, row: Prepared) -> None:
+        if self.match_on is LeadMatch.EXTERNAL_ID and not row.pairs:
+            self.counts["failed"] += 1
+            self.errors.append(
+                {
+                    "row": row.row,
+                    "field": "externalIds",
+                    "message": "matchOn EXTERNAL_ID needs the row's externalIds.",
+                    "code": "REQUIRED",
+                }
+            )
+            return
+        target = self.target(row)
+        if target is not None and self.policy is DuplicatePolicy.SKIP:
+            self.counts["skipped"] += 1
+            return
+        creating = target is None or self.policy is DuplicatePolicy.CREATE
+        lead = None if creating else target
+        taken = [
+            _taken(e["system"], e["id"])
+            for e, pair in zip(row.external_ids, row.pairs, strict=True)
+            if pair in self.owner and not self._same(self.owner[pair], lead)
+        ]
+        if taken:
+            self.counts["failed"] += 1
+            self.errors.extend({"row": row.row, **t} for t in taken)
+            return
+        job = self.job
+        if lead is None:
+            lead = {
+                **row.values,
+                "created_at": row.created_at or self.now,
+                "updated_at": self.now,
+                "created_by_user_id": job.created_by_user_id,
+                "created_by_api_key_id": job.created_by_api_key_id,
+                "updated_by_user_id": job.created_by_user_id,
+                "updated_by_api_key_id": job.created_by_api_key_id,
+            }
+            self.new.append(lead)
+            self.counts["created"] += 1
+        else:
+            self._fill(lead, row)
+            self.counts["updated"] += 1
+        if self.match_on is LeadMatch.EMAIL or creating:
+            self.by_email.setdefault(lead["email_key"], lead)
+        for pair in row.pairs:
+            self.owner[pair] = lead
+        if row.pairs:
+            self.ids_of.setdefault(id(lead), []).extend(row.pairs)
+
+    def _fill(self, lead: dict[str, Any], row: Prepared) -> None:
+        """UPDATE: the row's values over the lead's; metadata merged, external IDs set per
+        system (others stay)."""
+        for name in row.given:
+            if name == "meta":
+                lead["meta"] = {**lead["meta"], **row.values["meta"]}
+            elif name == "external_ids":
+                systems = {e["system"].casefold() for e in row.external_ids}
+                old = [e for e in lead["external_ids"] if e["system"].casefold() not in systems]
+                for e in lead["external_ids"]:
+                    if e["system"].casefold() in systems:
+                        self.owner.pop((e["system"].casefold(), e["id"]), None)
+                lead["external_ids"] = old + row.external_ids
+            else:
+                lead[name] = row.values[name]
+        if row.created_at is not None:
+            lead["created_at"] = row.created_at
+        lead["updated_at"] = self.now
+        lead["updated_by_user_id"] = self.job.created_by_user_id
+        lead["updated_by_api_key_id"] = self.job.created_by_api_key_id
+        if "id" in lead:
+            self.changed[lead["id"]] = lead
+        else:
+            self.refilled.add(id(lead))
+
+
+class ImportRunner:
+    """Runs the import jobs of every workspace; ``start()`` makes it a task of the loop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(
+            settings.database_url,
+            settings.model_copy(update={"db_pool_size": POOL_SIZE, "db_max_overflow": POOL_SIZE}),
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()  # held while a batch or a claim touches the database
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="import runner")
+
+    def wake(self) -> None:
+        """A job was queued in this process: look at once."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stops after the batch under way (the job resumes after the lease, anywhere)."""
+        self._stopping.set()
+        self._wake.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.db.dispose()
+
+    @asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
+        """No batch runs inside the block."""
+        async with self._lock:
+            yield
+
+    async def _run(self) -> None:
+        poll = self.settings.import_poll_interval_seconds
+        failures = 0
+        while not self._stopping.is_set():
+            self._wake.clear()
+            busy = False
+            try:
+                busy = await self.round()
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                if isinstance(exc, SQLAlchemyError | OSError | TimeoutError):
+                    if failures == 1 or failures % 60 == 0:
+                        logger.warning("import runner: database unavailable (%s)", exc)
+                else:
+                    logger.exception("import runner: unexpected error")
+            if busy:
+                continue
+            delay = poll if failures == 0 else min(poll * 2**failures, 30.0)
+            with suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+
+    async def round(self) -> bool:
+        """Claims a job and runs it to its end (or until it is lost); True if one ran."""
+        now = utcnow()
+        token = secrets.token_hex(16)
+        until = now + timedelta(seconds=self.settings.import_lease_seconds)
+
+        async def claim(conn: Any) -> Any:
+            queue = ImportQueue(conn)
+            if abandoned := await queue.abandoned_uploads(now):
+                await queue.drop(abandoned)
+            return await queue.claim(now, until, token)
+
+        async with self._lock:
+            job = await self.db.transaction(claim)
+        if job is None:
+            return False
+        logger.info("import job %d: running from row %d", job.id, job.rows_processed)
+        try:
+            await self.run(job, token)
+        except Lost:
+            logger.info("import job %d: cancelled or taken over; stopped", job.id)
+        return True
+
+    async def _records(self, job: Any) -> AsyncIterator[str]:
+        """The body's records, in order, read a chunk at a time."""
+        splitter = Splitter(ImportFormat(job.format))
+        for seq in range(job.chunks):
+            async with self.db.read() as conn:
+                data = await ImportQueue(conn).chunk(job.id, seq)
+            records = await asyncio.to_thread(splitter.feed, data, seq == job.chunks - 1)
+            for record in records:
+                yield record
+            await asyncio.sleep(0)
+
+    async def run(self, job: Any, token: str) -> None:
+        fmt = ImportFormat(job.format)
+        size = self.settings.import_batch_rows
+        header: Header | None = None
+        done = job.rows_processed
+        counts = {name: getattr(job, name) for name in COUNTERS}
+        row = 0
+        pending: list[tuple[int, str]] = []
+        async for record in self._records(job):
+            if blank(record):
+                continue
+            if fmt is ImportFormat.CSV and header is None:
+                header = Header.parse(csv_fields(record))
+                continue
+            row += 1
+            if row <= done:
+                continue
+            pending.append((row, record))
+            if len(pending) >= size:
+                await self._batch(job, token, header, pending, counts, None)
+                pending = []
+            if self._stopping.is_set():
+                return
+        await self._batch(job, token, header, pending, counts, row)
+
+    async def _batch(
+        self,
+        job: Any,
+        token: str,
+        header: Header | None,
+        records: list[tuple[int, str]],
+        counts: dict[str, int],
+        total: int | None,
+    ) -> None:
+        """Validates and applies one batch; with ``total`` (the file's rows), the last one,
+        which ends the job."""
+        if header is not None:
+            batch = await asyncio.to_thread(prepare_csv, header, records)
+        else:
+            batch = await asyncio.to_thread(prepare_ndjson, records)
+        processed = records[-1][0] if records else job.rows_processed
+        dry_run = bool(job.options.get("dry_run"))
+
+        async def step(conn: Any) -> dict[str, int]:
+            now = utcnow()
+            plan = await self._plan(conn, job, batch, now)
+            totals = {k: counts[k] + plan.counts[k] for k in COUNTERS}
+            progress: dict[str, Any] = {
+                "rows_processed": max(processed, job.rows_processed),
+                "claimed_until": now + timedelta(seconds=self.settings.import_lease_seconds),
+                **totals,
+            }
+            queue = ImportQueue(conn)
+            if not await queue.holds(job.id, token, progress):
+                raise Lost
+            if not dry_run:
+                await self._write(queue, job.workspace_id, plan)
+            await queue.add_errors(job.id, plan.errors)
+            if total is not None:
+                await self._finish(conn, job, token, totals, total, now, dry_run)
+            return totals
+
+        async with self._lock:
+            counts.update(await self.db.transaction(step))
+
+    async def _plan(self, conn: Any, job: Any, batch: Batch, now: Any) -> _Plan:
+        """The batch matched against the workspace's leads, in file order."""
+        plan = _Plan(job, now)
+        plan.counts["failed"] = batch.failed
+        plan.errors = list(batch.errors)
+        if not batch.rows:
+            return plan
+        queue = ImportQueue(conn)
+        ws = job.workspace_id
+        pairs = sorted({p for r in batch.rows for p in r.pairs})
+        owners = await queue.owners(ws, pairs) if pairs else {}
+        wanted: set[int] = set()
+        if plan.match_on is LeadMatch.EXTERNAL_ID:
+            wanted = set(owners.values())
+        else:
+            keys = sorted({r.values["email_key"] for r in batch.rows})
+            for lead in await queue.leads_by_email(ws, keys):
+                plan.by_email.setdefault(lead.email_key, _as_dict(lead))
+        found = {lead["id"]: lead for lead in plan.by_email.values()}
+        missing = sorted(wanted - set(found))
+        if missing:
+            for lead in await queue.leads_by_id(ws, missing):
+                found[lead.id] = _as_dict(lead)
+        plan.owner = {pair: found.get(lead_id, lead_id) for pair, lead_id in owners.items()}
+        # Errors are kept in row order with the rows that failed validation.
+        for row in batch.rows:
+            plan.apply(row)
+        plan.errors.sort(key=lambda e: e["row"])
+        return plan
+
+    async def _write(self, queue: ImportQueue, ws: int, plan: _Plan) -> None:
+        derive = _derive
+        external: list[tuple[int, str, str]] = []
+        if plan.new:
+            rows = [
+                {**(derive(lead) if id(lead) in plan.refilled else lead), "workspace_id": ws}
+                for lead in plan.new
+            ]
+            for lead, id_ in zip(plan.new, await queue.insert_leads(rows), strict=True):
+                lead["id"] = id_
+        for lead in [*plan.new, *plan.changed.values()]:
+            for system, ext in plan.ids_of.get(id(lead), ()):
+                external.append((lead["id"], system, ext))
+        if plan.changed:
+            await queue.update_leads(ws, [derive(lead) for lead in plan.changed.values()])
+        await queue.set_external_ids(ws, external)
+
+    async def _finish(
+        self,
+        conn: Any,
+        job: Any,
+        token: str,
+        totals: dict[str, int],
+        total: int,
+        now: Any,
+        dry_run: bool,
+    ) -> None:
+        values = {"status": ImportStatus.SUCCEEDED.value, "rows_total": total, "finished_at": now}
+        if not await ImportQueue(conn).finish(job.id, token, values):
+            raise Lost
+        if dry_run or not (totals["created"] or totals["updated"]):
+            return
+        # One event for the whole import, not one per lead (README, Imports).
+        changes = [{"field": "status", "from": None, "to": ImportStatus.SUCCEEDED.value}]
+        changes += [{"field": k, "from": None, "to": totals[k]} for k in COUNTERS]
+        changes.append({"field": "rowsTotal", "from": None, "to": total})
+        if self.settings.event_log:
+            await EventRepository(conn, job.workspace_id).append(
+                [
+                    {
+                        "type": EventType.LEADS_IMPORTED.value,
+                        "record_type": "ImportJob",
+                        "record_id": job.id,
+                        "actor_user_id": job.created_by_user_id,
+                        "actor_api_key_id": job.created_by_api_key_id,
+                        "request_id": None,
+                        "changes": changes,
+                    }
+                ]
+            )
+        logger.info("import job %d: finished, %s", job.id, totals)
+
+
+def _derive(lead: dict[str, Any]) -> dict[str, Any]:
+    return lead | derived(lead)
+
+
+def _as_dict(row: Any) -> dict[str, Any]:
+    """A lead row as the dict of its columns by key (``metadata`` is ``meta``)."""
+    values: dict[str, Any] = row._asdict()
+    if "metadata" in values:
+        values["meta"] = values.pop("metadata")
+    return values
