@@ -119,7 +119,7 @@ class ImportQuery:
         return ImportJob.maybe(await resolve.import_job(info.context, id))
 
     @strawberry.field(description="The workspace's import jobs, newest first.")
-    async def import_jobs(self, info: Info, first: int = 20) -> list[ImportJob]:
+    async def import_jobs(self, info: Info, first: int | None = 20) -> list[ImportJob]:
         return [ImportJob.from_row(r) for r in await resolve.import_jobs(info.context, first)]
 
 

@@ -54,6 +54,15 @@ PARTS: dict[str, frozenset[str]] = {
             *("Mutation.retryWebhookDelivery", "Mutation.replayWebhookEvents"),
         }
     ),
+    # Issue 11, bulk import: jobs made by POST /imports/leads.
+    "intake.graphql": frozenset(
+        {
+            *("ImportStatus", "DuplicatePolicy", "LeadMatch", "ImportRowError"),
+            *("ImportRowErrorEdge", "ImportRowErrorConnection", "ImportJob"),
+            *("CancelImportJobPayload", "Query.importJob", "Query.importJobs"),
+            "Mutation.cancelImportJob",
+        }
+    ),
 }
 
 

@@ -1,5 +1,5 @@
 """POST /imports/leads and import jobs: CSV and NDJSON, header spellings, BOM, unknown columns
-into metadata, every onDuplicate × matchOn, dry runs, row errors paged, cancellation, refused
+into metadata, every onDuplicate and matchOn, dry runs, row errors paged, cancellation, refused
 bodies (400, 413), credentials (401, 403), and the event an import appends."""
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import select
 
 from db.models import Lead, LeadExternalId
-
 from tests.conftest import OWNER_KEY, GraphQLClient, LiveServer
 from tests.factories import create_leads, lead_values
 

@@ -179,9 +179,10 @@ async def import_job(ctx: Context, id_: str) -> Row[Any] | None:
         return await ImportJobRepository(conn, ctx.workspace_id).get(pk)
 
 
-async def import_jobs(ctx: Context, first: int) -> list[Row[Any]]:
-    """The workspace's newest jobs."""
+async def import_jobs(ctx: Context, first: int | None) -> list[Row[Any]]:
+    """The workspace's newest jobs (20 when ``first`` is null)."""
     ctx.require(Role.VIEWER)
+    first = 20 if first is None else first
     if not 0 <= first <= MAX_JOBS:
         raise BadInput(f"Argument 'first' must be between 0 and {MAX_JOBS}.", "first")
     async with ctx.db.read() as conn:

@@ -389,7 +389,9 @@ class ImportRunner:
         if dry_run or not (totals["created"] or totals["updated"]):
             return
         # One event for the whole import, not one per lead (README, Imports).
-        changes = [{"field": "status", "from": None, "to": ImportStatus.SUCCEEDED.value}]
+        changes: list[dict[str, Any]] = [
+            {"field": "status", "from": None, "to": ImportStatus.SUCCEEDED.value}
+        ]
         changes += [{"field": k, "from": None, "to": totals[k]} for k in COUNTERS]
         changes.append({"field": "rowsTotal", "from": None, "to": total})
         if self.settings.event_log:
