@@ -301,7 +301,8 @@ class ImportRunner:
             batch = await asyncio.to_thread(prepare_csv, header, records)
         else:
             batch = await asyncio.to_thread(prepare_ndjson, records)
-        processed = records[-1][0] if records else job.rows_processed
+        # The last batch ends the file, which may end with rows that were done already.
+        processed = total if total is not None else records[-1][0]
         dry_run = bool(job.options.get("dry_run"))
 
         async def step(conn: Any) -> dict[str, int]:
@@ -309,7 +310,7 @@ class ImportRunner:
             plan = await self._plan(conn, job, batch, now)
             totals = {k: counts[k] + plan.counts[k] for k in COUNTERS}
             progress: dict[str, Any] = {
-                "rows_processed": max(processed, job.rows_processed),
+                "rows_processed": processed,
                 "claimed_until": now + timedelta(seconds=self.settings.import_lease_seconds),
                 **totals,
             }
