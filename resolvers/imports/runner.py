@@ -177,6 +177,7 @@ class ImportRunner:
         self.db = Database(
             settings.database_url,
             settings.model_copy(update={"db_pool_size": POOL_SIZE, "db_max_overflow": POOL_SIZE}),
+            inline_writes=False,
         )
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -262,47 +263,69 @@ class ImportRunner:
             await asyncio.sleep(0)
 
     async def run(self, job: Any, token: str) -> None:
-        fmt = ImportFormat(job.format)
-        size = self.settings.import_batch_rows
-        header: Header | None = None
-        done = job.rows_processed
+        """Applies the job's batches one after another while the next one is read and
+        validated (in a thread): the database's work and Python's overlap."""
+        ready: asyncio.Queue[tuple[Batch, int, int | None] | BaseException] = asyncio.Queue(1)
+        producer = asyncio.create_task(self._produce(job, ready))
         counts = {name: getattr(job, name) for name in COUNTERS}
-        row = 0
-        pending: list[tuple[int, str]] = []
-        async for record in self._records(job):
-            if blank(record):
-                continue
-            if fmt is ImportFormat.CSV and header is None:
-                header = Header.parse(csv_fields(record))
-                continue
-            row += 1
-            if row <= done:
-                continue
-            pending.append((row, record))
-            if len(pending) >= size:
-                await self._batch(job, token, header, pending, counts, None)
-                pending = []
-            if self._stopping.is_set():
-                return
-        await self._batch(job, token, header, pending, counts, row)
+        try:
+            while True:
+                item = await ready.get()
+                if isinstance(item, BaseException):
+                    raise item
+                batch, processed, total = item
+                await self._batch(job, token, batch, processed, counts, total)
+                if total is not None or self._stopping.is_set():
+                    return
+        finally:
+            producer.cancel()
+            await asyncio.gather(producer, return_exceptions=True)
+
+    async def _produce(
+        self, job: Any, ready: asyncio.Queue[tuple[Batch, int, int | None] | BaseException]
+    ) -> None:
+        """Reads the file past the rows done, into validated batches; the last one carries
+        the file's row count."""
+        try:
+            fmt = ImportFormat(job.format)
+            size = self.settings.import_batch_rows
+            header: Header | None = None
+            row = 0
+            pending: list[tuple[int, str]] = []
+            async for record in self._records(job):
+                if blank(record):
+                    continue
+                if fmt is ImportFormat.CSV and header is None:
+                    header = Header.parse(csv_fields(record))
+                    continue
+                row += 1
+                if row <= job.rows_processed:
+                    continue
+                pending.append((row, record))
+                if len(pending) >= size:
+                    await ready.put((await self._prepare(header, pending), row, None))
+                    pending = []
+            # The last batch ends the file, which may end with rows that were done already.
+            await ready.put((await self._prepare(header, pending), row, row))
+        except Exception as exc:
+            await ready.put(exc)
+
+    async def _prepare(self, header: Header | None, records: list[tuple[int, str]]) -> Batch:
+        if header is not None:
+            return await asyncio.to_thread(prepare_csv, header, records)
+        return await asyncio.to_thread(prepare_ndjson, records)
 
     async def _batch(
         self,
         job: Any,
         token: str,
-        header: Header | None,
-        records: list[tuple[int, str]],
+        batch: Batch,
+        processed: int,
         counts: dict[str, int],
         total: int | None,
     ) -> None:
-        """Validates and applies one batch; with ``total`` (the file's rows), the last one,
-        which ends the job."""
-        if header is not None:
-            batch = await asyncio.to_thread(prepare_csv, header, records)
-        else:
-            batch = await asyncio.to_thread(prepare_ndjson, records)
-        # The last batch ends the file, which may end with rows that were done already.
-        processed = total if total is not None else records[-1][0]
+        """Applies one batch (the rows up to ``processed``); with ``total`` (the file's
+        rows), the last one, which ends the job."""
         dry_run = bool(job.options.get("dry_run"))
 
         async def step(conn: Any) -> dict[str, int]:
@@ -361,12 +384,15 @@ class ImportRunner:
         derive = _derive
         external: list[tuple[int, str, str]] = []
         if plan.new:
-            rows = [
-                {**(derive(lead) if id(lead) in plan.refilled else lead), "workspace_id": ws}
-                for lead in plan.new
-            ]
-            for lead, id_ in zip(plan.new, await queue.insert_leads(rows), strict=True):
+            ids = await queue.new_lead_ids(len(plan.new))
+            for lead, id_ in zip(plan.new, ids, strict=True):
                 lead["id"] = id_
+            await queue.insert_leads(
+                [
+                    {**(derive(lead) if id(lead) in plan.refilled else lead), "workspace_id": ws}
+                    for lead in plan.new
+                ]
+            )
         for lead in [*plan.new, *plan.changed.values()]:
             for system, ext in plan.ids_of.get(id(lead), ()):
                 external.append((lead["id"], system, ext))
