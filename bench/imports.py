@@ -64,11 +64,15 @@ def make_file(rows: int) -> Path:
     return path
 
 
-def rss_kib(pid: int) -> int:
+def rss_kib(pid: int) -> tuple[int, int]:
+    """(VmRSS, RssAnon) in KiB: all resident memory, and the part that is not file pages
+    (SQLite's memory-mapped database file counts in the first, up to SQLITE_MMAP_SIZE)."""
+    found = dict.fromkeys(("VmRSS:", "RssAnon:"), 0)
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+        name, _, value = line.partition(" ")
+        if name in found:
+            found[name] = int(value.split()[0])
+    return found["VmRSS:"], found["RssAnon:"]
 
 
 def database_url() -> str:
@@ -137,7 +141,7 @@ def main() -> None:
                 pass
             time.sleep(0.1)
         done = threading.Event()
-        samples: list[int] = []
+        samples: list[tuple[int, int]] = []
         latencies: list[float] = []
 
         def sample() -> None:
@@ -188,10 +192,16 @@ def main() -> None:
             "rows_per_second": round(ROWS / (ended - started)),
             "rows_per_second_after_upload": round(ROWS / (ended - uploaded)),
             "rss_mib": {
-                "start": round(rss_start / 1024),
-                "peak": round(max(samples) / 1024),
-                "end": round(rss_end / 1024),
+                "start": round(rss_start[0] / 1024),
+                "peak": round(max(s[0] for s in samples) / 1024),
+                "end": round(rss_end[0] / 1024),
             },
+            "rss_anon_mib": {
+                "start": round(rss_start[1] / 1024),
+                "peak": round(max(s[1] for s in samples) / 1024),
+                "end": round(rss_end[1] / 1024),
+            },
+            "samples": [round(s[0] / 1024) for s in samples[:: max(1, len(samples) // 20)]],
             "q1_ms": {
                 "requests": len(latencies),
                 "p50": round(statistics.median(latencies) * 1000, 1),

@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     # (each batch renews it): past it, another process resumes the job where it stopped.
     import_batch_rows: int = Field(default=2000, ge=1, le=10_000)
     import_lease_seconds: float = Field(default=30, gt=0)
+    # Processes (per runner) that parse and validate an import's rows while it writes them;
+    # 0: a thread of the runner's own process (slower: they share its GIL).
+    import_workers: int = Field(default=1, ge=0, le=16)
     # How often an idle runner looks for queued jobs (an upload wakes its own process's).
     import_poll_interval_seconds: float = Field(default=1.0, gt=0)
 

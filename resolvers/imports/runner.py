@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import secrets
 from collections.abc import AsyncIterator
+from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 from typing import Any
@@ -26,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from db.engine import Database
 from db.models import DuplicatePolicy, EventType, ImportStatus, LeadMatch
 from db.models.imports import ImportFormat
+from db.models.keys import set_phone_region
 from db.repositories import EventRepository
 from db.repositories.imports import ImportQueue
 from db.settings import Settings
@@ -183,6 +186,7 @@ class ImportRunner:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()  # held while a batch or a claim touches the database
+        self._pool: ProcessPoolExecutor | None = None  # started with the first job
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="import runner")
@@ -197,6 +201,8 @@ class ImportRunner:
         self._wake.set()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         await self.db.dispose()
 
     @asynccontextmanager
@@ -311,9 +317,25 @@ class ImportRunner:
             await ready.put(exc)
 
     async def _prepare(self, header: Header | None, records: list[tuple[int, str]]) -> Batch:
+        """The records validated in a worker process (IMPORT_WORKERS; 0: a thread of this
+        one): validation is most of a row's Python, and in this process it would hold the
+        GIL against the event loop that answers the API and writes the batches."""
+        loop = asyncio.get_running_loop()
+        pool = self._workers()
         if header is not None:
-            return await asyncio.to_thread(prepare_csv, header, records)
-        return await asyncio.to_thread(prepare_ndjson, records)
+            return await loop.run_in_executor(pool, prepare_csv, header, records)
+        return await loop.run_in_executor(pool, prepare_ndjson, records)
+
+    def _workers(self) -> Executor | None:
+        if self.settings.import_workers and self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.settings.import_workers,
+                # Not forked from a process with threads and an event loop.
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=set_phone_region,
+                initargs=(self.settings.default_phone_region,),
+            )
+        return self._pool
 
     async def _batch(
         self,
