@@ -925,7 +925,7 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
         if sender is not None:
             sender.start()
         # Import jobs likewise, unless IMPORT_RUNNER=false.
-        importer = ImportRunner(settings) if settings.import_runner else None
+        importer = ImportRunner(settings, db) if settings.import_runner else None
         app.state.importer = importer
         if importer is not None:
             importer.start()

@@ -292,6 +292,19 @@ class Database:
                 raise StatementTimeout from exc
             raise
 
+    @asynccontextmanager
+    async def writer_turn(self) -> AsyncIterator[None]:
+        """On SQLite, holds this Database's one writer connection without using it: a long
+        write of another Database in this process (an import's batch) then takes its turn
+        with this one's writes, in the pool's order, instead of starving them (SQLite's busy
+        handler polls for the lock and a writer that commits and begins again at once keeps
+        winning it). Nothing on PostgreSQL, whose writers lock rows, not the database."""
+        if not self.is_sqlite:
+            yield
+            return
+        async with self.writer.connect():
+            yield
+
     async def transaction(
         self,
         work: Callable[[AsyncConnection], Awaitable[T]],

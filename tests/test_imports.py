@@ -660,3 +660,17 @@ def test_existing_leads_from_factories_are_matched(
 
     assert job["updated"] == 1
     assert [(x["email"], x["firstName"]) for x in leads(gql)] == [("old@example.com", "New")]
+
+
+def test_a_later_row_may_change_an_earlier_rows_external_id(
+    http: httpx.Client, gql: GraphQLClient, server: LiveServer
+) -> None:
+    body = "\n".join(
+        json.dumps({"email": "a@example.com", "externalIds": [{"system": "sf", "id": id_}]})
+        for id_ in ("1", "2")
+    )
+
+    job = run(http, gql, body, NDJSON, onDuplicate="UPDATE")
+
+    assert (job["created"], job["updated"], job["failed"]) == (1, 1, 0)
+    assert external_ids(server) == {"a@example.com": ([{"system": "sf", "id": "2"}], [("sf", "2")])}

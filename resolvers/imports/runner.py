@@ -19,7 +19,7 @@ import multiprocessing
 import secrets
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor, ProcessPoolExecutor
-from contextlib import asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext, suppress
 from datetime import timedelta
 from typing import Any
 
@@ -175,8 +175,11 @@ class _Plan:
 class ImportRunner:
     """Runs the import jobs of every workspace; ``start()`` makes it a task of the loop."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, serving: Database | None = None) -> None:
+        """``serving``: the Database of the API this process serves, whose writes each batch
+        waits its turn with (``Database.writer_turn``)."""
         self.settings = settings
+        self.serving = serving
         self.db = Database(
             settings.database_url,
             settings.model_copy(update={"db_pool_size": POOL_SIZE, "db_max_overflow": POOL_SIZE}),
@@ -369,8 +372,11 @@ class ImportRunner:
                 await self._finish(conn, job, token, totals, total, now, dry_run)
             return totals
 
-        async with self._lock:
+        async with self._lock, self._turn():
             counts.update(await self.db.transaction(step))
+
+    def _turn(self) -> AbstractAsyncContextManager[None]:
+        return self.serving.writer_turn() if self.serving is not None else nullcontext()
 
     async def _plan(self, conn: Any, job: Any, batch: Batch, now: Any) -> _Plan:
         """The batch matched against the workspace's leads, in file order."""
@@ -416,8 +422,9 @@ class ImportRunner:
                 ]
             )
         for lead in [*plan.new, *plan.changed.values()]:
-            for system, ext in plan.ids_of.get(id(lead), ()):
-                external.append((lead["id"], system, ext))
+            # A system's last id in the batch is the one the lead keeps.
+            latest = dict(plan.ids_of.get(id(lead), ()))
+            external += [(lead["id"], system, ext) for system, ext in latest.items()]
         if plan.changed:
             await queue.update_leads(ws, [derive(lead) for lead in plan.changed.values()])
         await queue.set_external_ids(ws, external)
