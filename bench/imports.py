@@ -69,9 +69,9 @@ def rss_kib(pid: int) -> tuple[int, int]:
     (SQLite's memory-mapped database file counts in the first, up to SQLITE_MMAP_SIZE)."""
     found = dict.fromkeys(("VmRSS:", "RssAnon:"), 0)
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(" ")
-        if name in found:
-            found[name] = int(value.split()[0])
+        parts = line.split()
+        if parts and parts[0] in found:
+            found[parts[0]] = int(parts[1])
     return found["VmRSS:"], found["RssAnon:"]
 
 

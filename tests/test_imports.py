@@ -614,7 +614,8 @@ def test_a_body_over_the_limit_is_refused_and_nothing_is_kept(
     finally:
         server.settings.import_max_bytes = limit
 
-    refused(response, 400, "BAD_REQUEST")
+    message = refused(response, 413, "PAYLOAD_TOO_LARGE")
+    assert message == "The file is larger than 2048 bytes, the most accepted."
     no_job(gql)
 
 
@@ -674,3 +675,45 @@ def test_a_later_row_may_change_an_earlier_rows_external_id(
 
     assert (job["created"], job["updated"], job["failed"]) == (1, 1, 0)
     assert external_ids(server) == {"a@example.com": ([{"system": "sf", "id": "2"}], [("sf", "2")])}
+
+
+EXPORT_HEADER = (
+    "id,email,firstName,lastName,phone,company,city,state,postalCode,source,notes,status,score,"
+    "metadata,externalIds,createdAt,updatedAt,convertedAt"
+)
+
+
+def test_a_file_in_the_exports_columns_gives_the_same_leads(
+    http: httpx.Client, gql: GraphQLClient, server: LiveServer
+) -> None:
+    row = (
+        'TGVhZDo3,ann@example.com,Ann,Lee,+1 512 555 0100,Acme,Austin,TX,78701,fair,"a, b",'
+        'WON,90,"{""tier"": ""gold""}","[{""system"": ""sf"", ""id"": ""00Q1""}]",'
+        "2024-05-01T08:30:00.000000+00:00,2025-01-01T00:00:00.000000+00:00,"
+        "2025-01-01T00:00:00.000000+00:00"
+    )
+
+    job = run(http, gql, f"{EXPORT_HEADER}\n{row}\n")
+
+    assert (job["created"], job["failed"]) == (1, 0)
+    assert leads(gql) == [
+        {
+            "email": "ann@example.com",
+            "firstName": "Ann",
+            "lastName": "Lee",
+            "phone": "+1 512 555 0100",
+            "company": "Acme",
+            "city": "Austin",
+            "state": "TX",
+            "postalCode": "78701",
+            "source": "fair",
+            "notes": "a, b",
+            "status": "WON",
+            "score": 90,
+            "metadata": {"tier": "gold"},
+            "createdAt": "2024-05-01T08:30:00.000000+00:00",
+        }
+    ]
+    assert external_ids(server) == {
+        "ann@example.com": ([{"system": "sf", "id": "00Q1"}], [("sf", "00Q1")])
+    }

@@ -17,7 +17,7 @@ from db.repositories.imports import ImportJobRepository
 from db.types import utcnow
 from resolvers.errors import BadInput, Problem, UserErrorCode
 from resolvers.ids import pk_for_query, to_global_id
-from resolvers.imports.rows import Header, Refused, Splitter, blank, csv_fields
+from resolvers.imports.rows import Header, Refused, Splitter, TooLarge, blank, csv_fields
 from resolvers.pagination import MAX_PAGE_SIZE, Page
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ async def receive(
                 continue
             size += len(piece)
             if size > limit:
-                raise Refused(f"The file is larger than {limit} bytes, the most accepted.")
+                raise TooLarge(f"The file is larger than {limit} bytes, the most accepted.")
             checker.check(piece)
             buffer += piece
             if len(buffer) >= CHUNK_BYTES:

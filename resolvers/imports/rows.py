@@ -70,6 +70,10 @@ class Refused(Exception):
         self.message = message
 
 
+class TooLarge(Refused):
+    """A body over IMPORT_MAX_BYTES: answered 413, no job."""
+
+
 # ------------------------------------------------------------------ records
 
 

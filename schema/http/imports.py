@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse, Response
 
 from resolvers.errors import AuthError, BadInput
 from resolvers.imports import jobs
-from resolvers.imports.rows import Refused
+from resolvers.imports.rows import Refused, TooLarge
 from schema.http import context_for, error
 
 
@@ -22,6 +22,8 @@ async def import_leads(request: Request) -> Response:
         return error(401 if exc.code == "UNAUTHENTICATED" else 403, exc.message, exc.code)
     except BadInput as exc:
         return error(400, exc.message, exc.code)
+    except TooLarge as exc:
+        return error(413, exc.message, "PAYLOAD_TOO_LARGE")
     except Refused as exc:
         return error(400, exc.message, "BAD_REQUEST")
     runner = getattr(request.app.state, "importer", None)
