@@ -180,19 +180,21 @@ def _converters(dialect: Any) -> list[tuple[str, Any]]:
     return [(key, leads.c[key].type.bind_processor(dialect)) for key in _INSERTED]
 
 
+def _placeholders(dialect: Any, first: int, n: int) -> list[str]:
+    """``n`` parameters in the driver's style (qmark for sqlite3, $n for asyncpg)."""
+    if dialect.paramstyle == "qmark":
+        return ["?"] * n
+    return [f"${k}" for k in range(first, first + n)]
+
+
 @lru_cache(maxsize=64)
 def _insert_sql(dialect: Any, n: int) -> str:
     """``INSERT INTO leads (...) VALUES (...), ...`` for ``n`` rows, in the driver's
     parameter style (qmark for sqlite3, $n for asyncpg)."""
     names = ", ".join(dialect.identifier_preparer.quote(leads.c[k].name) for k in _INSERTED)
     width = len(_INSERTED)
-    if dialect.paramstyle == "qmark":
-        row = "(" + ", ".join("?" * width) + ")"
-        values = ", ".join([row] * n)
-    else:
-        values = ", ".join(
-            "(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ")" for r in range(n)
-        )
+    marks = _placeholders(dialect, 1, width * n)
+    values = ", ".join("(" + ", ".join(marks[r * width : (r + 1) * width]) + ")" for r in range(n))
     return f"INSERT INTO leads ({names}) VALUES {values}"
 
 
@@ -260,13 +262,20 @@ class ImportQueue:
     # ------------------------------------------------------------------ leads of a batch
 
     async def leads_by_email(self, workspace_id: int, keys: Sequence[str]) -> list[Row[Any]]:
-        """The workspace's leads with these email keys, oldest first."""
-        stmt = (
-            select(leads)
-            .where(leads.c.workspace_id == workspace_id, leads.c.email_key.in_(list(keys)))
-            .order_by(leads.c.id)
+        """The workspace's leads with these email keys, oldest first. Their ids are looked up
+        through the driver first (a batch's thousands of keys as SQLAlchemy's expanding
+        parameters cost more than the lookup), then only the leads found are read whole."""
+        dialect = self.conn.dialect
+        marks = _placeholders(dialect, 1, len(keys) + 1)
+        sql = (
+            f"SELECT id FROM leads WHERE workspace_id = {marks[0]} "
+            f"AND email_key IN ({', '.join(marks[1:])})"
         )
-        return list(await self.conn.execute(stmt))
+        found = await self.conn.exec_driver_sql(sql, (workspace_id, *keys))
+        ids = sorted(row[0] for row in found)
+        if not ids:
+            return []
+        return await self.leads_by_id(workspace_id, ids)
 
     async def owners(
         self, workspace_id: int, pairs: Sequence[tuple[str, str]]
@@ -279,7 +288,11 @@ class ImportQueue:
         return {(r.system_key, r.external_id): r.lead_id for r in await self.conn.execute(stmt)}
 
     async def leads_by_id(self, workspace_id: int, ids: Sequence[int]) -> list[Row[Any]]:
-        stmt = select(leads).where(leads.c.workspace_id == workspace_id, leads.c.id.in_(ids))
+        stmt = (
+            select(leads)
+            .where(leads.c.workspace_id == workspace_id, leads.c.id.in_(list(ids)))
+            .order_by(leads.c.id)
+        )
         return list(await self.conn.execute(stmt))
 
     async def new_lead_ids(self, n: int) -> list[int]:
