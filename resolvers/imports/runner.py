@@ -48,6 +48,8 @@ from resolvers.imports.rows import (
 logger = logging.getLogger("leadgraph.imports")
 
 POOL_SIZE = 2
+# Between two batches of a runner outside the serving process, on SQLite (see _batch).
+SQLITE_YIELD_SECONDS = 0.1
 COUNTERS = ("created", "updated", "skipped", "failed")
 
 
@@ -374,6 +376,11 @@ class ImportRunner:
 
         async with self._lock, self._turn():
             counts.update(await self.db.transaction(step))
+        if self.serving is None and self.db.is_sqlite:
+            # No writer of this process to take turns with, but other processes' (the API's)
+            # wait for SQLite's lock in its busy handler, which looks again every 50-100 ms
+            # once it has waited a while: a batch begun right after the last would keep it.
+            await asyncio.sleep(SQLITE_YIELD_SECONDS)
 
     def _turn(self) -> AbstractAsyncContextManager[None]:
         return self.serving.writer_turn() if self.serving is not None else nullcontext()
