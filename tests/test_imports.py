@@ -717,3 +717,25 @@ def test_a_file_in_the_exports_columns_gives_the_same_leads(
     assert external_ids(server) == {
         "ann@example.com": ([{"system": "sf", "id": "00Q1"}], [("sf", "00Q1")])
     }
+
+
+def test_a_running_job_cancelled_stops_after_its_batch_and_keeps_the_batches_written(
+    http: httpx.Client, gql: GraphQLClient
+) -> None:
+    rows = 40_000
+    body = "email\n" + "".join(f"lead{n}@example.com\n" for n in range(rows))
+    job_id = post(http, body).json()["id"]
+    deadline = time.monotonic() + 30
+    while gql.data(JOB, {"id": job_id})["importJob"]["rowsProcessed"] == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+    payload = gql.data(CANCEL, {"id": job_id})["cancelImportJob"]
+    time.sleep(1)  # a batch under way meanwhile is rolled back; none starts after
+
+    job = gql.data(JOB, {"id": job_id})["importJob"]
+    assert payload == {"job": {"id": job_id, "status": "CANCELLED"}, "userErrors": []}
+    assert job["status"] == "CANCELLED"
+    assert 0 < job["rowsProcessed"] < rows
+    assert gql.data("{ leads { totalCount } }")["leads"]["totalCount"] == job["created"]
+    assert job["created"] == job["rowsProcessed"]
