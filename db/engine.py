@@ -90,9 +90,10 @@ def _configure_sqlite(
         cursor = dbapi_connection.cursor()
         for pragma in pragmas:
             cursor.execute(pragma)
-        if writer:
+        if writer and inline:
             # Its COMMITs run on the event loop's thread (sqlite_driver.Connection.run_inline):
-            # the checkpoints SQLite would run in them are queued on its thread instead.
+            # the checkpoints SQLite would run in them are queued on its thread instead. (A
+            # writer that is not inline commits on its thread, checkpoints included.)
             cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
         if writer and inline and isinstance(dbapi_connection, sqlite_driver.Connection):
