@@ -129,7 +129,7 @@ class Settings(BaseSettings):
     import_max_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
     # Rows written per transaction, and how long a claimed job is its runner's without news
     # (each batch renews it): past it, another process resumes the job where it stopped.
-    import_batch_rows: int = Field(default=5000, ge=1, le=10_000)
+    import_batch_rows: int = Field(default=2000, ge=1, le=10_000)
     import_lease_seconds: float = Field(default=30, gt=0)
     # Processes (per runner) that parse and validate an import's rows while it writes them;
     # 0: a thread of the runner's own process (slower: they share its GIL).

@@ -207,7 +207,8 @@ class ImportRunner:
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            # At most a batch under way: waited for, so the worker exits cleanly.
+            await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
         await self.db.dispose()
 
     @asynccontextmanager
