@@ -31,6 +31,20 @@ query ($id: ID!) {
 """
 
 
+def children(server: ServerProcess) -> list[int]:
+    """The processes the server started (its import worker), by their parent in /proc."""
+    assert server.process is not None
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == server.process.pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def progress(gql: GraphQLClient, job_id: str) -> dict[str, Any]:
     job: dict[str, Any] = gql.data(JOB, {"id": job_id})["importJob"]
     return job
@@ -60,8 +74,14 @@ def test_an_import_killed_mid_way_resumes_without_losing_or_repeating_a_row(
                     assert time.monotonic() < deadline, first.log()
                     time.sleep(0.02)
 
+                workers = children(first)
                 first.kill()
 
+            # Its validating worker process goes with it.
+            deadline = time.monotonic() + 10
+            while workers and any(Path(f"/proc/{pid}").exists() for pid in workers):
+                assert time.monotonic() < deadline, f"worker processes {workers} outlived it"
+                time.sleep(0.1)
             # What the dead process committed: its progress and its leads, in step.
             [(done, status)] = query(url, "SELECT rows_processed, status FROM import_jobs")
             [(leads,)] = query(url, "SELECT count(*) FROM leads")

@@ -6,7 +6,10 @@ from __future__ import annotations
 import codecs
 import csv
 import json
+import os
 import re
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +23,7 @@ from db.models import LeadCreate
 from db.models.fields import EMAIL_MAX
 from db.models.imports import ImportFormat
 from db.models.intake import EXTERNAL_ID_MAX, EXTERNAL_IDS_MAX, SYSTEM_MAX
+from db.models.keys import set_phone_region
 from db.repositories import LeadRepository
 from resolvers.errors import UserErrorCode, problems_from
 
@@ -144,6 +148,22 @@ class Header:
     @property
     def has_email(self) -> bool:
         return any(column == "email" for _, column in self.fields)
+
+
+# ------------------------------------------------------------------ worker processes
+
+
+def worker_started(phone_region: str, parent: int) -> None:
+    """A validating worker process's start: the parent's phone region, and an exit as soon as
+    the parent is gone (one killed outright leaves its pool's workers waiting for work)."""
+    set_phone_region(phone_region)
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
 
 
 # ------------------------------------------------------------------ rows

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import secrets
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -28,7 +29,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from db.engine import Database
 from db.models import DuplicatePolicy, EventType, ImportStatus, LeadMatch
 from db.models.imports import ImportFormat
-from db.models.keys import set_phone_region
 from db.repositories import EventRepository
 from db.repositories.imports import ImportQueue
 from db.settings import Settings
@@ -43,6 +43,7 @@ from resolvers.imports.rows import (
     derived,
     prepare_csv,
     prepare_ndjson,
+    worker_started,
 )
 
 logger = logging.getLogger("leadgraph.imports")
@@ -338,8 +339,8 @@ class ImportRunner:
                 self.settings.import_workers,
                 # Not forked from a process with threads and an event loop.
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=set_phone_region,
-                initargs=(self.settings.default_phone_region,),
+                initializer=worker_started,
+                initargs=(self.settings.default_phone_region, os.getpid()),
             )
         return self._pool
 
