@@ -25,7 +25,7 @@ GRAPHIQL_FILES := react@18.2.0:umd/react.production.min.js \
 	@graphiql/plugin-explorer@1.0.2:dist/index.umd.js
 
 .PHONY: run test test-postgres test-fast install graphiql schema lint clean bench bench-fanout \
-	bench-webhooks bench-exports bench-duplicates
+	bench-webhooks bench-exports bench-duplicates bench-imports
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -109,6 +109,12 @@ bench-exports: $(INSTALLED)
 # leads; SQLite unless BENCH_DATABASE_URL names a PostgreSQL database (bench/README.md).
 bench-duplicates: $(INSTALLED)
 	$(PY) -m bench.duplicates
+
+# Bulk import (issue 11): a 1,000,000-row CSV posted to a real server on a fresh SQLite database;
+# rows/s, the server's RSS, Q1's latency meanwhile (bench/README.md, "Imports").
+# BENCH_IMPORT_ROWS, BENCH_DATABASE_URL.
+bench-imports: $(INSTALLED)
+	$(PY) -m bench.imports
 
 schema: $(INSTALLED)
 	$(PY) server.py export-schema --output schema/schema.graphql

@@ -65,6 +65,7 @@ from db.errors import StatementTimeout
 from db.models import Role
 from db.settings import Settings, get_settings
 from resolvers.auth import authenticate, create_key_for_workspace
+from resolvers.imports.runner import ImportRunner
 from resolvers.mail import mailer_for
 from resolvers.subscriptions import EventFeed
 from resolvers.webhooks.sender import Sender
@@ -73,6 +74,7 @@ from schema.context import Context
 from schema.execution import LiveOperation, SharedData, live_operation
 from schema.extensions import INTERNAL_MESSAGE
 from schema.http import exports, forms
+from schema.http.imports import import_leads
 from schema.text import spelled_path
 
 logger = logging.getLogger("leadgraph")
@@ -158,6 +160,8 @@ class RequestIdMiddleware:
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
+        # For handlers outside GraphQL (schema/http/), as request.state.request_id.
+        scope.setdefault("state", {})["request_id"] = request_id
 
         response_started = False
 
@@ -921,11 +925,18 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
         app.state.sender = sender
         if sender is not None:
             sender.start()
+        # Import jobs likewise, unless IMPORT_RUNNER=false.
+        importer = ImportRunner(settings, db) if settings.import_runner else None
+        app.state.importer = importer
+        if importer is not None:
+            importer.start()
         app.state.feed = EventFeed(db, settings)  # starts with the first subscription
         try:
             yield
         finally:
             await app.state.feed.close()
+            if importer is not None:
+                await importer.stop()
             if sender is not None:
                 await sender.stop()
             await db.dispose()
@@ -933,6 +944,7 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
     routes: list[Any] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/imports/leads", import_leads, methods=["POST"]),
     ]
     if settings.graphiql_assets_dir.is_dir():
         routes.append(
@@ -958,7 +970,7 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
     app.add_middleware(
         BodyLimitMiddleware,
         default=settings.max_body_bytes,
-        limits={forms.PATH: settings.form_max_body_bytes},
+        limits={forms.PATH: settings.form_max_body_bytes, "/imports/": settings.import_max_bytes},
     )
     app.add_middleware(RequestIdMiddleware)
     return app
@@ -1071,18 +1083,24 @@ def report_configuration_errors(exc: ValidationError) -> None:
 
 
 async def _work(settings: Settings) -> None:
-    """The webhook sender alone, until SIGTERM or SIGINT; deliveries in flight then get a few
-    seconds to finish (the others go again after their lease, from any sender)."""
+    """The webhook sender (and the import runner, unless IMPORT_RUNNER=false) alone, until
+    SIGTERM or SIGINT; deliveries in flight then get a few seconds to finish (the others go
+    again after their lease, from any sender), an import stops after its batch."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     sender = Sender(settings)
     sender.start()
+    importer = ImportRunner(settings) if settings.import_runner else None
+    if importer is not None:
+        importer.start()
     logger.info("webhook sender running (pid %d)", os.getpid())
     try:
         await stop.wait()
     finally:
+        if importer is not None:
+            await importer.stop()
         await sender.stop()
     logger.info("webhook sender stopped")
 

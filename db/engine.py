@@ -76,7 +76,9 @@ class _Deadline:
         return 1 if at is not None and time.monotonic() > at else 0
 
 
-def _configure_sqlite(engine: AsyncEngine, settings: Settings, begin: str) -> None:
+def _configure_sqlite(
+    engine: AsyncEngine, settings: Settings, begin: str, inline: bool = True
+) -> None:
     pragmas = _sqlite_pragmas(settings)
     writer = begin == "BEGIN IMMEDIATE"  # the one writer connection
     timeout_s = settings.db_statement_timeout_ms / 1000
@@ -88,12 +90,13 @@ def _configure_sqlite(engine: AsyncEngine, settings: Settings, begin: str) -> No
         cursor = dbapi_connection.cursor()
         for pragma in pragmas:
             cursor.execute(pragma)
-        if writer:
+        if writer and inline:
             # Its COMMITs run on the event loop's thread (sqlite_driver.Connection.run_inline):
-            # the checkpoints SQLite would run in them are queued on its thread instead.
+            # the checkpoints SQLite would run in them are queued on its thread instead. (A
+            # writer that is not inline commits on its thread, checkpoints included.)
             cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
-        if writer and isinstance(dbapi_connection, sqlite_driver.Connection):
+        if writer and inline and isinstance(dbapi_connection, sqlite_driver.Connection):
             dbapi_connection.run_inline(int(settings.sqlite_busy_timeout_ms))
         if timeout_s:
             deadline = _Deadline()
@@ -192,7 +195,10 @@ async def _despite_cancellation(work: Awaitable[None]) -> None:
 class Database:
     """The engines of one process (a reader and a writer on SQLite, one engine on PostgreSQL)."""
 
-    def __init__(self, url: str, settings: Settings) -> None:
+    def __init__(self, url: str, settings: Settings, *, inline_writes: bool = True) -> None:
+        """``inline_writes=False``: on SQLite the writer hands every statement to its thread,
+        for background work whose statements are long (an import's INSERT of 500 leads)
+        and would hold the event loop that answers requests."""
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
         keys.set_phone_region(settings.default_phone_region)
@@ -217,7 +223,7 @@ class Database:
             # is cheaper than having them spin on the file lock.
             self.writer = create_async_engine(self.url, module=driver, pool_size=1, max_overflow=0)
             _configure_sqlite(self.engine, settings, "BEGIN")
-            _configure_sqlite(self.writer, settings, "BEGIN IMMEDIATE")
+            _configure_sqlite(self.writer, settings, "BEGIN IMMEDIATE", inline_writes)
         else:
             # One pool. Reads take its connections through an engine marked for db/reads.py,
             # which runs their statements on asyncpg directly: no BEGIN is sent for them (the
@@ -286,6 +292,19 @@ class Database:
             if is_statement_timeout(exc):
                 raise StatementTimeout from exc
             raise
+
+    @asynccontextmanager
+    async def writer_turn(self) -> AsyncIterator[None]:
+        """On SQLite, holds this Database's one writer connection without using it: a long
+        write of another Database in this process (an import's batch) then takes its turn
+        with this one's writes, in the pool's order, instead of starving them (SQLite's busy
+        handler polls for the lock and a writer that commits and begins again at once keeps
+        winning it). Nothing on PostgreSQL, whose writers lock rows, not the database."""
+        if not self.is_sqlite:
+            yield
+            return
+        async with self.writer.connect():
+            yield
 
     async def transaction(
         self,

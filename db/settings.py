@@ -127,6 +127,21 @@ class Settings(BaseSettings):
     # Deliveries claimed at once (and sent concurrently) by one process.
     webhook_batch_size: int = Field(default=100, ge=1, le=1000)
 
+    # Bulk imports (README, Imports). The runner works through uploaded files inside `serve`
+    # unless this is false (then in `server.py worker` processes); any number share the work.
+    import_runner: bool = True
+    # The largest body POST /imports/leads takes (413 past it, nothing kept).
+    import_max_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
+    # Rows written per transaction, and how long a claimed job is its runner's without news
+    # (each batch renews it): past it, another process resumes the job where it stopped.
+    import_batch_rows: int = Field(default=2000, ge=1, le=10_000)
+    import_lease_seconds: float = Field(default=30, gt=0)
+    # Processes (per runner) that parse and validate an import's rows while it writes them;
+    # 0: a thread of the runner's own process (slower: they share its GIL).
+    import_workers: int = Field(default=1, ge=0, le=16)
+    # How often an idle runner looks for queued jobs (an upload wakes its own process's).
+    import_poll_interval_seconds: float = Field(default=1.0, gt=0)
+
     @model_validator(mode="after")
     def _lease_outlasts_timeout(self) -> Settings:
         if self.webhook_lease_seconds <= self.webhook_timeout_seconds:

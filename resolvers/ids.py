@@ -10,7 +10,7 @@ from resolvers.errors import BadInput, Problem, UserErrorCode
 
 NODE_TYPES = (
     *("Lead", "Client", "Event", "User", "ApiKey", "Session", "Workspace"),
-    *("WebhookEndpoint", "WebhookDelivery"),
+    *("WebhookEndpoint", "WebhookDelivery", "ImportJob"),
     "LeadForm",
 )
 _MAX_PK = 2**63 - 1

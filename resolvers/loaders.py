@@ -22,6 +22,7 @@ from db.repositories import (
 from db.repositories.auth import ApiKeyRepository, UserRepository
 from db.repositories.duplicates import MergeRepository
 from db.repositories.forms import FormRepository
+from db.repositories.imports import ImportJobRepository
 from resolvers.duplicates import Duplicate, Keys, duplicates_of
 
 # A batch is one statement with one bind parameter per key, and a statement may bind at most
@@ -189,6 +190,7 @@ class Loaders:
     webhook_delivery_by_id: DataLoader[int, Row[Any] | None]
     webhook_attempts: DataLoader[int, list[Row[Any]]]
     lead_form_by_id: DataLoader[int, Row[Any] | None]
+    import_job_by_id: DataLoader[int, Row[Any] | None]
     history: DataLoader[HistoryKey, list[Row[Any]]]
     lead_duplicates: DataLoader[Keys, list[Duplicate]]
     in_flight: InFlight = field(default_factory=InFlight)
@@ -207,6 +209,7 @@ class Loaders:
             webhook_delivery_by_id=_by_id(in_flight, db, workspace_id, DeliveryRepository),
             webhook_attempts=_attempts(in_flight, db, workspace_id),
             lead_form_by_id=_by_id(in_flight, db, workspace_id, FormRepository),
+            import_job_by_id=_by_id(in_flight, db, workspace_id, ImportJobRepository),
             history=_histories(in_flight, db, workspace_id),
             lead_duplicates=_duplicates(in_flight, db, workspace_id),
             in_flight=in_flight,
@@ -225,6 +228,7 @@ class Loaders:
             self.webhook_delivery_by_id,
             self.webhook_attempts,
             self.lead_form_by_id,
+            self.import_job_by_id,
             self.history,
             self.lead_duplicates,
         ):

@@ -30,6 +30,7 @@ from schema.duplicates import DuplicateQuery, MergeMutation
 from schema.events import EventQuery
 from schema.extensions import AnonymousIntrospection, ErrorPolicy, SettledLoads
 from schema.forms import FormMutation, FormQuery
+from schema.imports import ImportMutation, ImportQuery
 from schema.leads import LeadMutation, LeadQuery
 from schema.limits import DocumentCache, DocumentLimits, list_size_rule
 from schema.nodes import NodeQuery
@@ -149,12 +150,15 @@ def build_schema(settings: Settings | None = None) -> Schema:
         "Query",
         (
             *(NodeQuery, LeadQuery, ClientQuery, EventQuery, WebhookQuery, FormQuery),
-            *(DuplicateQuery, AuthQuery),
+            *(DuplicateQuery, ImportQuery, AuthQuery),
         ),
     )
     mutation = merge_types(
         "Mutation",
-        (LeadMutation, ClientMutation, WebhookMutation, FormMutation, MergeMutation, AuthMutation),
+        (
+            *(LeadMutation, ClientMutation, WebhookMutation, FormMutation, MergeMutation),
+            *(ImportMutation, AuthMutation),
+        ),
     )
     return Schema(
         query=query,

@@ -3,10 +3,11 @@ matches an existing lead."""
 
 from __future__ import annotations
 
-import enum
 from typing import Any
 
 import strawberry
+
+from db.models import LeadMatch as _LeadMatch
 
 
 @strawberry.type(description='An outside system\'s ID of a record: {system: "salesforce", id: …}.')
@@ -21,10 +22,12 @@ class ExternalIdInput:
     id: str
 
 
-@strawberry.enum
-class LeadMatch(enum.Enum):
-    EMAIL = strawberry.enum_value("EMAIL", description="case-insensitive, trimmed")
-    EXTERNAL_ID = strawberry.enum_value("EXTERNAL_ID", description="any of input.externalIds")
+LeadMatch = strawberry.enum(
+    _LeadMatch,
+    name="LeadMatch",
+    description="How an upsert or an import finds an existing lead. EMAIL: the same email, "
+    "case-insensitive and trimmed; EXTERNAL_ID: any of the externalIds given.",
+)
 
 
 def external_ids(stored: list[dict[str, Any]]) -> list[ExternalId]:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from sqlalchemy import Row
 
+from db.models import LeadMatch as _LeadMatch
 from db.models import LeadStatus as _LeadStatus
 from db.models.fields import full_name
 from resolvers import leads as resolve
@@ -236,9 +237,13 @@ class LeadMutation:
         "Concurrent upserts of one key end with one lead."
     )
     async def upsert_lead(
-        self, info: Info, input: CreateLeadInput, match_on: LeadMatch = LeadMatch.EMAIL
+        self,
+        info: Info,
+        input: CreateLeadInput,
+        match_on: LeadMatch = _LeadMatch.EMAIL,  # type: ignore[valid-type]
     ) -> UpsertLeadPayload:
-        out = await resolve.upsert_lead(info.context, input_values(input), match_on.name)
+        how = _LeadMatch(match_on).value
+        out = await resolve.upsert_lead(info.context, input_values(input), how)
         return UpsertLeadPayload(
             lead=Lead.maybe(out.lead), created=out.created, user_errors=user_errors(out.problems)
         )

@@ -20,6 +20,7 @@ from schema.clients import Client
 from schema.context import Info
 from schema.events import Event
 from schema.forms import LeadForm
+from schema.imports import ImportJob
 from schema.leads import Lead
 from schema.relay import Node
 from schema.webhooks import WebhookDelivery, WebhookEndpoint
@@ -40,6 +41,7 @@ class Findable:
 NODES: dict[str, Findable] = {
     **{node.records.name: Findable(node.records.loader, node.from_row) for node in (Lead, Client)},
     "Event": Findable(lambda loaders: loaders.event_by_id, Event.from_row),
+    "ImportJob": Findable(lambda loaders: loaders.import_job_by_id, ImportJob.from_row),
     "WebhookEndpoint": Findable(
         lambda loaders: loaders.webhook_endpoint_by_id, WebhookEndpoint.from_row, Role.ADMIN
     ),

@@ -191,7 +191,7 @@ def clean_db(request: pytest.FixtureRequest) -> None:
     async def wipe_with_sender_paused() -> None:
         # The webhook sender works in the background: no round of it may meet the wipe (its
         # statements and PostgreSQL's TRUNCATE could lock the same tables in opposite orders).
-        async with live.app.state.sender.paused():
+        async with live.app.state.sender.paused(), live.app.state.importer.paused():
             await wipe()
 
     live.run(wipe_with_sender_paused())

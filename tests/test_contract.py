@@ -30,49 +30,10 @@ from tests.conftest import GraphQLClient
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACT_DIR = ROOT / "tests" / "contract"
 # The contract files whose capability has landed: every name they declare is checked.
-IMPLEMENTED = ("schema.graphql", "access.graphql")
+IMPLEMENTED = ("schema.graphql", "access.graphql", "events.graphql", "intake.graphql")
 # Files whose capability lands in parts: the names (a type with all it declares, or one
 # "Type.member") of the parts that have landed; only those are checked.
-PARTS: dict[str, frozenset[str]] = {
-    # Issue 10, part 1: the ordered log and its read API; part 2: webhooks (subscriptions
-    # follow).
-    "events.graphql": frozenset(
-        {
-            "Subscription",  # subscriptions: events(after, filter)
-            *("EventType", "FieldChange", "Event", "EventEdge", "EventConnection"),
-            *("EventFilter", "Lead.history", "Client.history", "Query.events"),
-            *("WebhookEndpointStatus", "WebhookDeliveryStatus", "WebhookAttempt"),
-            *("WebhookDelivery", "WebhookDeliveryEdge", "WebhookDeliveryConnection"),
-            *("WebhookDeliveryFilter", "WebhookEndpoint"),
-            *("CreateWebhookEndpointInput", "UpdateWebhookEndpointInput"),
-            *("CreateWebhookEndpointPayload", "UpdateWebhookEndpointPayload"),
-            *("DeleteWebhookEndpointPayload", "RotateWebhookSecretPayload"),
-            *("RetryWebhookDeliveryPayload", "ReplayWebhookEventsPayload"),
-            *("Query.webhookEndpoints", "Query.webhookEndpoint"),
-            *("Mutation.createWebhookEndpoint", "Mutation.updateWebhookEndpoint"),
-            *("Mutation.deleteWebhookEndpoint", "Mutation.rotateWebhookSecret"),
-            *("Mutation.retryWebhookDelivery", "Mutation.replayWebhookEvents"),
-        }
-    ),
-    # Issue 11, in parts. Part 1: external IDs, matching and upsert.
-    "intake.graphql": frozenset(
-        {
-            *("ExternalId", "ExternalIdInput", "LeadMatch", "UpsertLeadPayload"),
-            *("Lead.externalIds", "Client.externalIds", "Mutation.upsertLead"),
-            *("CreateLeadInput.externalIds", "UpdateLeadInput.externalIds"),
-            *("CreateClientInput.externalIds", "UpdateClientInput.externalIds"),
-            *("LeadFilter.externalId", "ClientFilter.externalId"),
-            # Part 2: web forms.
-            *("LeadForm", "CreateLeadFormInput", "CreateLeadFormPayload"),
-            *("DeleteLeadFormPayload", "Query.leadForms"),
-            *("Mutation.createLeadForm", "Mutation.deleteLeadForm"),
-            # Part 3: duplicates and merge.
-            *("DuplicateReason", "LeadDuplicate", "Lead.duplicates"),
-            *("Query.possibleDuplicateLeads", "MergeFieldSource", "MergeLeadsInput"),
-            *("MergeLeadsPayload", "Mutation.mergeLeads", "EventType.LEAD_MERGED"),
-        }
-    ),
-}
+PARTS: dict[str, frozenset[str]] = {}
 
 
 def contract_files() -> list[Path]:

@@ -13,12 +13,14 @@ import base64
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import insert
 
-from db.models import DEFAULT_WORKSPACE_ID
+from db.models import DEFAULT_WORKSPACE_ID, ImportJob
 from db.repositories.auth import MembershipRepository, UserRepository, WorkspaceRepository
 from db.types import utcnow
 from resolvers.ids import to_global_id
@@ -67,9 +69,12 @@ MINIMUM_ROLE = {
     "replayWebhookEvents": "ADMIN",
     "possibleDuplicateLeads": "VIEWER",
     "mergeLeads": "ADMIN",
+    "importJob": "VIEWER",
+    "importJobs": "VIEWER",
+    "cancelImportJob": "MEMBER",
 }
 # Protected fields that may be null: a caller below their role gets null for them.
-NULLABLE = {"webhookEndpoint"}
+NULLABLE = {"webhookEndpoint", "importJob"}
 # A webhook URL where nothing listens (the suite's server allows private URLs).
 HOOK_URL = "http://127.0.0.1:9/hook"
 DEFAULT_NAME = "Default"  # the default workspace's name, from the first migration
@@ -129,6 +134,11 @@ query ($id: ID!) { webhookEndpoint(id: $id) { deliveries { nodes { id } } } }
 """
 EVENT_CURSORS = "{ events { edges { cursor } } }"
 POSSIBLE_DUPLICATES = "{ possibleDuplicateLeads { lead { id } duplicateOf { id } reasons score } }"
+IMPORT_JOBS = "{ importJobs { id status } }"
+IMPORT_JOB = "query ($id: ID!) { importJob(id: $id) { id status } }"
+CANCEL_IMPORT_JOB = """
+mutation ($id: ID!) { cancelImportJob(id: $id) { job { id status } userErrors { code } } }
+"""
 
 CREATE_LEAD = f"""
 mutation ($input: CreateLeadInput!) {{
@@ -296,6 +306,28 @@ class World:
         )
         client_id: str = payload["createClient"]["client"]["id"]
         return client_id
+
+    def import_job(self) -> str:
+        """A job another process is running (its lease far off): the runner leaves it alone."""
+
+        async def insert_job() -> int:
+            async with self.server.db.write() as conn:
+                stmt = insert(ImportJob.__table__).returning(ImportJob.__table__.c.id)  # type: ignore[attr-defined]
+                zero = dict.fromkeys(("bytes_total", "chunks", "rows_processed", "created"), 0)
+                zero |= dict.fromkeys(("updated", "skipped", "failed"), 0)
+                values = {
+                    **zero,
+                    "workspace_id": DEFAULT_WORKSPACE_ID,
+                    "status": "RUNNING",
+                    "format": "CSV",
+                    "options": {"on_duplicate": "SKIP", "match_on": "EMAIL", "dry_run": False},
+                    "created_at": utcnow(),
+                    "claimed_until": utcnow() + timedelta(hours=1),
+                    "claim_token": "elsewhere",
+                }
+                return int((await conn.execute(stmt, values)).scalar_one())
+
+        return to_global_id("ImportJob", self.server.run(insert_job()))
 
     def archived_client(self) -> str:
         client_id = self.client(email="archived@example.com")
@@ -496,6 +528,8 @@ def then_delete_lead_form(world: World, caller: Caller, payload: Any, variables:
 
 
 query("possibleDuplicateLeads", POSSIBLE_DUPLICATES, seeded(lambda w: (w.lead(), w.lead())))
+query("importJobs", IMPORT_JOBS, seeded(World.import_job))
+query("importJob", IMPORT_JOB, lambda w: {"id": w.import_job()})
 
 
 @operation("me", ME, nothing)
@@ -723,6 +757,12 @@ def then_merge_leads(world: World, caller: Caller, payload: Any, variables: Any)
         "userErrors": [],
     }
     assert world.owner.data(LEAD, {"id": merged[0]})["lead"]["id"] == survivor
+
+
+@operation("cancelImportJob", CANCEL_IMPORT_JOB, lambda w: {"id": w.import_job()})
+def then_cancel_import_job(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {"job": {"id": variables["id"], "status": "CANCELLED"}, "userErrors": []}
+    assert world.owner.data(IMPORT_JOB, variables)["importJob"]["status"] == "CANCELLED"
 
 
 def forbidden(field: str, minimum: str, role: str) -> dict[str, Any]:

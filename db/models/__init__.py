@@ -12,6 +12,14 @@ from db.models.auth import (
 )
 from db.models.clients import Client, ClientCreate, ClientStatus, ClientUpdate
 from db.models.events import Event, EventCounter, EventType
+from db.models.imports import (
+    DuplicatePolicy,
+    ImportChunk,
+    ImportJob,
+    ImportRowError,
+    ImportStatus,
+    LeadMatch,
+)
 from db.models.intake import (
     ClientExternalId,
     LeadExternalId,
@@ -40,6 +48,7 @@ __all__ = [
     "ClientUpdate",
     "CodePurpose",
     "DeliveryStatus",
+    "DuplicatePolicy",
     "EmailCode",
     "EndpointCreate",
     "EndpointStatus",
@@ -47,10 +56,15 @@ __all__ = [
     "Event",
     "EventCounter",
     "EventType",
+    "ImportChunk",
+    "ImportJob",
+    "ImportRowError",
+    "ImportStatus",
     "Lead",
     "LeadCreate",
     "LeadExternalId",
     "LeadForm",
+    "LeadMatch",
     "LeadMerge",
     "LeadStatus",
     "LeadUpdate",

@@ -32,6 +32,9 @@ class EventType(enum.Enum):
     CLIENT_UPDATED = "CLIENT_UPDATED"
     CLIENT_ARCHIVED = "CLIENT_ARCHIVED"
     CLIENT_RESTORED = "CLIENT_RESTORED"
+    # One per bulk import that wrote leads, when it ends (its record: the ImportJob), instead
+    # of one per lead: webhooks and subscriptions are not flooded by a million rows.
+    LEADS_IMPORTED = "LEADS_IMPORTED"
 
 
 # Type names (as global IDs spell them) and event type names fit in this.
