@@ -739,3 +739,47 @@ def test_a_running_job_cancelled_stops_after_its_batch_and_keeps_the_batches_wri
     assert 0 < job["rowsProcessed"] < rows
     assert gql.data("{ leads { totalCount } }")["leads"]["totalCount"] == job["created"]
     assert job["created"] == job["rowsProcessed"]
+
+
+def test_a_hubspot_export_imports_with_its_own_headers(
+    http: httpx.Client, gql: GraphQLClient, server: LiveServer
+) -> None:
+    body = (
+        "externalIds.hubspot,First Name,Last Name,Email,Phone Number,Company Name,State/Region,"
+        "Postal Code,Lifecycle Stage\n"
+        "901,Ann,Lee,ann@example.com,(512) 555-0100,Acme,Texas,78701,lead\n"
+        "902,Ben,Ode,ben@example.com,,Initech,ON,,subscriber\n"
+    )
+
+    job = run(http, gql, body)
+
+    assert (job["created"], job["failed"]) == (2, 0)
+    got = [
+        {k: lead[k] for k in ("email", "firstName", "phone", "company", "state", "postalCode")}
+        | {"metadata": lead["metadata"]}
+        for lead in leads(gql)
+    ]
+    assert got == [
+        {
+            "email": "ann@example.com",
+            "firstName": "Ann",
+            "phone": "(512) 555-0100",
+            "company": "Acme",
+            "state": "Texas",
+            "postalCode": "78701",
+            "metadata": {"Lifecycle Stage": "lead"},
+        },
+        {
+            "email": "ben@example.com",
+            "firstName": "Ben",
+            "phone": None,
+            "company": "Initech",
+            "state": "ON",
+            "postalCode": None,
+            "metadata": {"Lifecycle Stage": "subscriber"},
+        },
+    ]
+    assert external_ids(server) == {
+        "ann@example.com": ([{"system": "hubspot", "id": "901"}], [("hubspot", "901")]),
+        "ben@example.com": ([{"system": "hubspot", "id": "902"}], [("hubspot", "902")]),
+    }

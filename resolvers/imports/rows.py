@@ -51,8 +51,23 @@ COLUMNS = {
         "metadata": "meta",
         "externalIds": "external_ids",
         "createdAt": "created_at",
+        # Other CRMs' export headers (HubSpot's, Salesforce's), for the same fields.
+        "emailAddress": "email",
+        "phoneNumber": "phone",
+        "companyName": "company",
+        "state/region": "state",
+        "stateOrProvince": "state",
+        "province": "state",
+        "zip": "postal_code",
+        "zipCode": "postal_code",
+        "postcode": "postal_code",
+        "leadSource": "source",
+        "description": "notes",
     }.items()
 }
+# A column named "externalIds.<system>" (or "externalId.<system>") holds that system's id:
+# "externalIds.hubspot" for HubSpot's Record ID.
+_EXTERNAL_ID_COLUMN = ("externalids.", "externalid.")
 # The export's read-only columns: neither fields nor metadata.
 IGNORED = frozenset(_key(n) for n in ("id", "name", "updatedAt", "convertedAt"))
 # A lead field's name in errors: the camelCase input name.
@@ -132,17 +147,21 @@ class Header:
 
     fields: tuple[tuple[int, str], ...]
     extras: tuple[tuple[int, str], ...]
+    systems: tuple[tuple[int, str], ...] = ()  # externalIds.<system> columns: (n, system)
 
     @classmethod
     def parse(cls, names: Sequence[str]) -> Header:
-        fields, extras = [], []
+        fields, extras, systems = [], [], []
         for n, name in enumerate(names):
             key = _key(name.strip())
+            prefix = next((p for p in _EXTERNAL_ID_COLUMN if key.startswith(p)), None)
             if key in COLUMNS:
                 fields.append((n, COLUMNS[key]))
+            elif prefix is not None and len(key) > len(prefix):
+                systems.append((n, name.strip()[name.strip().index(".") + 1 :].strip()))
             elif key and key not in IGNORED:
                 extras.append((n, name.strip()))
-        return cls(tuple(fields), tuple(extras))
+        return cls(tuple(fields), tuple(extras), tuple(systems))
 
     @property
     def has_email(self) -> bool:
@@ -375,8 +394,30 @@ def prepare_csv(header: Header, records: Sequence[tuple[int, str]]) -> Batch:
         width = len(cells)
         given = {f: (cells[n] if n < width and cells[n] != "" else None) for n, f in header.fields}
         extras = {name: cells[n] for n, name in header.extras if n < width and cells[n] != ""}
+        if header.systems:
+            _add_system_columns(given, header, cells)
         prepare(row, given, extras, batch)
     return batch
+
+
+def _add_system_columns(given: dict[str, Any], header: Header, cells: list[str]) -> None:
+    """The ids of the externalIds.<system> columns, after those of an externalIds column."""
+    ids = [
+        {"system": system, "id": cells[n]}
+        for n, system in header.systems
+        if n < len(cells) and cells[n].strip()
+    ]
+    if not ids:
+        return
+    listed = given.get("external_ids")
+    if listed is None:
+        given["external_ids"] = ids
+        return
+    try:
+        earlier = json.loads(listed)
+    except ValueError:
+        return  # the externalIds cell's own error is told
+    given["external_ids"] = earlier + ids if isinstance(earlier, list) else listed
 
 
 def prepare_ndjson(records: Sequence[tuple[int, str]]) -> Batch:
