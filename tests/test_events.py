@@ -25,6 +25,7 @@ from db.repositories import EventRepository
 from resolvers.auth import create_key_for_workspace
 from resolvers.ids import to_global_id
 from tests.conftest import OWNER_KEY, GraphQLClient, LiveServer
+from tests.tasks import CreatedTasks
 
 EVENT = """
   id type occurredAt recordId requestId
@@ -782,8 +783,7 @@ def test_a_write_not_yet_committed_holds_back_no_other_writer_on_postgresql(
 
 async def _asgi_post(app: Any, document: str) -> tuple[dict[str, Any], list[str]]:
     """POSTs ``document`` to the app on the server's own loop; the body, and the tasks the
-    request left running once its response was sent."""
-    before = asyncio.all_tasks()
+    request left running once its response was sent (its own: not the background work's)."""
     sent: list[Any] = []
     body = json.dumps({"query": document}).encode()
 
@@ -812,17 +812,10 @@ async def _asgi_post(app: Any, document: str) -> tuple[dict[str, Any], list[str]
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 80),
     }
-    await app(scope, receive, send)
-    left = asyncio.all_tasks() - before - {asyncio.current_task()}
-    # A connection's close still under way (SQLAlchemy's AsyncConnection.close, shielded) runs
-    # no statement, and is most likely not this request's: the webhook sender, on this loop too,
-    # reads every 50 ms in the suite, and one of its closes may be under way when the response
-    # goes (seen on PostgreSQL about one run in five). It must end, and is not counted.
-    closing = [t for t in left if not t.done() and "AsyncConnection.close" in repr(t.get_coro())]
-    if closing:
-        await asyncio.wait(closing, timeout=10)
+    with CreatedTasks().watching() as tasks:
+        await app(scope, receive, send)
     response = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return json.loads(response), [repr(t) for t in left if not t.done()]
+    return json.loads(response), tasks.running()
 
 
 def test_a_history_argument_error_leaves_no_load_of_its_siblings_running(
