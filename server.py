@@ -956,10 +956,8 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
     routes += [
         Route("/graphql", view, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", view),
-        Route(
-            f"{forms.PATH}{{key}}", forms.endpoint(request_id_var.get), methods=["POST", "OPTIONS"]
-        ),
-        *exports.routes(schema, request_id_var.get),
+        Route(f"{forms.PATH}{{key}}", forms.endpoint(), methods=["POST", "OPTIONS"]),
+        *exports.routes(schema),
     ]
     app = Starlette(
         routes=routes,

@@ -9,24 +9,28 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from resolvers.errors import AuthError
-from resolvers.principal import authenticate
+from resolvers.principal import Principal, authenticate
 from schema.context import Context
 
 JSON_UTF8 = "application/json; charset=utf-8"
 
 
-async def context_for(request: Request, request_id: str) -> Context:
-    """The request's Context, authenticated as ``LeadgraphView.get_context`` does."""
+async def context_for(request: Request, principal: Principal | None = None) -> Context:
+    """The request's Context, authenticated as ``LeadgraphView.get_context`` does; with
+    ``principal``, as that caller instead (a web form's submitter: no credential is sent).
+    The request id is the one server.py's RequestIdMiddleware put on ``request.state``."""
     state = request.app.state
-    authorization = request.headers.get("authorization")
-    principal, rejected = await authenticate(state.db, state.settings, authorization)
+    authorization, rejected = None, False
+    if principal is None:
+        authorization = request.headers.get("authorization")
+        principal, rejected = await authenticate(state.db, state.settings, authorization)
     return Context(
         request=request,
         response=Response(),
         db=state.db,
         settings=state.settings,
         mailer=state.mailer,
-        request_id=request_id,
+        request_id=getattr(request.state, "request_id", "-"),
         principal=principal,
         rejected=rejected,
         credential=authorization,

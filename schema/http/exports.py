@@ -324,7 +324,7 @@ ENCODERS: dict[str, Callable[[Target], CsvEncoder | NdjsonEncoder]] = {
 
 
 def endpoint(
-    schema: strawberry.Schema, target: Target, file_format: str, request_id: Callable[[], str]
+    schema: strawberry.Schema, target: Target, file_format: str
 ) -> Callable[[Request], Any]:
     """The handler of ``/exports/<records>.<format>``."""
     arguments = Arguments(schema, target.field)
@@ -332,7 +332,7 @@ def endpoint(
     make_encoder = ENCODERS[file_format]
 
     async def handle(request: Request) -> Response:
-        ctx = await context_for(request, request_id())
+        ctx = await context_for(request)
         try:
             exports.authorize(ctx)
             values = arguments.read(request.query_params.multi_items(), ctx.settings.max_list_size)
@@ -373,12 +373,12 @@ async def _body(
         yield encoder.page(rows)
 
 
-def routes(schema: strawberry.Schema, request_id: Callable[[], str]) -> list[Route]:
+def routes(schema: strawberry.Schema) -> list[Route]:
     """The export routes (GET), for the app's route list."""
     return [
         Route(
             f"/exports/{target.field}.{file_format}",
-            endpoint(schema, target, file_format, request_id),
+            endpoint(schema, target, file_format),
             methods=["GET"],
         )
         for target in (LEAD_EXPORT, CLIENT_EXPORT)

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from db.models.intake import FORM_KEY_MAX
 from resolvers import forms as resolve
 from resolvers.errors import Problem
-from schema.context import Context
+from schema.http.common import context_for
 
 PATH = "/forms/"
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -44,8 +44,8 @@ class Refused(Exception):
         self.status, self.message, self.code = status, message, code
 
 
-def endpoint(request_id: Callable[[], str]) -> Endpoint:
-    """The handler of /forms/{key}; ``request_id`` gives the request's id (server.py's)."""
+def endpoint() -> Endpoint:
+    """The handler of /forms/{key}."""
 
     async def form_post(request: Request) -> Response:
         key = request.path_params["key"]
@@ -60,16 +60,7 @@ def endpoint(request_id: Callable[[], str]) -> Endpoint:
             fields = await _fields(request)
         except Refused as refused:
             return _cors(_error(refused.status, refused.message, refused.code), origin)
-        ctx = Context(
-            request=request,
-            response=Response(),
-            db=state.db,
-            settings=state.settings,
-            mailer=state.mailer,
-            request_id=request_id(),
-            principal=resolve.submitter(form),
-            feed=state.feed,
-        )
+        ctx = await context_for(request, resolve.submitter(form))
         out = await resolve.submit(ctx, form, fields)
         redirect = form.redirect_url if _from_browser(request) else None
         if out.retry_after is not None:

@@ -13,7 +13,7 @@ from schema.http.common import auth_refused, context_for, refused
 
 
 async def import_leads(request: Request) -> Response:
-    ctx = await context_for(request, getattr(request.state, "request_id", "-"))
+    ctx = await context_for(request)
     try:
         job_id = await jobs.receive(
             ctx, request.stream(), request.headers.get("content-type"), request.query_params
