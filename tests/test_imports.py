@@ -318,6 +318,35 @@ def test_on_duplicate_by_email(
 
 
 @pytest.mark.parametrize(
+    ("policy", "expected_counts", "first_name"),
+    [("UPDATE", (3000, 2000, 0), "Later"), ("SKIP", (3000, 0, 2000), "First")],
+)
+def test_a_row_matches_a_lead_an_earlier_batch_of_the_same_file_created(
+    http: httpx.Client,
+    gql: GraphQLClient,
+    policy: str,
+    expected_counts: tuple[int, int, int],
+    first_name: str,
+) -> None:
+    # Batches of 2,000 rows: the second and third repeat the first's emails (the runner plans
+    # a batch while the one before it is written, and must not miss what that one created).
+    body = (
+        "email,firstName\n"
+        + "".join(f"lead{n}@example.com,First\n" for n in range(3000))
+        + "".join(f"LEAD{n}@Example.com,Later\n" for n in range(2000))
+    )
+
+    job = run(http, gql, body, onDuplicate=policy)
+
+    assert (job["created"], job["updated"], job["skipped"]) == expected_counts
+    assert gql.data("{ leads { totalCount } }")["leads"]["totalCount"] == 3000
+    found = gql.data(
+        '{ leads(filter: {email: "lead1999@example.com"}) { nodes { firstName } } }'
+    )["leads"]["nodes"]
+    assert found == [{"firstName": first_name}]
+
+
+@pytest.mark.parametrize(
     ("policy", "expected_counts", "expected"),
     [
         ("SKIP", (0, 0, 1), [("a@example.com", "A")]),

@@ -174,6 +174,8 @@ _INSERTED = tuple(
 # 32,767): the full-text index flushes once per statement. 1,000 rows of 32 columns: 8,690 →
 # 10,461 rows/s for a 300,000-row import (500 before); at a million, no change (bench/README).
 _ROWS_PER_INSERT = 32_000 // len(_INSERTED)
+_NOTHING = object()
+_ID = _INSERTED.index("id")
 
 
 @lru_cache(maxsize=8)
@@ -198,6 +200,32 @@ def _insert_sql(dialect: Any, n: int) -> str:
     marks = _placeholders(dialect, 1, width * n)
     values = ", ".join("(" + ", ".join(marks[r * width : (r + 1) * width]) + ")" for r in range(n))
     return f"INSERT INTO leads ({names}) VALUES {values}"
+
+
+def lead_params(dialect: Any, rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    """Each lead's INSERT parameters, in ``_INSERTED`` order, as the driver
+    takes them: only the columns whose type converts a value (times, JSON) go through the
+    type's bind processor, and a value the same object as its column's last one, or empty
+    like it (a batch's time, empty metadata), reuses its conversion."""
+    converters = _converters(dialect)
+    last: list[Any] = [_NOTHING] * len(converters)
+    done: list[Any] = [None] * len(converters)
+    out: list[list[Any]] = []
+    for row in rows:
+        values: list[Any] = []
+        append = values.append
+        for i, (key, convert) in enumerate(converters):
+            value = row.get(key)
+            if convert is None or value is None:
+                append(value)
+            elif value is last[i] or (not value and value == last[i]):
+                append(done[i])
+            else:
+                last[i] = value
+                done[i] = convert(value)
+                append(done[i])
+        out.append(values)
+    return out
 
 
 class ImportQueue:
@@ -311,24 +339,24 @@ class ImportQueue:
         last = (await self.conn.execute(select(func.max(leads.c.id)))).scalar() or 0
         return list(range(last + 1, last + n + 1))
 
-    async def insert_leads(self, rows: Sequence[dict[str, Any]]) -> None:
+    async def insert_leads(
+        self, rows: Sequence[dict[str, Any]], params: Sequence[list[Any]] | None = None
+    ) -> None:
         """Inserts the leads (complete rows: their ids and derived columns too) as INSERTs of
         up to ``_ROWS_PER_INSERT`` rows each, sent to the driver as they are: on SQLite a
         statement per row made the full-text trigger flush its index once per row (4 times
         the cost), and SQLAlchemy's processing of each row's parameters cost as much as the
-        rest of the row's import. Only the columns whose type converts a value (times, JSON)
-        go through the type's bind processor."""
+        rest of the row's import. ``params``: the rows' ``lead_params``, built before their
+        ids were known (the ids are put in)."""
         dialect = self.conn.dialect
-        converters = _converters(dialect)
+        if params is None:
+            params = lead_params(dialect, rows)
+        for row, values in zip(rows, params, strict=True):
+            values[_ID] = row["id"]
         for start in range(0, len(rows), _ROWS_PER_INSERT):
-            part = rows[start : start + _ROWS_PER_INSERT]
-            params: list[Any] = []
-            append = params.append
-            for row in part:
-                for key, convert in converters:
-                    value = row.get(key)
-                    append(convert(value) if convert is not None and value is not None else value)
-            await self.conn.exec_driver_sql(_insert_sql(dialect, len(part)), tuple(params))
+            part = params[start : start + _ROWS_PER_INSERT]
+            flat = tuple(value for values in part for value in values)
+            await self.conn.exec_driver_sql(_insert_sql(dialect, len(part)), flat)
 
     async def update_leads(self, workspace_id: int, rows: Sequence[dict[str, Any]]) -> None:
         """Writes each row's columns over the lead of its ``id``."""
@@ -356,4 +384,4 @@ class ImportQueue:
         )
 
 
-__all__ = ["FINISHED", "ImportJobRepository", "ImportQueue"]
+__all__ = ["FINISHED", "ImportJobRepository", "ImportQueue", "lead_params"]
