@@ -60,6 +60,9 @@ class ImportJob(Node):
     failed: int
     created_at: datetime
     finished_at: datetime | None
+    error: str | None = strawberry.field(
+        description="Why the job FAILED as a whole (the rows before rowsProcessed were written)."
+    )
     pk: strawberry.Private[int]
     created_by_user_id: strawberry.Private[int | None]
     created_by_api_key_id: strawberry.Private[int | None]
@@ -92,6 +95,7 @@ class ImportJob(Node):
             failed=row.failed,
             created_at=row.created_at,
             finished_at=row.finished_at,
+            error=row.error,
             pk=row.id,
             created_by_user_id=row.created_by_user_id,
             created_by_api_key_id=row.created_by_api_key_id,

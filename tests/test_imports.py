@@ -340,9 +340,9 @@ def test_a_row_matches_a_lead_an_earlier_batch_of_the_same_file_created(
 
     assert (job["created"], job["updated"], job["skipped"]) == expected_counts
     assert gql.data("{ leads { totalCount } }")["leads"]["totalCount"] == 3000
-    found = gql.data(
-        '{ leads(filter: {email: "lead1999@example.com"}) { nodes { firstName } } }'
-    )["leads"]["nodes"]
+    found = gql.data('{ leads(filter: {email: "lead1999@example.com"}) { nodes { firstName } } }')[
+        "leads"
+    ]["nodes"]
     assert found == [{"firstName": first_name}]
 
 
@@ -812,3 +812,68 @@ def test_a_hubspot_export_imports_with_its_own_headers(
         "ann@example.com": ([{"system": "hubspot", "id": "901"}], [("hubspot", "901")]),
         "ben@example.com": ([{"system": "hubspot", "id": "902"}], [("hubspot", "902")]),
     }
+
+
+# ------------------------------------------------------------------ a batch the database refuses
+
+POISON = "poison@example.com"
+_REFUSE = {
+    "sqlite": [
+        f"CREATE TRIGGER refuse_poison BEFORE INSERT ON leads WHEN NEW.email = '{POISON}' "
+        "BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF NEW.email = '{POISON}' THEN RAISE EXCEPTION 'refused by a test trigger' "
+        "USING ERRCODE = 'check_violation'; END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON leads FOR EACH ROW "
+        "EXECUTE FUNCTION refuse_poison()",
+    ],
+}
+_ALLOW = {
+    "sqlite": ["DROP TRIGGER refuse_poison"],
+    "postgresql": ["DROP TRIGGER refuse_poison ON leads", "DROP FUNCTION refuse_poison()"],
+}
+
+
+def _execute(server: LiveServer, statements: dict[str, list[str]]) -> None:
+    async def execute() -> None:
+        async with server.db.writer.begin() as conn:
+            for sql in statements[conn.dialect.name]:
+                await conn.exec_driver_sql(sql)
+
+    server.run(execute())
+
+
+def test_a_batch_the_database_refuses_fails_the_job_and_the_next_import_runs(
+    http: httpx.Client, gql: GraphQLClient, server: LiveServer
+) -> None:
+    # A row validation lets through and the database refuses (here a test's trigger; in life
+    # a bug or a constraint added by hand): the job ends FAILED, keeping the batches before.
+    _execute(server, _REFUSE)
+    try:
+        rows = [f"lead{n}@example.com" for n in range(3000)]
+        rows.insert(2500, POISON)  # in the second batch of 2,000
+        job_id = post(http, "email\n" + "\n".join(rows) + "\n").json()["id"]
+        finished(gql, job_id)
+        job = gql.data(
+            "query ($id: ID!) { importJob(id: $id) { status error rowsProcessed created } }",
+            {"id": job_id},
+        )["importJob"]
+    finally:
+        _execute(server, _ALLOW)
+
+    assert job["status"] == "FAILED"
+    assert job["error"].startswith("The import stopped: a batch of rows could not be written.")
+    assert "refused" not in job["error"]  # the cause is in the log, not the API
+    assert (job["rowsProcessed"], job["created"]) == (2000, 2000)
+    assert gql.data("{ leads { totalCount } }")["leads"]["totalCount"] == 2000
+    events = gql.data(EVENTS)["events"]["nodes"]
+    imported = [e for e in events if e["type"] == "LEADS_IMPORTED"]
+    assert [c for c in imported[0]["changes"] if c["field"] in ("status", "created")] == [
+        {"field": "status", "from": None, "to": "FAILED"},
+        {"field": "created", "from": None, "to": 2000},
+    ]
+    # The runner is not stuck on it: the next import runs.
+    after = run(http, gql, "email\nafter@example.com\n")
+    assert (after["status"], after["created"]) == ("SUCCEEDED", 1)

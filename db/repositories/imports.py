@@ -267,8 +267,8 @@ class ImportQueue:
         stmt = _GUARD.values({k: bindparam(k) for k in progress})
         return (await self.conn.execute(stmt, params)).first() is not None
 
-    async def finish(self, job_id: int, token: str, values: dict[str, Any]) -> bool:
-        """The job's end (its status and counters), if the claim is still ours."""
+    async def finish(self, job_id: int, token: str, values: dict[str, Any]) -> Row[Any] | None:
+        """The job's end (its status and counters), if the claim is still ours: the job."""
         stmt = (
             update(jobs)
             .where(
@@ -277,9 +277,9 @@ class ImportQueue:
                 jobs.c.status == ImportStatus.RUNNING.value,
             )
             .values(**values, claimed_until=None, claim_token=None)
-            .returning(jobs.c.id)
+            .returning(jobs)
         )
-        return (await self.conn.execute(stmt)).first() is not None
+        return (await self.conn.execute(stmt)).first()  # type: ignore[no-any-return]
 
     async def status(self, job_id: int) -> str | None:
         stmt = select(jobs.c.status).where(jobs.c.id == job_id)

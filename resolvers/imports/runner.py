@@ -24,9 +24,10 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcon
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from db.engine import Database
+from db.errors import is_transient_conflict
 from db.models import DuplicatePolicy, EventType, ImportStatus, LeadMatch
 from db.models.imports import ImportFormat
 from db.repositories import EventRepository
@@ -61,6 +62,13 @@ _YIELD_EVERY = 500
 # Between two batches of a runner outside the serving process, on SQLite (see _batch).
 SQLITE_YIELD_SECONDS = 0.1
 COUNTERS = ("created", "updated", "skipped", "failed")
+
+
+# ImportJob.error of a job an error stopped (the log has the error itself).
+FAILED = (
+    "The import stopped: a batch of rows could not be written. The rows before rowsProcessed "
+    "were imported; the server's log has the cause. Post the rest of the file again."
+)
 
 
 class Lost(Exception):
@@ -285,7 +293,26 @@ class ImportRunner:
             await self.run(job, token)
         except Lost:
             logger.info("import job %d: cancelled or taken over; stopped", job.id)
+        except Exception as exc:
+            if _passing(exc):
+                raise  # the database is unavailable for now: the job runs again later
+            # Running the job again would meet the same error, and hold every job behind it.
+            logger.exception("import job %d: stopped by an error", job.id)
+            await self._fail(job, token)
         return True
+
+    async def _fail(self, job: Any, token: str) -> None:
+        """Ends the job FAILED, with the rows written so far kept and said (one event)."""
+
+        async def fail(conn: Any) -> None:
+            values = {"status": ImportStatus.FAILED.value, "error": FAILED, "finished_at": utcnow()}
+            ended = await ImportQueue(conn).finish(job.id, token, values)
+            if ended is not None and not job.options.get("dry_run"):
+                totals = {k: getattr(ended, k) for k in COUNTERS}
+                await self._announce(conn, job, ImportStatus.FAILED, totals, ended.rows_total)
+
+        async with self._lock:
+            await self.db.transaction(fail)
 
     async def _records(self, job: Any) -> AsyncIterator[str]:
         """The body's records, in order, read a chunk at a time."""
@@ -508,12 +535,22 @@ class ImportRunner:
         values = {"status": ImportStatus.SUCCEEDED.value, "rows_total": total, "finished_at": now}
         if not await ImportQueue(conn).finish(job.id, token, values):
             raise Lost
-        if dry_run or not (totals["created"] or totals["updated"]):
+        if not dry_run:
+            await self._announce(conn, job, ImportStatus.SUCCEEDED, totals, total)
+        logger.info("import job %d: finished, %s", job.id, totals)
+
+    async def _announce(
+        self,
+        conn: Any,
+        job: Any,
+        status: ImportStatus,
+        totals: dict[str, int],
+        total: int | None,
+    ) -> None:
+        """One event for the whole import, not one per lead (README, Imports), if it wrote."""
+        if not (totals["created"] or totals["updated"]):
             return
-        # One event for the whole import, not one per lead (README, Imports).
-        changes: list[dict[str, Any]] = [
-            {"field": "status", "from": None, "to": ImportStatus.SUCCEEDED.value}
-        ]
+        changes: list[dict[str, Any]] = [{"field": "status", "from": None, "to": status.value}]
         changes += [{"field": k, "from": None, "to": totals[k]} for k in COUNTERS]
         changes.append({"field": "rowsTotal", "from": None, "to": total})
         if self.settings.event_log:
@@ -530,7 +567,16 @@ class ImportRunner:
                     }
                 ]
             )
-        logger.info("import job %d: finished, %s", job.id, totals)
+
+
+def _passing(exc: BaseException) -> bool:
+    """True for a failure that says nothing about the job: the database unreachable, busy
+    or locked, or a transaction aborted for a deadlock."""
+    if isinstance(exc, OSError | TimeoutError | OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or is_transient_conflict(exc)
+    )
 
 
 def _derive(lead: dict[str, Any]) -> dict[str, Any]:
