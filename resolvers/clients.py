@@ -15,7 +15,6 @@ from resolvers.errors import Problem, UserErrorCode, validated
 from resolvers.events import Tracked, Unit, Write, tracked
 from resolvers.outcome import Abort, Outcome
 from resolvers.pagination import SortKey
-from resolvers.tags import assignment, check, owner_values, write_tags
 from resolvers.records import (
     RecordType,
     changed,
@@ -23,6 +22,7 @@ from resolvers.records import (
     refused_by,
     written,
 )
+from resolvers.tags import assignment, check, owner_values, write_tags
 
 if TYPE_CHECKING:
     from resolvers.context import Context

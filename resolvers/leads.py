@@ -21,13 +21,6 @@ from resolvers.events import Tracked, Unit, Write, tracked
 from resolvers.ids import to_global_id
 from resolvers.outcome import Abort, Outcome
 from resolvers.pagination import SortKey
-from resolvers.tags import (
-    Assignment,
-    assignment,
-    check,
-    owner_values,
-    write_tags,
-)
 from resolvers.records import (
     RecordType,
     changed,
@@ -35,6 +28,14 @@ from resolvers.records import (
     external_ids_taken,
     refused_by,
     written,
+)
+from resolvers.tags import (
+    Assignment,
+    assignment,
+    check,
+    owner_values,
+    tags_change,
+    write_tags,
 )
 
 if TYPE_CHECKING:
@@ -264,9 +265,8 @@ async def convert_lead(ctx: Context, id_: str, values: dict[str, Any]) -> Outcom
         else:
             client = await _new_client(clients, lead, data, principal)
             # The new client takes the lead's tags (and owner, in _new_client).
-            lead_tags = await LEAD_TAGS.tag_ids(unit.conn, ctx.workspace_id, [lead.id])
-            tagged = await write_tags(unit, CLIENT_TAGS, client.id, lead_tags.get(lead.id))
-            unit.record(CLIENTS, Write.CREATED, None, client, also=tagged)
+            copied = await CLIENT_TAGS.copy(unit.conn, LEAD_TAGS, lead.id, client.id)
+            unit.record(CLIENTS, Write.CREATED, None, client, also=tags_change([], copied))
         converted = await leads.mark_converted(
             lead, client.id, utcnow(), actor_columns(principal, created=False)
         )

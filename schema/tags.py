@@ -25,7 +25,9 @@ class Tag(Node):
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Tag:
-        return cls(id=strawberry.ID(to_global_id(resolve.TAG, row.id)), name=row.name, color=row.color)
+        return cls(
+            id=strawberry.ID(to_global_id(resolve.TAG, row.id)), name=row.name, color=row.color
+        )
 
     @classmethod
     def maybe(cls, row: Row[Any] | None) -> Tag | None:
@@ -78,9 +80,7 @@ def owner_field() -> Any:
         row = await info.context.loaders.user_by_id.load(self.owner_id)
         return User.from_row(row) if row is not None else None
 
-    return strawberry.field(
-        resolve_owner, description="The member responsible; null: unassigned."
-    )
+    return strawberry.field(resolve_owner, description="The member responsible; null: unassigned.")
 
 
 def tags_field(kind: str) -> Any:
@@ -112,7 +112,9 @@ class TagMutation:
         out = await resolve.update_tag(info.context, id, input_values(input))
         return TagPayload(tag=Tag.maybe(out.tag), user_errors=user_errors(out.problems))
 
-    @strawberry.mutation(description="Deletes a tag and takes it off every lead and client (ADMIN).")
+    @strawberry.mutation(
+        description="Deletes a tag and takes it off every lead and client (ADMIN)."
+    )
     async def delete_tag(self, info: Info, id: strawberry.ID) -> DeleteTagPayload:
         out = await resolve.delete_tag(info.context, id)
         deleted = strawberry.ID(out.deleted_id) if out.deleted_id else None

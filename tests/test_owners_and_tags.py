@@ -21,7 +21,9 @@ from tests.factories import create_leads, lead_values
 USER_ERRORS = "userErrors { field code message }"
 TAG = "id name color"
 CREATE_TAG = f"""
-mutation ($input: CreateTagInput!) {{ createTag(input: $input) {{ tag {{ {TAG} }} {USER_ERRORS} }} }}
+mutation ($input: CreateTagInput!) {{
+  createTag(input: $input) {{ tag {{ {TAG} }} {USER_ERRORS} }}
+}}
 """
 UPDATE_TAG = f"""
 mutation ($id: ID!, $input: UpdateTagInput!) {{
@@ -33,7 +35,9 @@ TAGS = f"{{ tags {{ {TAG} }} }}"
 NODE = f"query ($id: ID!) {{ node(id: $id) {{ __typename ... on Tag {{ {TAG} }} }} }}"
 RECORD = "id owner { id email } tags { id name }"
 CREATE_LEAD = f"""
-mutation ($input: CreateLeadInput!) {{ createLead(input: $input) {{ lead {{ {RECORD} }} {USER_ERRORS} }} }}
+mutation ($input: CreateLeadInput!) {{
+  createLead(input: $input) {{ lead {{ {RECORD} }} {USER_ERRORS} }}
+}}
 """
 UPDATE_LEAD = f"""
 mutation ($id: ID!, $input: UpdateLeadInput!) {{
@@ -169,7 +173,13 @@ def test_tags_are_listed_by_name_case_aside(gql: GraphQLClient) -> None:
 def test_a_tag_name_is_unique_in_the_workspace_case_aside(gql: GraphQLClient) -> None:
     vip = tag(gql, "VIP")
     other = tag(gql, "Partner")
-    taken = [{"field": ["input", "name"], "code": "TAKEN", "message": "A tag with this name already exists."}]
+    taken = [
+        {
+            "field": ["input", "name"],
+            "code": "TAKEN",
+            "message": "A tag with this name already exists.",
+        }
+    ]
 
     created = gql.data(CREATE_TAG, {"input": {"name": " vip "}})["createTag"]
     renamed = gql.data(UPDATE_TAG, {"id": other["id"], "input": {"name": "Vip"}})["updateTag"]
@@ -231,7 +241,9 @@ def test_update_tag_renames_recolors_and_clears_the_color(gql: GraphQLClient) ->
 
     assert renamed["tag"] == {"id": made["id"], "name": "New", "color": "#000000"}
     assert cleared["tag"] == {"id": made["id"], "name": "New", "color": None}
-    assert [(e["field"], e["code"]) for e in blank["userErrors"]] == [(["input", "name"], "REQUIRED")]
+    assert [(e["field"], e["code"]) for e in blank["userErrors"]] == [
+        (["input", "name"], "REQUIRED")
+    ]
     assert missing == {
         "tag": None,
         "userErrors": [{"field": ["id"], "code": "NOT_FOUND", "message": "No tag with this ID."}],
@@ -259,7 +271,11 @@ def test_a_lead_gets_an_owner_and_tags_and_an_update_replaces_the_set(
     assert untouched["updateLead"]["lead"]["tags"] == [ref(a), ref(c)]
     assert unassigned["updateLead"]["lead"]["owner"] is None
     assert unassigned["updateLead"]["lead"]["tags"] == []
-    assert gql.data(LEAD, {"id": made["id"]})["lead"] == {"id": made["id"], "owner": None, "tags": []}
+    assert gql.data(LEAD, {"id": made["id"]})["lead"] == {
+        "id": made["id"],
+        "owner": None,
+        "tags": [],
+    }
 
 
 def test_upsert_sets_owner_and_tags_on_a_new_lead_and_on_the_one_it_finds(
@@ -268,8 +284,12 @@ def test_upsert_sets_owner_and_tags_on_a_new_lead_and_on_the_one_it_finds(
     ann, bob = member(server, "ann@example.com"), member(server, "bob@example.com")
     a, b = tag(gql, "a"), tag(gql, "b")
 
-    first = gql.data(UPSERT_LEAD, {"input": {"email": "u@example.com", "ownerId": ann, "tagIds": [a["id"]]}})
-    again = gql.data(UPSERT_LEAD, {"input": {"email": "U@example.com", "ownerId": bob, "tagIds": [b["id"]]}})
+    first = gql.data(
+        UPSERT_LEAD, {"input": {"email": "u@example.com", "ownerId": ann, "tagIds": [a["id"]]}}
+    )
+    again = gql.data(
+        UPSERT_LEAD, {"input": {"email": "U@example.com", "ownerId": bob, "tagIds": [b["id"]]}}
+    )
 
     assert first["upsertLead"]["created"] is True
     assert first["upsertLead"]["lead"]["owner"]["id"] == ann
@@ -283,7 +303,9 @@ def test_a_client_gets_an_owner_and_tags(server: LiveServer, gql: GraphQLClient)
     a, b = tag(gql, "a"), tag(gql, "b")
 
     made = client(gql, "c@example.com", ownerId=ann, tagIds=[a["id"]])
-    changed = gql.data(UPDATE_CLIENT, {"id": made["id"], "input": {"tagIds": [b["id"]], "ownerId": None}})
+    changed = gql.data(
+        UPDATE_CLIENT, {"id": made["id"], "input": {"tagIds": [b["id"]], "ownerId": None}}
+    )
 
     assert made["owner"]["id"] == ann
     assert made["tags"] == [ref(a)]
@@ -304,14 +326,26 @@ def test_the_owner_must_be_a_member_and_the_tags_the_workspaces(
     made = lead(gql, "x@example.com", tagIds=[mine["id"]])
 
     outsider = gql.data(
-        UPDATE_LEAD, {"id": made["id"], "input": {"ownerId": their_member, "tagIds": [mine["id"], their_tag["id"]]}}
+        UPDATE_LEAD,
+        {
+            "id": made["id"],
+            "input": {"ownerId": their_member, "tagIds": [mine["id"], their_tag["id"]]},
+        },
     )["updateLead"]
     malformed = gql.data(
-        CREATE_LEAD, {"input": {"email": "y@example.com", "ownerId": "nope", "tagIds": [made["id"]]}}
+        CREATE_LEAD,
+        {"input": {"email": "y@example.com", "ownerId": "nope", "tagIds": [made["id"]]}},
     )["createLead"]
     client_outsider = gql.data(
         CREATE_CLIENT,
-        {"input": {"email": "c@example.com", "firstName": "C", "lastName": "L", "ownerId": their_member}},
+        {
+            "input": {
+                "email": "c@example.com",
+                "firstName": "C",
+                "lastName": "L",
+                "ownerId": their_member,
+            }
+        },
     )["createClient"]
 
     assert outsider["lead"] is None
@@ -373,7 +407,9 @@ def test_members_set_owners_and_tags_viewers_read_and_only_admins_delete_tags(
         assert answer["data"] is None
         assert answer["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert as_viewer.data(TAGS)["tags"] == [{**made, "name": "mm"}]
-    assert as_viewer.data(LEAD, {"id": record["id"]})["lead"]["tags"] == [{"id": made["id"], "name": "mm"}]
+    assert as_viewer.data(LEAD, {"id": record["id"]})["lead"]["tags"] == [
+        {"id": made["id"], "name": "mm"}
+    ]
     deleted = as_admin.data(DELETE_TAG, {"id": made["id"]})
     assert deleted == {"deleteTag": {"deletedTagId": made["id"], "userErrors": []}}
 
@@ -460,14 +496,18 @@ def test_leads_filter_by_tags_any_all_none(gql: GraphQLClient, tagged: dict[str,
     assert emails(gql, {"unassigned": True, "tags": {"any": [c]}}) == leads_(3)
 
 
-def test_a_malformed_tag_id_in_a_filter_is_bad_input(gql: GraphQLClient, tagged: dict[str, Any]) -> None:
+def test_a_malformed_tag_id_in_a_filter_is_bad_input(
+    gql: GraphQLClient, tagged: dict[str, Any]
+) -> None:
     body = gql(LEADS, {"filter": {"tags": {"all": [tagged["a"], "nope"]}}})
 
     assert body["data"] is None
     assert body["errors"][0]["message"] == "Argument 'filter.tags.all[1]' is not a valid ID."
 
 
-def test_filtered_leads_page_with_keyset_cursors(gql: GraphQLClient, tagged: dict[str, Any]) -> None:
+def test_filtered_leads_page_with_keyset_cursors(
+    gql: GraphQLClient, tagged: dict[str, Any]
+) -> None:
     flt = {"tags": {"any": [tagged["b"], tagged["c"]]}}
     seen: list[str] = []
     after = None
@@ -516,7 +556,9 @@ def test_removing_a_member_unassigns_their_leads_and_clients_with_events(
     assert len(history(gql, his["id"])) == 1
     # No longer a member: not an owner either.
     refused = gql.data(UPDATE_LEAD, {"id": his["id"], "input": {"ownerId": ann}})["updateLead"]
-    assert [(e["field"], e["code"]) for e in refused["userErrors"]] == [(["input", "ownerId"], "NOT_FOUND")]
+    assert [(e["field"], e["code"]) for e in refused["userErrors"]] == [
+        (["input", "ownerId"], "NOT_FOUND")
+    ]
 
 
 # ------------------------------------------------------------------ events
@@ -529,7 +571,9 @@ def test_owner_and_tag_changes_are_field_changes_of_the_records_events(
     a, b = tag(gql, "a")["id"], tag(gql, "b")["id"]
     made = lead(gql, "x@example.com", ownerId=ann, tagIds=[a])
     gql.data(UPDATE_LEAD, {"id": made["id"], "input": {"ownerId": bob, "tagIds": [b, a]}})
-    gql.data(UPDATE_LEAD, {"id": made["id"], "input": {"ownerId": bob, "tagIds": [a, b]}})  # no change
+    gql.data(
+        UPDATE_LEAD, {"id": made["id"], "input": {"ownerId": bob, "tagIds": [a, b]}}
+    )  # no change
     gql.data(UPDATE_LEAD, {"id": made["id"], "input": {"tagIds": []}})
     customer = client(gql, "c@example.com", tagIds=[b])
     gql.data(UPDATE_CLIENT, {"id": customer["id"], "input": {"ownerId": ann}})
@@ -611,7 +655,10 @@ def test_a_100_lead_page_with_owners_and_tags_runs_a_fixed_number_of_statements(
     tags = [tag(gql, f"t{n}")["id"] for n in range(3)]
     ids = create_leads(server, *(lead_values() for _ in range(100)))
     for n, lead_id in enumerate(ids):
-        gql.data(UPDATE_LEAD, {"id": lead_id, "input": {"ownerId": owners[n % 3], "tagIds": tags[: n % 4]}})
+        gql.data(
+            UPDATE_LEAD,
+            {"id": lead_id, "input": {"ownerId": owners[n % 3], "tagIds": tags[: n % 4]}},
+        )
 
     with count_queries() as small:
         page10 = gql.data(PAGE_WITH_OWNERS_AND_TAGS, {"first": 10})

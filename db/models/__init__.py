@@ -26,8 +26,8 @@ from db.models.intake import (
     LeadForm,
     LeadMerge,
 )
-from db.models.tags import ClientTag, LeadTag, Tag, TagCreate, TagUpdate
 from db.models.leads import Lead, LeadCreate, LeadStatus, LeadUpdate
+from db.models.tags import ClientTag, LeadTag, Tag, TagCreate, TagUpdate
 from db.models.webhooks import (
     DeliveryStatus,
     EndpointCreate,

@@ -8,7 +8,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Integer
-
 from sqlmodel import Field
 
 from db.models import fields as f

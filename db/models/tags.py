@@ -31,7 +31,9 @@ class Tag(SQLModel, table=True):
     __table_args__ = (Index("uq_tags_ws_name", "workspace_id", "name_key", unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
-    workspace_id: int = Field(sa_column=Column(Integer, ForeignKey("workspaces.id"), nullable=False))
+    workspace_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("workspaces.id"), nullable=False)
+    )
     name: str = Field(sa_column=Column(String(TAG_NAME_MAX), nullable=False))
     name_key: str = Field(sa_column=Column(String(TAG_NAME_MAX), nullable=False))
     color: str | None = Field(default=None, sa_column=Column(String(COLOR_MAX), nullable=True))
@@ -57,7 +59,9 @@ class LeadTag(SQLModel, table=True):
     tag_id: int = Field(
         sa_column=Column(Integer, ForeignKey("tags.id", ondelete="CASCADE"), nullable=False)
     )
-    workspace_id: int = Field(sa_column=Column(Integer, ForeignKey("workspaces.id"), nullable=False))
+    workspace_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("workspaces.id"), nullable=False)
+    )
 
 
 class ClientTag(SQLModel, table=True):
@@ -70,7 +74,9 @@ class ClientTag(SQLModel, table=True):
     tag_id: int = Field(
         sa_column=Column(Integer, ForeignKey("tags.id", ondelete="CASCADE"), nullable=False)
     )
-    workspace_id: int = Field(sa_column=Column(Integer, ForeignKey("workspaces.id"), nullable=False))
+    workspace_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("workspaces.id"), nullable=False)
+    )
 
 
 def _color(value: str | None) -> str | None:

@@ -33,9 +33,7 @@ def _owner(table: str) -> None:
     else:
         op.add_column(table, sa.Column("owner_id", sa.Integer(), nullable=True))
         op.create_foreign_key(f"fk_{table}_owner_id_users", table, "users", ["owner_id"], ["id"])
-    op.create_index(
-        f"ix_{table}_ws_owner", table, ["workspace_id", "owner_id", "created_at", "id"]
-    )
+    op.create_index(f"ix_{table}_ws_owner", table, ["workspace_id", "owner_id", "created_at", "id"])
 
 
 def _links(table: str, record: str) -> None:
