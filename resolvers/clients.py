@@ -22,7 +22,7 @@ from resolvers.records import (
     refused_by,
     written,
 )
-from resolvers.tags import assignment, check, owner_values, write_tags
+from resolvers.tags import assignment, check, checked, owner_values, write_tags
 
 if TYPE_CHECKING:
     from resolvers.context import Context
@@ -87,7 +87,7 @@ async def create_client(ctx: Context, values: dict[str, Any]) -> Outcome:
         repo = ClientRepository(unit.conn, ctx.workspace_id)
         if await repo.email_taken(data.email):
             raise Abort([_email_taken()])
-        await check(unit, assigned)
+        await checked(unit, assigned)
         await claim_external_ids(repo, "client", data.external_ids)
         row = await repo.insert(
             _flatten({**data.model_dump(), "status": ClientStatus.ACTIVE.value})
@@ -114,12 +114,12 @@ async def update_client(ctx: Context, id_: str, values: dict[str, Any]) -> Outco
 
     async def step(unit: Unit) -> Outcome:
         repo = ClientRepository(unit.conn, ctx.workspace_id)
+        wrong = await check(unit, assigned)
         current = await repo.get(pk, for_update=True)
-        if current is None:
-            raise Abort([CLIENTS.not_found()])
+        if current is None or wrong:
+            raise Abort([CLIENTS.not_found()] * (current is None) + wrong)
         if "email" in changes and await repo.email_taken(changes["email"], except_id=pk):
             raise Abort([_email_taken()])
-        await check(unit, assigned)
         given = changes.get("external_ids")
         await claim_external_ids(repo, "client", given, except_id=pk)
         merged = {} if given is None else {"external_ids": with_ids(current.external_ids, given)}

@@ -33,6 +33,7 @@ from resolvers.tags import (
     Assignment,
     assignment,
     check,
+    checked,
     owner_values,
     tags_change,
     write_tags,
@@ -85,7 +86,7 @@ async def create_lead(ctx: Context, values: dict[str, Any]) -> Outcome:
 
     async def step(unit: Unit) -> Outcome:
         repo = LeadRepository(unit.conn, ctx.workspace_id)
-        await check(unit, assigned)
+        await checked(unit, assigned)
         await claim_external_ids(repo, "lead", data.external_ids)
         return Outcome(lead=await _insert(unit, repo, data, principal, assigned))
 
@@ -145,10 +146,10 @@ async def update_lead(ctx: Context, id_: str, values: dict[str, Any]) -> Outcome
 
     async def step(unit: Unit) -> Outcome:
         repo = LeadRepository(unit.conn, ctx.workspace_id)
+        wrong = await check(unit, assigned)
         current = await repo.get(pk, for_update=True)
-        if current is None:
-            raise Abort([LEADS.not_found()])
-        await check(unit, assigned)
+        if current is None or wrong:
+            raise Abort([LEADS.not_found()] * (current is None) + wrong)
         given = _row_values(data, only_set=True)
         return Outcome(lead=await _update(unit, repo, current, given, principal, assigned))
 
@@ -183,7 +184,7 @@ async def upsert_lead(
 
     async def step(unit: Unit) -> Outcome:
         repo = LeadRepository(unit.conn, ctx.workspace_id)
-        await check(unit, assigned)
+        await checked(unit, assigned)
         if match_on == "EMAIL":
             await repo.lock_keys([f"email:{fold(data.email)}"])
             current = await repo.oldest_by_email(data.email)

@@ -10,11 +10,18 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Row
 
 from db.models import Role, TagCreate, TagUpdate
-from db.repositories.auth import MembershipRepository
-from db.repositories.tags import CLIENT_TAGS, LEAD_TAGS, TagLinks, TagRepository, unassign
+from db.repositories.tags import (
+    CLIENT_TAGS,
+    LEAD_TAGS,
+    TagLinks,
+    TagRepository,
+    is_member,
+    unassign,
+)
 from resolvers.errors import Problem, UserErrorCode, not_found, validated
 from resolvers.events import Unit, Write
 from resolvers.ids import pk_for_mutation, to_global_id
+from resolvers.loaders import MAX_BATCH
 from resolvers.outcome import Abort
 from resolvers.records import changed, written
 
@@ -107,14 +114,15 @@ async def delete_tag(ctx: Context, id_: str) -> TagOutcome:
             raise Abort([not_found("tag")])
         for record, links in ((LEADS, LEAD_TAGS), (CLIENTS, CLIENT_TAGS)):
             tagged = await links.untag(unit.conn, pk)
-            if not tagged:
-                continue
-            left = await links.tag_ids(unit.conn, ctx.workspace_id, tagged)
-            rows = await record.repository(unit.conn, ctx.workspace_id).get_many(tagged)
-            for row in rows:
-                before = sorted([*left.get(row.id, []), pk])
-                change = tags_change(before, left.get(row.id, []))
-                unit.record(record, Write.UPDATED, row, row, also=change)
+            records = record.repository(unit.conn, ctx.workspace_id)
+            # In batches: a statement binds a bounded number of parameters.
+            for start in range(0, len(tagged), MAX_BATCH):
+                batch = tagged[start : start + MAX_BATCH]
+                left = await links.tag_ids(unit.conn, ctx.workspace_id, batch)
+                for row in await records.get_many(batch):
+                    after = left.get(row.id, [])
+                    change = tags_change(sorted([*after, pk]), after)
+                    unit.record(record, Write.UPDATED, row, row, also=change)
         await repo.delete(pk)
         return TagOutcome(deleted_id=to_global_id(TAG, pk))
 
@@ -160,26 +168,35 @@ def assignment(values: dict[str, Any]) -> tuple[Assignment, list[Problem]]:
     return Assignment(owner_given, owner_id, tag_ids), problems
 
 
-async def check(unit: Unit, given: Assignment, tag_globals: list[str] | None = None) -> None:
-    """Aborts unless the owner is a member of the workspace and every tag one of its tags."""
+async def check(unit: Unit, given: Assignment) -> list[Problem]:
+    """The problems of the owner (not a member of the workspace) and of the tags (not the
+    workspace's). Both stay as checked until the write commits (locked in share mode): a step
+    checks them before it locks its record, in the order removeMember and deleteTag take
+    theirs, so none of them deadlocks."""
     problems: list[Problem] = []
-    if given.owner_id is not None:
-        member = await MembershipRepository(unit.conn, unit.workspace_id).get(given.owner_id)
-        if member is None:
-            problems.append(
-                Problem(
-                    "No member of this workspace with this ID.",
-                    UserErrorCode.NOT_FOUND,
-                    ["input", OWNER_FIELD],
-                )
+    owner = given.owner_id
+    if owner is not None and not await is_member(unit.conn, unit.workspace_id, owner):
+        problems.append(
+            Problem(
+                "No member of this workspace with this ID.",
+                UserErrorCode.NOT_FOUND,
+                ["input", OWNER_FIELD],
             )
+        )
     if given.tag_ids:
         found = await TagRepository(unit.conn, unit.workspace_id).existing(given.tag_ids)
+        # The ids line up with the input's: a step runs only when every ID parsed.
         problems += [
             not_found("tag", ["input", TAGS_FIELD, str(i)])
             for i, pk in enumerate(given.tag_ids)
             if pk not in found
         ]
+    return problems
+
+
+async def checked(unit: Unit, given: Assignment) -> None:
+    """Aborts with ``check``'s problems, if any."""
+    problems = await check(unit, given)
     if problems:
         raise Abort(problems)
 

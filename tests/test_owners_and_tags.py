@@ -361,6 +361,14 @@ def test_the_owner_must_be_a_member_and_the_tags_the_workspaces(
     assert [(e["field"], e["code"]) for e in client_outsider["userErrors"]] == [
         (["input", "ownerId"], "NOT_FOUND")
     ]
+    # A missing lead and a bad owner: both reported.
+    missing = gql.data(
+        UPDATE_LEAD, {"id": to_global_id("Lead", 999), "input": {"ownerId": their_member}}
+    )["updateLead"]
+    assert [(e["field"], e["code"]) for e in missing["userErrors"]] == [
+        (["id"], "NOT_FOUND"),
+        (["input", "ownerId"], "NOT_FOUND"),
+    ]
     # Nothing written.
     assert gql.data(LEAD, {"id": made["id"]})["lead"]["tags"] == [ref(mine)]
     assert emails(gql, {}) == ["x@example.com"]
@@ -644,7 +652,7 @@ query ($first: Int!) {
 }
 """
 CLIENT_PAGE = """
-query { clients(first: 100) { nodes { id owner { email } tags { name } } } }
+query { clients(first: 100) { nodes { email owner { email } tags { name } } } }
 """
 
 
@@ -673,6 +681,10 @@ def test_a_100_lead_page_with_owners_and_tags_runs_a_fixed_number_of_statements(
     # The credential lookup, the page, one batch of users, one batch of tags.
     assert (small.count, large.count) == (4, 4)
 
+    for n in range(20):
+        client(gql, f"c{n}@example.com", ownerId=owners[n % 3], tagIds=tags[: n % 4])
     with count_queries() as clients:
-        gql.data(CLIENT_PAGE)
-    assert clients.count == 2  # no clients: the credential lookup and the page
+        found = gql.data(CLIENT_PAGE)["clients"]["nodes"]
+    assert len(found) == 20
+    assert all(n["owner"] for n in found)
+    assert clients.count == 4

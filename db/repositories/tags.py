@@ -24,12 +24,13 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import reads
-from db.models import ClientTag, LeadTag, Tag
+from db.models import ClientTag, LeadTag, Membership, Tag
 from db.models.fields import fold
 from db.repositories.base import FILTER_PARAM, Bound, Repository
 from db.types import utcnow
 
 tags: Any = Tag.__table__  # type: ignore[attr-defined]
+memberships: Any = Membership.__table__  # type: ignore[attr-defined]
 
 
 class TagRepository(Repository):
@@ -53,12 +54,25 @@ class TagRepository(Repository):
         return bool((await self.conn.execute(stmt)).scalar())
 
     async def existing(self, ids: Iterable[int]) -> set[int]:
-        """Those of ``ids`` that are tags of the workspace."""
+        """Those of ``ids`` that are tags of the workspace, locked in share mode until the
+        transaction ends (PostgreSQL): a concurrent deleteTag waits for the record's write,
+        then takes the tag off it too."""
         wanted = list(set(ids))
         if not wanted:
             return set()
         stmt = select(self.c.id).where(*self.scoped(self.c.id.in_(wanted)))
-        return {row[0] for row in (await self.conn.execute(stmt)).all()}
+        rows = (await self.conn.execute(stmt.with_for_update(read=True))).all()
+        return {row[0] for row in rows}
+
+
+async def is_member(conn: AsyncConnection, workspace_id: int, user_id: int) -> bool:
+    """Whether the user is a member of the workspace; the membership is locked in share mode
+    until the transaction ends (PostgreSQL), so a concurrent removeMember waits for the write
+    that makes them an owner and then unassigns that record too."""
+    stmt = select(memberships.c.user_id).where(
+        memberships.c.workspace_id == workspace_id, memberships.c.user_id == user_id
+    )
+    return (await conn.execute(stmt.with_for_update(read=True))).first() is not None
 
 
 @dataclass(frozen=True)
