@@ -511,6 +511,12 @@ def test_a_malformed_tag_id_in_a_filter_is_bad_input(
 
     assert body["data"] is None
     assert body["errors"][0]["message"] == "Argument 'filter.tags.all[1]' is not a valid ID."
+    owner = gql(LEADS, {"filter": {"ownerId": "nope"}})
+    assert owner["errors"][0]["message"] == "Argument 'filter.ownerId' is not a valid ID."
+    # Well-formed IDs of another type match nothing.
+    assert emails(gql, {"ownerId": tagged["a"]}) == []
+    assert emails(gql, {"tags": {"any": [tagged["ann"]]}}) == []
+    assert emails(gql, {"tags": {"none": [tagged["ann"]]}}) == leads_(0, 1, 2, 3, 4, 5)
 
 
 def test_filtered_leads_page_with_keyset_cursors(
