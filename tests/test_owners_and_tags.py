@@ -12,6 +12,7 @@ import pytest
 
 from db.models import DEFAULT_WORKSPACE_ID, Role
 from db.repositories.auth import MembershipRepository, UserRepository
+from db.repositories.tags import TagRepository
 from db.types import utcnow
 from resolvers.auth import create_key_for_workspace
 from resolvers.ids import to_global_id
@@ -86,6 +87,7 @@ query ($id: ID!) {
 REMOVE_MEMBER = f"""
 mutation ($userId: ID!) {{ removeMember(userId: $userId) {{ removedUserId {USER_ERRORS} }} }}
 """
+TAKEN = "A tag with this name already exists."
 CREATE_API_KEY = """
 mutation ($role: Role!) { createApiKey(input: {name: "k", role: $role}) { secret } }
 """
@@ -208,6 +210,27 @@ def test_concurrent_creates_of_one_name_make_one_tag_and_answer_taken(
     assert len(made) == 1
     assert {e["code"] for a in refused for e in a["userErrors"]} == {"TAKEN"}
     assert len(gql.data(TAGS)["tags"]) == 1
+
+
+def test_a_write_past_the_name_check_is_refused_by_the_unique_index_as_taken(
+    gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a concurrent create meets when both pass the check before either commits: the
+    check is made to miss here, so that the unique index answers."""
+    tag(gql, "Dup")
+    other = tag(gql, "Other")
+
+    async def missed(*args: Any, **kwargs: Any) -> bool:
+        return False
+
+    monkeypatch.setattr(TagRepository, "name_taken", missed)
+    created = gql.data(CREATE_TAG, {"input": {"name": "DUP"}})["createTag"]
+    renamed = gql.data(UPDATE_TAG, {"id": other["id"], "input": {"name": "dup"}})["updateTag"]
+
+    taken = [{"field": ["input", "name"], "code": "TAKEN", "message": TAKEN}]
+    assert created == {"tag": None, "userErrors": taken}
+    assert renamed == {"tag": None, "userErrors": taken}
+    assert [t["name"] for t in gql.data(TAGS)["tags"]] == ["Dup", "Other"]
 
 
 def test_bad_tag_input_is_reported_field_by_field_and_nothing_is_written(
