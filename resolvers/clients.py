@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Any
 from db.models import ClientCreate, ClientStatus, ClientUpdate, Role
 from db.models.fields import with_external_ids as with_ids
 from db.repositories import ClientFilterSpec, ClientRepository
+from db.repositories.tags import CLIENT_TAGS
 from db.types import utcnow
 from resolvers import inputs
 from resolvers.auth import actor_columns
 from resolvers.errors import Problem, UserErrorCode, validated
-from resolvers.events import Unit, Write, tracked
+from resolvers.events import Tracked, Unit, Write, tracked
 from resolvers.outcome import Abort, Outcome
 from resolvers.pagination import SortKey
 from resolvers.records import (
@@ -21,6 +22,7 @@ from resolvers.records import (
     refused_by,
     written,
 )
+from resolvers.tags import assignment, check, checked, owner_values, write_tags
 
 if TYPE_CHECKING:
     from resolvers.context import Context
@@ -47,7 +49,8 @@ CLIENTS = RecordType(
         postal_code="address.postalCode",
         country="address.country",
     )
-    | tracked("status", "archived_at", "notes", "meta", "external_ids"),
+    | tracked("status", "archived_at", "notes", "meta", "external_ids")
+    | tracked(owner_id=Tracked("ownerId", refers_to="User")),
 )
 _ADDRESS_PARTS = ("street", "city", "state", "postal_code", "country")
 
@@ -75,20 +78,24 @@ def _flatten(values: dict[str, Any]) -> dict[str, Any]:
 
 async def create_client(ctx: Context, values: dict[str, Any]) -> Outcome:
     principal = ctx.require(Role.MEMBER)
+    assigned, bad_ids = assignment(values)
     data, problems = validated(ClientCreate, values)
-    if problems:
-        return Outcome(problems=problems)
+    if problems or bad_ids:
+        return Outcome(problems=problems + bad_ids)
 
     async def step(unit: Unit) -> Outcome:
         repo = ClientRepository(unit.conn, ctx.workspace_id)
         if await repo.email_taken(data.email):
             raise Abort([_email_taken()])
+        await checked(unit, assigned)
         await claim_external_ids(repo, "client", data.external_ids)
         row = await repo.insert(
             _flatten({**data.model_dump(), "status": ClientStatus.ACTIVE.value})
+            | owner_values(assigned)
             | actor_columns(principal, created=True)
         )
-        unit.record(CLIENTS, Write.CREATED, None, row)
+        tagged = await write_tags(unit, CLIENT_TAGS, row.id, assigned.tag_ids)
+        unit.record(CLIENTS, Write.CREATED, None, row, also=tagged)
         return Outcome(client=row)
 
     # An IntegrityError: a concurrent request took the email first.
@@ -98,27 +105,30 @@ async def create_client(ctx: Context, values: dict[str, Any]) -> Outcome:
 async def update_client(ctx: Context, id_: str, values: dict[str, Any]) -> Outcome:
     principal = ctx.require(Role.MEMBER)
     pk, problems = CLIENTS.pk(id_)
+    assigned, bad_ids = assignment(values)
     data, invalid = validated(ClientUpdate, values)
-    if problems or invalid or pk is None:
-        return Outcome(problems=problems + invalid)
+    if problems or invalid or bad_ids or pk is None:
+        return Outcome(problems=problems + invalid + bad_ids)
     # exclude_unset reaches into the address too, so it merges part by part.
     changes = _flatten(data.model_dump(exclude_unset=True))
 
     async def step(unit: Unit) -> Outcome:
         repo = ClientRepository(unit.conn, ctx.workspace_id)
+        wrong = await check(unit, assigned)
         current = await repo.get(pk, for_update=True)
-        if current is None:
-            raise Abort([CLIENTS.not_found()])
+        if current is None or wrong:
+            raise Abort([CLIENTS.not_found()] * (current is None) + wrong)
         if "email" in changes and await repo.email_taken(changes["email"], except_id=pk):
             raise Abort([_email_taken()])
         given = changes.get("external_ids")
         await claim_external_ids(repo, "client", given, except_id=pk)
         merged = {} if given is None else {"external_ids": with_ids(current.external_ids, given)}
-        different = changed(current, changes | merged)
-        if not different:
+        different = changed(current, changes | merged | owner_values(assigned))
+        tagged = await write_tags(unit, CLIENT_TAGS, pk, assigned.tag_ids)
+        if not different and not tagged:
             return Outcome(client=current)
         row = await repo.update(current, different | actor_columns(principal, created=False))
-        unit.record(CLIENTS, Write.UPDATED, current, row)
+        unit.record(CLIENTS, Write.UPDATED, current, row, also=tagged)
         return Outcome(client=row)
 
     return await written(ctx, step, conflict=lambda exc: refused_by(exc, _email_taken))

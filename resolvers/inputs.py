@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from db.models import fields as f
 from db.models.clients import AddressIn
 from resolvers.errors import BadInput
+from resolvers.ids import node_key
 
 SEARCH_MAX = 200
 
@@ -52,6 +53,9 @@ def lead_filter(flt: Any) -> dict[str, Any]:
         "email": flt.email,
         "converted": flt.converted,
         "external_id": _external_id(flt.external_id),
+        "owner_id": owner_filter(flt.owner_id, "filter.ownerId"),
+        "unassigned": flt.unassigned,
+        **tag_filter(flt.tags, "filter.tags"),
     }
     if flt.score is not None:
         spec |= {"score_gte": flt.score.gte, "score_lte": flt.score.lte}
@@ -65,12 +69,47 @@ def client_filter(flt: Any) -> dict[str, Any]:
         "state": flt.state,
         "email": flt.email,
         "external_id": _external_id(flt.external_id),
+        "owner_id": owner_filter(flt.owner_id, "filter.ownerId"),
+        **tag_filter(flt.tags, "filter.tags"),
     }
 
 
 def _external_id(value: Any) -> tuple[str, str] | None:
     """The externalId filter as (system, id), trimmed."""
     return None if value is None else (value.system.strip(), value.id.strip())
+
+
+def tag_filter(match: Any, argument: str) -> dict[str, Any]:
+    """A ``tags: TagMatch`` filter as the spec's tags_any / tags_all / tags_none (pks, each
+    once). An ID of another type or workspace matches no tag; a malformed one is BadInput.
+    ``all: []`` and ``none: []`` ask for nothing; ``any: []`` matches no record."""
+    if match is None:
+        return {}
+    out: dict[str, Any] = {}
+    for name in ("any", "all", "none"):
+        ids = getattr(match, name)
+        if ids is None:
+            continue
+        pks: list[int] = []
+        for i, global_id in enumerate(ids):
+            key = node_key(global_id, f"{argument}.{name}[{i}]")
+            # No tag has 0: an ID of another type is a tag that no record carries.
+            pks.append(key[1] if key is not None and key[0] == "Tag" else 0)
+        unique = sorted(set(pks))
+        if name != "any" and not unique:
+            continue
+        out[f"tags_{name}"] = unique
+    return out
+
+
+def owner_filter(owner_id: Any, argument: str) -> int | None:
+    """The ``ownerId`` filter's pk (0, which no user has, for another type's ID)."""
+    if owner_id is None:
+        return None
+    key = node_key(owner_id, argument)
+    if key is None or key[0] != "User":
+        return 0
+    return key[1]
 
 
 class ConvertLead(BaseModel):

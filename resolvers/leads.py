@@ -11,6 +11,7 @@ from db.models import LeadCreate, LeadUpdate, Role
 from db.models.clients import AddressIn, ClientCreate
 from db.models.fields import fold, with_external_ids
 from db.repositories import ClientRepository, LeadFilterSpec, LeadRepository
+from db.repositories.tags import CLIENT_TAGS, LEAD_TAGS
 from db.types import utcnow
 from resolvers import inputs
 from resolvers.auth import Principal, actor_columns
@@ -27,6 +28,15 @@ from resolvers.records import (
     external_ids_taken,
     refused_by,
     written,
+)
+from resolvers.tags import (
+    Assignment,
+    assignment,
+    check,
+    checked,
+    owner_values,
+    tags_change,
+    write_tags,
 )
 
 if TYPE_CHECKING:
@@ -51,6 +61,7 @@ LEADS = RecordType(
         *("postal_code", "source", "notes", "status", "score", "meta", "external_ids"),
         "converted_at",
         converted_client_id=Tracked("convertedClient", refers_to="Client"),
+        owner_id=Tracked("ownerId", refers_to="User"),
     ),
 )
 
@@ -68,25 +79,35 @@ def _row_values(data: LeadCreate | LeadUpdate, *, only_set: bool) -> dict[str, A
 
 async def create_lead(ctx: Context, values: dict[str, Any]) -> Outcome:
     principal = ctx.require(Role.MEMBER)
+    assigned, bad_ids = assignment(values)
     data, problems = validated(LeadCreate, values)
-    if problems:
-        return Outcome(problems=problems)
+    if problems or bad_ids:
+        return Outcome(problems=problems + bad_ids)
 
     async def step(unit: Unit) -> Outcome:
         repo = LeadRepository(unit.conn, ctx.workspace_id)
+        await checked(unit, assigned)
         await claim_external_ids(repo, "lead", data.external_ids)
-        return Outcome(lead=await _insert(unit, repo, data, principal))
+        return Outcome(lead=await _insert(unit, repo, data, principal, assigned))
 
     return await written(ctx, step, conflict=lambda exc: refused_by(exc, external_ids_taken))
 
 
 async def _insert(
-    unit: Unit, repo: LeadRepository, data: LeadCreate, principal: Principal
+    unit: Unit,
+    repo: LeadRepository,
+    data: LeadCreate,
+    principal: Principal,
+    assigned: Assignment | None = None,
 ) -> Row[Any]:
+    assigned = assigned or Assignment()
     row = await repo.insert(
-        _row_values(data, only_set=False) | actor_columns(principal, created=True)
+        _row_values(data, only_set=False)
+        | owner_values(assigned)
+        | actor_columns(principal, created=True)
     )
-    unit.record(LEADS, Write.CREATED, None, row)
+    tagged = await write_tags(unit, LEAD_TAGS, row.id, assigned.tag_ids)
+    unit.record(LEADS, Write.CREATED, None, row, also=tagged)
     return row
 
 
@@ -96,36 +117,41 @@ async def _update(
     current: Row[Any],
     given: dict[str, Any],
     principal: Principal,
+    assigned: Assignment | None = None,
 ) -> Row[Any]:
-    """Writes the ``given`` values (external IDs: their systems' only) over the lead."""
+    """Writes the ``given`` values (external IDs: their systems' only), and the owner and
+    tags ``assigned`` (tags: the set replaced), over the lead."""
+    assigned = assigned or Assignment()
     if given.get("external_ids") is not None:
         await claim_external_ids(repo, "lead", given["external_ids"], except_id=current.id)
         given = given | {
             "external_ids": with_external_ids(current.external_ids, given["external_ids"])
         }
-    changes = changed(current, given)
-    if not changes:
+    changes = changed(current, given | owner_values(assigned))
+    tagged = await write_tags(unit, LEAD_TAGS, current.id, assigned.tag_ids)
+    if not changes and not tagged:
         return current
     row = await repo.update(current, changes | actor_columns(principal, created=False))
-    unit.record(LEADS, Write.UPDATED, current, row)
+    unit.record(LEADS, Write.UPDATED, current, row, also=tagged)
     return row
 
 
 async def update_lead(ctx: Context, id_: str, values: dict[str, Any]) -> Outcome:
     principal = ctx.require(Role.MEMBER)
     pk, problems = LEADS.pk(id_)
+    assigned, bad_ids = assignment(values)
     data, invalid = validated(LeadUpdate, values)
-    if problems or invalid or pk is None:
-        return Outcome(problems=problems + invalid)
+    if problems or invalid or bad_ids or pk is None:
+        return Outcome(problems=problems + invalid + bad_ids)
 
     async def step(unit: Unit) -> Outcome:
         repo = LeadRepository(unit.conn, ctx.workspace_id)
+        wrong = await check(unit, assigned)
         current = await repo.get(pk, for_update=True)
-        if current is None:
-            raise Abort([LEADS.not_found()])
-        return Outcome(
-            lead=await _update(unit, repo, current, _row_values(data, only_set=True), principal)
-        )
+        if current is None or wrong:
+            raise Abort([LEADS.not_found()] * (current is None) + wrong)
+        given = _row_values(data, only_set=True)
+        return Outcome(lead=await _update(unit, repo, current, given, principal, assigned))
 
     return await written(ctx, step, conflict=lambda exc: refused_by(exc, external_ids_taken))
 
@@ -139,7 +165,9 @@ async def upsert_lead(
     key's lock), so they end with one lead. ``add_metadata``: the metadata given is added to
     the lead's (its keys win) instead of replacing it."""
     principal = ctx.require(Role.MEMBER)
+    assigned, bad_ids = assignment(values)
     data, problems = validated(LeadCreate, values)
+    problems += bad_ids
     if not problems and match_on == "EXTERNAL_ID" and not data.external_ids:
         problems = [
             Problem(
@@ -156,6 +184,7 @@ async def upsert_lead(
 
     async def step(unit: Unit) -> Outcome:
         repo = LeadRepository(unit.conn, ctx.workspace_id)
+        await checked(unit, assigned)
         if match_on == "EMAIL":
             await repo.lock_keys([f"email:{fold(data.email)}"])
             current = await repo.oldest_by_email(data.email)
@@ -165,11 +194,13 @@ async def upsert_lead(
             current = await _by_external_id(repo, pairs)
         if current is None:
             await claim_external_ids(repo, "lead", data.external_ids)
-            return Outcome(lead=await _insert(unit, repo, data, principal), created=True)
+            lead = await _insert(unit, repo, data, principal, assigned)
+            return Outcome(lead=lead, created=True)
         changes = given
         if add_metadata and "meta" in given:
             changes = given | {"meta": {**current.meta, **given["meta"]}}
-        return Outcome(lead=await _update(unit, repo, current, changes, principal), created=False)
+        lead = await _update(unit, repo, current, changes, principal, assigned)
+        return Outcome(lead=lead, created=False)
 
     return await written(ctx, step, conflict=lambda exc: refused_by(exc, external_ids_taken))
 
@@ -234,7 +265,9 @@ async def convert_lead(ctx: Context, id_: str, values: dict[str, Any]) -> Outcom
             client = await _link_client(unit, clients, client_pk, lead, data, principal)
         else:
             client = await _new_client(clients, lead, data, principal)
-            unit.record(CLIENTS, Write.CREATED, None, client)
+            # The new client takes the lead's tags (and owner, in _new_client).
+            copied = await CLIENT_TAGS.copy(unit.conn, LEAD_TAGS, lead.id, client.id)
+            unit.record(CLIENTS, Write.CREATED, None, client, also=tags_change([], copied))
         converted = await leads.mark_converted(
             lead, client.id, utcnow(), actor_columns(principal, created=False)
         )
@@ -321,6 +354,7 @@ async def _new_client(
     row.update(create.address.model_dump() if create.address else {})
     return await clients.insert(
         {**row, "meta": row["meta"] or {}, "status": "ACTIVE", "external_ids": lead.external_ids}
+        | {"owner_id": lead.owner_id}
         | actor_columns(principal, created=True)
     )
 
@@ -367,6 +401,11 @@ async def _link_client(
     external_ids = with_external_ids(lead.external_ids, client.external_ids)
     await _external_ids_free(clients, external_ids, client.id)
     changes["external_ids"] = external_ids
+    # The client keeps its owner; one without gets the lead's. It gains the lead's tags.
+    if client.owner_id is None and lead.owner_id is not None:
+        changes["owner_id"] = lead.owner_id
+    lead_tags = await LEAD_TAGS.tag_ids(unit.conn, clients.workspace_id, [lead.id])
+    tagged = await write_tags(unit, CLIENT_TAGS, client.id, lead_tags.get(lead.id), add=True)
     for name in ("first_name", "last_name"):
         if name in changes and changes[name] is None:
             raise Abort(
@@ -379,8 +418,8 @@ async def _link_client(
                 ]
             )
     changes = changed(client, changes)
-    if not changes:
+    if not changes and not tagged:
         return client
     row = await clients.update(client, changes | actor_columns(principal, created=False))
-    unit.record(CLIENTS, Write.UPDATED, client, row)
+    unit.record(CLIENTS, Write.UPDATED, client, row, also=tagged)
     return row

@@ -23,6 +23,7 @@ from db.repositories.auth import ApiKeyRepository, UserRepository
 from db.repositories.duplicates import MergeRepository
 from db.repositories.forms import FormRepository
 from db.repositories.imports import ImportJobRepository
+from db.repositories.tags import CLIENT_TAGS, LEAD_TAGS, TagLinks, TagRepository
 from resolvers.duplicates import Duplicate, Keys, duplicates_of
 
 # A batch is one statement with one bind parameter per key, and a statement may bind at most
@@ -148,6 +149,22 @@ def _attempts(
     return in_flight.tracked(load)
 
 
+def _tags(
+    in_flight: InFlight, db: Database, workspace_id: int, links: TagLinks
+) -> DataLoader[int, list[Row[Any]]]:
+    """Records' tags, by name: one statement per batch of records."""
+
+    async def load(record_ids: Sequence[int]) -> list[list[Row[Any]]]:
+        async with db.read() as conn:
+            rows = await links.tags_of(conn, workspace_id, record_ids)
+        found: dict[int, list[Row[Any]]] = {}
+        for row in rows:
+            found.setdefault(row.record_id, []).append(row)
+        return [found.get(i, []) for i in record_ids]
+
+    return in_flight.tracked(load)
+
+
 # A record's history page: (record type, its pk, newest first?, past this seq, how many).
 HistoryKey = tuple[str, int, bool, int | None, int]
 
@@ -193,6 +210,9 @@ class Loaders:
     import_job_by_id: DataLoader[int, Row[Any] | None]
     history: DataLoader[HistoryKey, list[Row[Any]]]
     lead_duplicates: DataLoader[Keys, list[Duplicate]]
+    tag_by_id: DataLoader[int, Row[Any] | None]
+    lead_tags: DataLoader[int, list[Row[Any]]]
+    client_tags: DataLoader[int, list[Row[Any]]]
     in_flight: InFlight = field(default_factory=InFlight)
 
     @classmethod
@@ -212,6 +232,9 @@ class Loaders:
             import_job_by_id=_by_id(in_flight, db, workspace_id, ImportJobRepository),
             history=_histories(in_flight, db, workspace_id),
             lead_duplicates=_duplicates(in_flight, db, workspace_id),
+            tag_by_id=_by_id(in_flight, db, workspace_id, TagRepository),
+            lead_tags=_tags(in_flight, db, workspace_id, LEAD_TAGS),
+            client_tags=_tags(in_flight, db, workspace_id, CLIENT_TAGS),
             in_flight=in_flight,
         )
 
@@ -231,5 +254,8 @@ class Loaders:
             self.import_job_by_id,
             self.history,
             self.lead_duplicates,
+            self.tag_by_id,
+            self.lead_tags,
+            self.client_tags,
         ):
             loader.clear_all()

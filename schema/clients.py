@@ -26,6 +26,7 @@ from schema.records import (
 )
 from schema.relay import input_values
 from schema.scalars import JSON
+from schema.tags import TagMatch, owner_field, tags_field
 
 if TYPE_CHECKING:
     from schema.leads import Lead
@@ -62,6 +63,7 @@ class Client(Record):
     pk: strawberry.Private[int]
     external_ids: strawberry.Private[list[dict[str, str]]]
     external_id_list: list[ExternalId] = external_id_field()
+    owner_id: strawberry.Private[int | None]
 
     name: str  # "firstName lastName", computed in from_row
 
@@ -72,6 +74,8 @@ class Client(Record):
         return Lead.maybe(await info.context.loaders.lead_converted_into.load(self.pk))
 
     history = history_field()
+    owner = owner_field()
+    tags = tags_field("client")
 
     computed_columns = (
         *("id", "first_name", "last_name", "status"),
@@ -80,6 +84,8 @@ class Client(Record):
     resolver_columns = Record.resolver_columns | {
         "converted_from": ("id",),
         "external_id_list": ("external_ids",),
+        "owner": ("owner_id",),
+        "tags": ("id",),
     }
 
     @classmethod
@@ -112,6 +118,10 @@ class ClientFilter:
         default=None,
         description="The client with this id of this system (the system's case aside).",
     )
+    owner_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Owned by this member."
+    )
+    tags: TagMatch | None = None
 
 
 ClientOrder = order_input(
@@ -146,6 +156,14 @@ class UpdateClientInput:
     external_ids: list[ExternalIdInput] | None = strawberry.field(
         default=strawberry.UNSET,
         description="Sets these systems' ids; the client's ids of other systems stay.",
+    )
+    owner_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="A member of the workspace; null: unassigned.",
+    )
+    tag_ids: list[strawberry.ID] | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Tags of the workspace; on update, replaces the set.",
     )
 
 

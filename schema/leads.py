@@ -27,6 +27,7 @@ from schema.records import (
 )
 from schema.relay import input_values
 from schema.scalars import JSON
+from schema.tags import TagMatch, owner_field, tags_field
 
 if TYPE_CHECKING:
     from schema.clients import AddressInput, Client
@@ -65,6 +66,8 @@ class Lead(Record):
     phone_key: strawberry.Private[str]
     company_key: strawberry.Private[str]
     name_key: strawberry.Private[str]
+    owner_id: strawberry.Private[int | None]
+    pk: strawberry.Private[int]
 
     # Computed once per row in from_row: a plain field is cheaper to execute than a resolver.
     name: str | None = strawberry.field(
@@ -89,12 +92,16 @@ class Lead(Record):
         return await lead_duplicates(info, self, first)
 
     history = history_field()
+    owner = owner_field()
+    tags = tags_field("lead")
 
     computed_columns = ("first_name", "last_name", "status")
     resolver_columns = Record.resolver_columns | {
         "converted_client": ("converted_client_id",),
         "external_id_list": ("external_ids",),
         "duplicates": ("email_key", "phone_key", "company_key", "name_key"),
+        "owner": ("owner_id",),
+        "tags": ("id",),
     }
 
     @classmethod
@@ -102,6 +109,7 @@ class Lead(Record):
         return {
             "name": full_name(row.first_name, row.last_name),
             "status": _LeadStatus(row.status),
+            "pk": row.id,
         }
 
 
@@ -121,6 +129,13 @@ class LeadFilter:
     external_id: ExternalIdInput | None = strawberry.field(
         default=None, description="The lead with this id of this system (the system's case aside)."
     )
+    owner_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Owned by this member."
+    )
+    unassigned: bool | None = strawberry.field(
+        default=None, description="true: no owner; false: an owner."
+    )
+    tags: TagMatch | None = None
 
 
 LeadOrder = order_input(
@@ -151,6 +166,14 @@ class UpdateLeadInput:
     external_ids: list[ExternalIdInput] | None = strawberry.field(
         default=strawberry.UNSET,
         description="Sets these systems' ids; the lead's ids of other systems stay.",
+    )
+    owner_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="A member of the workspace; null: unassigned.",
+    )
+    tag_ids: list[strawberry.ID] | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Tags of the workspace; on update, replaces the set.",
     )
 
 

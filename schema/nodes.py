@@ -23,6 +23,7 @@ from schema.forms import LeadForm
 from schema.imports import ImportJob
 from schema.leads import Lead
 from schema.relay import Node
+from schema.tags import Tag
 from schema.webhooks import WebhookDelivery, WebhookEndpoint
 
 MAX_NODES = 100
@@ -48,6 +49,7 @@ NODES: dict[str, Findable] = {
     "WebhookDelivery": Findable(
         lambda loaders: loaders.webhook_delivery_by_id, WebhookDelivery.from_row, Role.ADMIN
     ),
+    "Tag": Findable(lambda loaders: loaders.tag_by_id, Tag.from_row),
     "LeadForm": Findable(lambda loaders: loaders.lead_form_by_id, LeadForm.from_row, Role.ADMIN),
 }
 

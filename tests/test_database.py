@@ -150,6 +150,9 @@ def test_every_sort_key_and_filter_has_an_index(scratch_url: str) -> None:
     assert ("workspace_id", "state_key", "status") in leads
     assert ("workspace_id", "converted_client_id") in leads
     assert ("workspace_id", "email_key") in clients
+    # ownerId and unassigned (issue 12), in the default order.
+    assert ("workspace_id", "owner_id", "created_at", "id") in leads
+    assert ("workspace_id", "owner_id", "created_at", "id") in clients
 
 
 def test_connections_are_configured_for_the_engine(server: LiveServer) -> None:

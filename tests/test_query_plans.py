@@ -97,6 +97,31 @@ def test_an_email_filter_uses_the_email_index_whatever_the_sort(plan_of: Any) ->
         ]
 
 
+def test_owner_filters_use_the_owner_index_in_the_default_order(plan_of: Any) -> None:
+    for spec in ({"owner_id": 3}, {"unassigned": True}):
+        where, values = conditions(**spec)
+        assert plan_of(page(where).params(values)) == [
+            "SEARCH leads USING INDEX ix_leads_ws_owner (workspace_id=? AND owner_id=?)"
+        ]
+
+
+def test_tag_filters_look_up_the_link_table_by_its_indexes(plan_of: Any) -> None:
+    by_tag = "SEARCH lead_tags USING COVERING INDEX ix_lead_tags_tag (tag_id=?)"
+    walk = "SEARCH leads USING INDEX ix_leads_ws_created (workspace_id=?)"
+    where, values = conditions(tags_any=[1, 2])
+    assert plan_of(page(where).params(values)) == [walk, "LIST SUBQUERY 1", by_tag]
+    where, values = conditions(tags_all=[1, 2])
+    assert plan_of(page(where).params(values)) == [
+        *(walk, "LIST SUBQUERY 1", by_tag),
+        "USE TEMP B-TREE FOR GROUP BY",
+    ]
+    where, values = conditions(tags_none=[1])
+    assert plan_of(page(where).params(values)) == [
+        *(walk, "CORRELATED SCALAR SUBQUERY 1"),
+        "SEARCH lead_tags USING INDEX sqlite_autoindex_lead_tags_1 (lead_id=? AND tag_id=?)",
+    ]
+
+
 def test_converted_from_looks_up_each_client_in_one_index(plan_of: Any) -> None:
     stmt = (
         select(LEADS.table)

@@ -72,6 +72,10 @@ MINIMUM_ROLE = {
     "importJob": "VIEWER",
     "importJobs": "VIEWER",
     "cancelImportJob": "MEMBER",
+    "tags": "VIEWER",
+    "createTag": "MEMBER",
+    "updateTag": "MEMBER",
+    "deleteTag": "ADMIN",
 }
 # Protected fields that may be null: a caller below their role gets null for them.
 NULLABLE = {"webhookEndpoint", "importJob"}
@@ -128,6 +132,18 @@ mutation ($input: CreateLeadFormInput!) {{
 DELETE_LEAD_FORM = f"""
 mutation ($id: ID!) {{ deleteLeadForm(id: $id) {{ deletedFormId {USER_ERRORS} }} }}
 """
+TAGS = "{ tags { id name color } }"
+CREATE_TAG = f"""
+mutation ($input: CreateTagInput!) {{
+  createTag(input: $input) {{ tag {{ id name color }} {USER_ERRORS} }}
+}}
+"""
+UPDATE_TAG = f"""
+mutation ($id: ID!, $input: UpdateTagInput!) {{
+  updateTag(id: $id, input: $input) {{ tag {{ id name }} {USER_ERRORS} }}
+}}
+"""
+DELETE_TAG = f"mutation ($id: ID!) {{ deleteTag(id: $id) {{ deletedTagId {USER_ERRORS} }} }}"
 WEBHOOK_ENDPOINT = f"query ($id: ID!) {{ webhookEndpoint(id: $id) {{ {ENDPOINT} }} }}"
 DELIVERIES = """
 query ($id: ID!) { webhookEndpoint(id: $id) { deliveries { nodes { id } } } }
@@ -264,6 +280,7 @@ STATE = """
   apiKeys { id name role revokedAt }
   webhookEndpoints { id url description eventTypes }
   members { role user { id email } }
+  tags { id name color }
 }
 """
 
@@ -306,6 +323,11 @@ class World:
         )
         client_id: str = payload["createClient"]["client"]["id"]
         return client_id
+
+    def tag(self) -> str:
+        payload = self.owner.data(CREATE_TAG, {"input": {"name": "Hot", "color": "#FF0000"}})
+        tag_id: str = payload["createTag"]["tag"]["id"]
+        return tag_id
 
     def import_job(self) -> str:
         """A job another process is running (its lease far off): the runner leaves it alone."""
@@ -525,6 +547,28 @@ def then_create_lead_form(world: World, caller: Caller, payload: Any, variables:
 def then_delete_lead_form(world: World, caller: Caller, payload: Any, variables: Any) -> None:
     assert payload == {"deletedFormId": variables["id"], "userErrors": []}
     assert world.owner.data(LEAD_FORMS) == {"leadForms": []}
+
+
+query("tags", TAGS, seeded(World.tag))
+
+
+@operation("createTag", CREATE_TAG, lambda w: {"input": {"name": "Warm", "color": "#00ff00"}})
+def then_create_tag(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload["userErrors"] == []
+    assert (payload["tag"]["name"], payload["tag"]["color"]) == ("Warm", "#00ff00")
+    assert [t["name"] for t in world.owner.data(TAGS)["tags"]] == ["Warm"]
+
+
+@operation("updateTag", UPDATE_TAG, lambda w: {"id": w.tag(), "input": {"name": "Cold"}})
+def then_update_tag(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {"tag": {"id": variables["id"], "name": "Cold"}, "userErrors": []}
+    assert [t["name"] for t in world.owner.data(TAGS)["tags"]] == ["Cold"]
+
+
+@operation("deleteTag", DELETE_TAG, lambda w: {"id": w.tag()})
+def then_delete_tag(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {"deletedTagId": variables["id"], "userErrors": []}
+    assert world.owner.data(TAGS) == {"tags": []}
 
 
 query("possibleDuplicateLeads", POSSIBLE_DUPLICATES, seeded(lambda w: (w.lead(), w.lead())))

@@ -27,6 +27,7 @@ from db.models.intake import (
     LeadMerge,
 )
 from db.models.leads import Lead, LeadCreate, LeadStatus, LeadUpdate
+from db.models.tags import ClientTag, LeadTag, Tag, TagCreate, TagUpdate
 from db.models.webhooks import (
     DeliveryStatus,
     EndpointCreate,
@@ -45,6 +46,7 @@ __all__ = [
     "ClientCreate",
     "ClientExternalId",
     "ClientStatus",
+    "ClientTag",
     "ClientUpdate",
     "CodePurpose",
     "DeliveryStatus",
@@ -67,11 +69,15 @@ __all__ = [
     "LeadMatch",
     "LeadMerge",
     "LeadStatus",
+    "LeadTag",
     "LeadUpdate",
     "Membership",
     "RateLimit",
     "Role",
     "Session",
+    "Tag",
+    "TagCreate",
+    "TagUpdate",
     "User",
     "WebhookAttempt",
     "WebhookDelivery",

@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import CheckConstraint, Index
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Integer
+from sqlmodel import Field
 
 from db.models import fields as f
 from db.models import records as col
@@ -35,6 +36,8 @@ class Client(RecordTable, table=True):
         Index("ix_clients_ws_status", "workspace_id", "status", "created_at", "id"),
         Index("ix_clients_ws_city", "workspace_id", "city_key"),
         Index("ix_clients_ws_state", "workspace_id", "state_key"),
+        # ownerId filter, in the default order (migration 0010).
+        Index("ix_clients_ws_owner", "workspace_id", "owner_id", "created_at", "id"),
         # search on PostgreSQL; SQLite has the FTS5 table clients_fts (migration 0004).
         search_index("clients"),
     )
@@ -54,6 +57,10 @@ class Client(RecordTable, table=True):
     notes: str | None = col.long_text()
     meta: dict[str, Any] = col.metadata()
     external_ids: list[dict[str, str]] = external_ids_column()
+    # The member responsible (null: unassigned); removing the member unassigns.
+    owner_id: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("users.id"), nullable=True)
+    )
     # Derived, maintained by the repository on every write.
     email_key: str = col.text(f.EMAIL_MAX, nullable=False)
     name_key: str = col.text(2 * f.NAME_MAX + 1, nullable=False)

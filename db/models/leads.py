@@ -47,6 +47,8 @@ class Lead(RecordTable, table=True):
         Index("ix_leads_ws_source", "workspace_id", "source_key"),
         # convertedFrom: the leads converted into a page of clients.
         Index("ix_leads_ws_converted", "workspace_id", "converted_client_id"),
+        # ownerId / unassigned filters, in the default order (migration 0010).
+        Index("ix_leads_ws_owner", "workspace_id", "owner_id", "created_at", "id"),
         # Matching and duplicates: the same phone (E.164), the same company.
         Index("ix_leads_ws_phone", "workspace_id", "phone_key"),
         Index("ix_leads_ws_company", "workspace_id", "company_key"),
@@ -71,6 +73,10 @@ class Lead(RecordTable, table=True):
     converted_at: datetime | None = col.timestamp(nullable=True)
     converted_client_id: int | None = Field(
         default=None, sa_column=Column(Integer, ForeignKey("clients.id"), nullable=True)
+    )
+    # The member responsible (null: unassigned); removing the member unassigns.
+    owner_id: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("users.id"), nullable=True)
     )
     # Derived, maintained by the repository on every write.
     email_key: str = col.text(f.EMAIL_MAX, nullable=False)

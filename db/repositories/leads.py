@@ -24,6 +24,7 @@ from db.repositories.base import (
     values_of,
 )
 from db.repositories.hints import Selective
+from db.repositories.tags import LEAD_TAGS, owner_bounds
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +40,11 @@ class LeadFilterSpec(FilterSpec):
     score_lte: int | None = None
     converted: bool | None = None
     external_id: tuple[str, str] | None = None  # (system, id)
+    owner_id: int | None = None
+    unassigned: bool | None = None
+    tags_any: Sequence[int] | None = None
+    tags_all: Sequence[int] | None = None
+    tags_none: Sequence[int] | None = None
 
 
 _ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
@@ -80,6 +86,7 @@ class LeadRepository(Repository):
             constant=True,
         ),
         external_id_bound(_EXTERNAL, "lead_id"),
+        *owner_bounds(LEAD_TAGS),
     )
 
     async def lock_keys(self, keys: Sequence[str]) -> None:

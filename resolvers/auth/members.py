@@ -16,6 +16,7 @@ from resolvers.auth.limits import rate_limited
 from resolvers.auth.sign_in import Code, Password, signed_in
 from resolvers.context import Context
 from resolvers.errors import Problem, UserErrorCode, not_found, validated
+from resolvers.events import Unit
 from resolvers.ids import pk_for_mutation
 from resolvers.mail import code_email
 from resolvers.outcome import Abort
@@ -174,7 +175,12 @@ async def remove_member(ctx: Context, user_id: str) -> AuthOutcome:
     if pk is None:
         return AuthOutcome(problems=[problem] if problem else [])
 
+    # The unit of work's events (the records unassigned), of the attempt that committed.
+    units: list[Unit] = []
+
     async def step(session: Any) -> AuthOutcome:
+        from resolvers.tags import unassign_member
+
         members = MembershipRepository(session, principal.workspace_id)
         current = await _locked_member(members, pk)
         if not may_manage(principal.role, Role(current.role), None):
@@ -182,9 +188,18 @@ async def remove_member(ctx: Context, user_id: str) -> AuthOutcome:
         if current.role == Role.OWNER.value:
             await _keep_an_owner(members, pk, ["userId"])
         await members.delete(pk)
+        # Their leads and clients (and, with issue 12's other parts, follow-ups and tickets)
+        # are unassigned in this same transaction, with an event per record.
+        unit = Unit(ctx, session)
+        await unassign_member(unit, pk)
+        await unit.append()
+        units[:] = [unit]
         return AuthOutcome(removed_user_id=pk)
 
-    return await run(ctx, step)
+    outcome = await run(ctx, step)
+    if outcome.removed_user_id is not None and units:
+        units[0].committed()
+    return outcome
 
 
 async def _keep_an_owner(members: MembershipRepository, leaving: int, field: list[str]) -> None:
