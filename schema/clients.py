@@ -12,6 +12,7 @@ from db.models import ClientStatus as _ClientStatus
 from db.models.fields import full_name
 from resolvers import clients as resolve
 from resolvers.outcome import Outcome
+from schema.activities import activities_field
 from schema.context import Info
 from schema.errors import UserError, user_errors
 from schema.events import history_field
@@ -72,12 +73,14 @@ class Client(Record):
         return Lead.maybe(await info.context.loaders.lead_converted_into.load(self.pk))
 
     history = history_field()
+    activities = activities_field("Client")
 
     computed_columns = (
         *("id", "first_name", "last_name", "status"),
         *("street", "city", "state", "postal_code", "country"),
     )
     resolver_columns = Record.resolver_columns | {
+        "activities": (),  # its own global ID is enough
         "converted_from": ("id",),
         "external_id_list": ("external_ids",),
     }
