@@ -328,6 +328,42 @@ def test_an_activity_logged_on_a_converted_lead_shows_on_both(gql: GraphQLClient
     assert bodies(timeline(gql, client_id)) == ["after the sale"]
 
 
+MERGE = f"""
+mutation ($survivor: ID!, $merged: [ID!]!) {{
+  mergeLeads(input: {{survivorId: $survivor, mergedIds: $merged}}) {{ {USER_ERRORS} }}
+}}
+"""
+
+
+def test_merged_leads_activities_move_to_the_survivor_and_its_client(gql: GraphQLClient) -> None:
+    day = datetime(2026, 7, 1, tzinfo=UTC)
+    survivor, merged = new_lead(gql, "keep@example.com"), new_lead(gql, "dup@example.com")
+    added(gql, merged, "on the duplicate", occurredAt=iso(day + timedelta(days=2)))
+    added(gql, survivor, "on the survivor", occurredAt=iso(day + timedelta(days=1)))
+    client_id = gql.data(CONVERT_NEW, {"id": survivor})["convertLead"]["client"]["id"]
+
+    payload = gql.data(MERGE, {"survivor": survivor, "merged": [merged]})["mergeLeads"]
+
+    assert payload["userErrors"] == []
+    page = timeline(gql, survivor)
+    assert bodies(page) == ["on the duplicate", "on the survivor"]
+    assert {e["node"]["subject"]["id"] for e in page["edges"]} == {survivor}
+    assert bodies(timeline(gql, client_id)) == ["on the duplicate", "on the survivor"]
+
+
+DELETE_LEAD = f"mutation ($id: ID!) {{ deleteLead(id: $id) {{ {USER_ERRORS} }} }}"
+
+
+def test_deleting_a_lead_deletes_its_activities(gql: GraphQLClient) -> None:
+    lead_id, kept = new_lead(gql), new_lead(gql, "kept@example.com")
+    gone, stays = added(gql, lead_id, "gone"), added(gql, kept, "stays")
+
+    assert gql.data(DELETE_LEAD, {"id": lead_id})["deleteLead"]["userErrors"] == []
+
+    assert gql.data(NODE, {"id": gone}) == {"node": None}
+    assert gql.data(NODE, {"id": stays})["node"]["body"] == "stays"
+
+
 # ---------------------------------------------------------------- editing
 
 

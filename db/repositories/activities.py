@@ -80,3 +80,12 @@ class ActivityRepository(Repository):
             .where(self.scope, activities.c.lead_id == lead_id)
             .values(client_id=client_id)
         )
+
+    async def move_to_lead(self, lead_ids: Sequence[int], survivor: Row[Any]) -> None:
+        """The activities of leads merged into ``survivor`` become its own (and its client's,
+        when it was converted), before those leads are deleted."""
+        await self.conn.execute(
+            update(activities)
+            .where(self.scope, activities.c.lead_id.in_(list(lead_ids)))
+            .values(lead_id=survivor.id, client_id=survivor.converted_client_id)
+        )
