@@ -8,9 +8,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
+from sqlalchemy.dialects import sqlite
 
 from db.models import DEFAULT_WORKSPACE_ID, Role
 from db.models.activities import EDIT_WINDOW, editable
+from db.repositories import Keyset
 from db.repositories.activities import ActivityRepository
 from resolvers.auth import create_key_for_workspace
 from resolvers.ids import parse_global_id, to_global_id
@@ -554,3 +557,50 @@ def test_a_page_of_leads_with_their_activities_costs_a_fixed_number_of_statement
     # The credential lookup, the page of leads, one batch of timelines, one of counts, one of
     # authors (API keys).
     assert (small.count, large.count) == (5, 5)
+
+
+# ---------------------------------------------------------------- index-backed
+
+ACTIVITIES = ActivityRepository(None, DEFAULT_WORKSPACE_ID)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def plan_of(server: LiveServer) -> Any:
+    """SQLite's plan of a statement (as tests/test_query_plans.py reads them)."""
+
+    def explain(stmt: Any) -> list[str]:
+        sql = str(
+            stmt.compile(
+                dialect=sqlite.dialect(),
+                compile_kwargs={"literal_binds": True, "render_postcompile": True},
+            )
+        )
+
+        async def run() -> list[str]:
+            async with server.db.read() as conn:
+                rows = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)
+                return [r[3] for r in rows]
+
+        return server.run(run())
+
+    return explain
+
+
+@pytest.mark.sqlite  # PostgreSQL plans with its own statistics
+def test_timelines_and_their_counts_are_read_from_their_indexes(plan_of: Any) -> None:
+    """Newest first with no sort step: a page walks the subject's index and stops."""
+    past = Keyset(datetime(2026, 1, 1, tzinfo=UTC), 5)
+    c = ACTIVITIES.c
+
+    assert plan_of(ACTIVITIES._timeline("lead_id", 3, None, 21)) == [
+        "SEARCH activities USING INDEX ix_activities_lead (workspace_id=? AND lead_id=?)"
+    ]
+    assert plan_of(ACTIVITIES._timeline("client_id", 3, past, 21)) == [
+        "SEARCH activities USING INDEX ix_activities_client "
+        "(workspace_id=? AND client_id=? AND occurred_at<?)"
+    ]
+    for column, index in ((c.lead_id, "ix_activities_lead"), (c.client_id, "ix_activities_client")):
+        counts = select(column, func.count()).where(ACTIVITIES.scope, column.in_([1, 2]))
+        assert plan_of(counts.group_by(column)) == [
+            f"SEARCH activities USING COVERING INDEX {index} (workspace_id=? AND {column.name}=?)"
+        ]
