@@ -17,7 +17,7 @@ from db.repositories import Keyset
 from db.repositories.activities import ActivityRepository
 from resolvers.auth import create_key_for_workspace
 from resolvers.ids import parse_global_id, to_global_id
-from tests.conftest import GraphQLClient, LiveServer
+from tests.conftest import GraphQLClient, LiveServer, Mailbox
 from tests.factories import create_leads, lead_values
 
 USER_ERRORS = "userErrors { field code message }"
@@ -385,6 +385,44 @@ def test_the_author_edits_their_activity_now(gql: GraphQLClient) -> None:
     assert (payload["activity"]["body"], payload["activity"]["kind"]) == ("final", "EMAIL")
     assert datetime.fromisoformat(payload["activity"]["occurredAt"]) == when
     assert bodies(timeline(gql, lead_id)) == ["final"]
+
+
+INVITE = """
+mutation ($email: String!) {
+  inviteMember(input: {email: $email, role: MEMBER}) { userErrors { code } }
+}
+"""
+ACCEPT = """
+mutation ($input: AcceptInvitationInput!) {
+  acceptInvitation(input: $input) { token userErrors { code } }
+}
+"""
+
+
+def signed_in_member(gql: GraphQLClient, mailbox: Mailbox, email: str) -> GraphQLClient:
+    """A MEMBER who joined by invitation, signed in with a session."""
+    assert gql.data(INVITE, {"email": email})["inviteMember"]["userErrors"] == []
+    values = {"email": email, "code": mailbox.code_for(email), "name": "Sam", "password": "x" * 12}
+    accepted = gql.as_(None).data(ACCEPT, {"input": values})["acceptInvitation"]
+    assert accepted["userErrors"] == []
+    return gql.as_(accepted["token"])
+
+
+def test_a_signed_in_member_is_the_author_and_edits_their_own(
+    gql: GraphQLClient, mailbox: Mailbox
+) -> None:
+    sam = signed_in_member(gql, mailbox, "sam@example.com")
+    lead_id = new_lead(gql)
+    payload = add(sam, lead_id, "met at the fair")
+    assert payload["activity"]["author"] == {"__typename": "User", "email": "sam@example.com"}
+    theirs = added(gql, lead_id, "the owner's")
+
+    own = sam.data(UPDATE, {"id": payload["activity"]["id"], "input": {"body": "met at a fair"}})
+    other = sam.data(UPDATE, {"id": theirs, "input": {"body": "changed"}})
+
+    assert own["updateActivity"]["userErrors"] == []
+    assert [e["code"] for e in other["updateActivity"]["userErrors"]] == ["FORBIDDEN"]
+    assert sorted(bodies(timeline(gql, lead_id))) == ["met at a fair", "the owner's"]
 
 
 def test_another_member_cannot_edit_it_and_nothing_changes(gql: GraphQLClient) -> None:
