@@ -167,6 +167,23 @@ class Unit:
             }
         )
 
+    def event(
+        self, type_: EventType, record_type: str, record_id: int, changes: list[dict[str, Any]]
+    ) -> None:
+        """An event of a record that is not a write of its own columns (an activity logged on a
+        lead: the lead's event)."""
+        if not self.logging:
+            return
+        self.events.append(
+            {
+                "type": type_.value,
+                "record_type": record_type,
+                "record_id": record_id,
+                "changes": changes,
+                **self._about,
+            }
+        )
+
     async def append(self) -> None:
         """The events recorded, into the log: the last statements before the commit."""
         self.last_seq = await EventRepository(self.conn, self.workspace_id).append(self.events)

@@ -13,6 +13,7 @@ NODE_TYPES = (
     *("WebhookEndpoint", "WebhookDelivery", "ImportJob"),
     "LeadForm",
     "Tag",
+    "Activity",
 )
 _MAX_PK = 2**63 - 1
 

@@ -11,6 +11,7 @@ from db.models import LeadCreate, LeadUpdate, Role
 from db.models.clients import AddressIn, ClientCreate
 from db.models.fields import fold, with_external_ids
 from db.repositories import ClientRepository, LeadFilterSpec, LeadRepository
+from db.repositories.activities import ActivityRepository
 from db.repositories.tags import CLIENT_TAGS, LEAD_TAGS
 from db.types import utcnow
 from resolvers import inputs
@@ -274,6 +275,8 @@ async def convert_lead(ctx: Context, id_: str, values: dict[str, Any]) -> Outcom
         if converted is None:  # converted by a concurrent request since we read it
             raise await _already_converted(await leads.get(pk), clients)
         unit.record(LEADS, Write.CONVERTED, lead, converted)
+        # One timeline: the lead's activities show on the client's too.
+        await ActivityRepository(unit.conn, ctx.workspace_id).join_client(lead.id, client.id)
         return Outcome(lead=converted, client=client)
 
     # An IntegrityError: the client's email is taken (uq_clients_ws_email), by a client made

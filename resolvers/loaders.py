@@ -19,7 +19,9 @@ from db.repositories import (
     LeadRepository,
     Repository,
 )
+from db.repositories.activities import ActivityRepository
 from db.repositories.auth import ApiKeyRepository, UserRepository
+from db.repositories.base import Keyset
 from db.repositories.duplicates import MergeRepository
 from db.repositories.forms import FormRepository
 from db.repositories.imports import ImportJobRepository
@@ -195,6 +197,56 @@ def _histories(
     return in_flight.tracked(load)
 
 
+# A page of a lead's or client's activities: (timeline, subject pk, past this keyset, how many).
+TimelineKey = tuple[str, int, Keyset | None, int]
+
+
+def _timelines(
+    in_flight: InFlight, db: Database, workspace_id: int
+) -> DataLoader[TimelineKey, list[Row[Any]]]:
+    """Subjects' activities, newest first: one statement per batch of subjects asking for the
+    same page (a list's records ask for their first pages together)."""
+
+    async def load(keys: Sequence[TimelineKey]) -> list[list[Row[Any]]]:
+        groups: dict[tuple[str, Keyset | None, int], list[int]] = {}
+        for which, pk, start, limit in keys:
+            groups.setdefault((which, start, limit), []).append(pk)
+        found: dict[TimelineKey, list[Row[Any]]] = {}
+        async with db.read() as conn:
+            repo = ActivityRepository(conn, workspace_id)
+            for (which, start, limit), pks in groups.items():
+                for row in await repo.timelines(which, pks, start, limit):  # type: ignore[arg-type]
+                    found.setdefault((which, getattr(row, which), start, limit), []).append(row)
+        out = []
+        for key in keys:
+            rows = found.get(key, [])
+            rows.sort(key=lambda r: (r.occurred_at, r.id), reverse=True)
+            out.append(rows)
+        return out
+
+    return in_flight.tracked(load)
+
+
+def _timeline_counts(
+    in_flight: InFlight, db: Database, workspace_id: int
+) -> DataLoader[tuple[str, int], int]:
+    """How many activities subjects' timelines hold: one statement per batch and timeline."""
+
+    async def load(keys: Sequence[tuple[str, int]]) -> list[int]:
+        groups: dict[str, list[int]] = {}
+        for which, pk in keys:
+            groups.setdefault(which, []).append(pk)
+        found: dict[tuple[str, int], int] = {}
+        async with db.read() as conn:
+            repo = ActivityRepository(conn, workspace_id)
+            for which, pks in groups.items():
+                counts = await repo.counts(which, pks)  # type: ignore[arg-type]
+                found |= {(which, pk): n for pk, n in counts.items()}
+        return [found.get(key, 0) for key in keys]
+
+    return in_flight.tracked(load)
+
+
 @dataclass
 class Loaders:
     lead_by_id: DataLoader[int, Row[Any] | None]
@@ -213,6 +265,9 @@ class Loaders:
     tag_by_id: DataLoader[int, Row[Any] | None]
     lead_tags: DataLoader[int, list[Row[Any]]]
     client_tags: DataLoader[int, list[Row[Any]]]
+    activity_by_id: DataLoader[int, Row[Any] | None]
+    activity_timeline: DataLoader[TimelineKey, list[Row[Any]]]
+    activity_count: DataLoader[tuple[str, int], int]
     in_flight: InFlight = field(default_factory=InFlight)
 
     @classmethod
@@ -235,6 +290,9 @@ class Loaders:
             tag_by_id=_by_id(in_flight, db, workspace_id, TagRepository),
             lead_tags=_tags(in_flight, db, workspace_id, LEAD_TAGS),
             client_tags=_tags(in_flight, db, workspace_id, CLIENT_TAGS),
+            activity_by_id=_by_id(in_flight, db, workspace_id, ActivityRepository),
+            activity_timeline=_timelines(in_flight, db, workspace_id),
+            activity_count=_timeline_counts(in_flight, db, workspace_id),
             in_flight=in_flight,
         )
 
@@ -257,5 +315,8 @@ class Loaders:
             self.tag_by_id,
             self.lead_tags,
             self.client_tags,
+            self.activity_by_id,
+            self.activity_timeline,
+            self.activity_count,
         ):
             loader.clear_all()

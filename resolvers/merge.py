@@ -21,6 +21,7 @@ from sqlalchemy import Row
 from db.models import LeadUpdate, Role
 from db.models.fields import EXTERNAL_IDS_MAX, fold
 from db.repositories import LeadRepository
+from db.repositories.activities import ActivityRepository
 from db.repositories.duplicates import MergeRepository
 from resolvers.auth import actor_columns
 from resolvers.errors import Problem, UserErrorCode, camel, validated
@@ -170,6 +171,8 @@ async def merge_leads(ctx: Context, values: dict[str, Any]) -> Outcome:
         await merges.drop_external_ids(merged_ids)
         changes = changed(survivor, new) | actor_columns(principal, created=False)
         after = await LeadRepository(unit.conn, ctx.workspace_id).update(survivor, changes)
+        # The merged leads' activities go to the survivor's timeline, not with them.
+        await ActivityRepository(unit.conn, ctx.workspace_id).move_to_lead(merged_ids, after)
         await merges.fold(survivor_pk, merged_ids, after.updated_at)
         folded = [to_global_id("Lead", pk) for pk in merged_ids]
         if dry_run:  # everything done and checked, then rolled back

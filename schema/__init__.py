@@ -23,6 +23,7 @@ from db.models import Role
 from db.settings import Settings
 from resolvers.errors import BadInput
 from schema import execution
+from schema.activities import ActivityMutation
 from schema.auth import AuthMutation, AuthQuery
 from schema.clients import ClientMutation, ClientQuery
 from schema.context import Context
@@ -158,7 +159,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
         "Mutation",
         (
             *(LeadMutation, ClientMutation, WebhookMutation, FormMutation, MergeMutation),
-            *(ImportMutation, AuthMutation, TagMutation),
+            *(ImportMutation, AuthMutation, TagMutation, ActivityMutation),
         ),
     )
     return Schema(

@@ -12,6 +12,7 @@ from db.models import ClientStatus as _ClientStatus
 from db.models.fields import full_name
 from resolvers import clients as resolve
 from resolvers.outcome import Outcome
+from schema.activities import activities_field
 from schema.context import Info
 from schema.errors import UserError, user_errors
 from schema.events import history_field
@@ -76,12 +77,14 @@ class Client(Record):
     history = history_field()
     owner = owner_field()
     tags = tags_field("client")
+    activities = activities_field("Client")
 
     computed_columns = (
         *("id", "first_name", "last_name", "status"),
         *("street", "city", "state", "postal_code", "country"),
     )
     resolver_columns = Record.resolver_columns | {
+        "activities": (),  # its own global ID is enough
         "converted_from": ("id",),
         "external_id_list": ("external_ids",),
         "owner": ("owner_id",),

@@ -12,6 +12,7 @@ from db.models import LeadMatch as _LeadMatch
 from db.models import LeadStatus as _LeadStatus
 from db.models.fields import full_name
 from resolvers import leads as resolve
+from schema.activities import activities_field
 from schema.context import Info
 from schema.errors import UserError, user_errors
 from schema.events import history_field
@@ -94,9 +95,11 @@ class Lead(Record):
     history = history_field()
     owner = owner_field()
     tags = tags_field("lead")
+    activities = activities_field("Lead")
 
     computed_columns = ("first_name", "last_name", "status")
     resolver_columns = Record.resolver_columns | {
+        "activities": (),  # its own global ID is enough
         "converted_client": ("converted_client_id",),
         "external_id_list": ("external_ids",),
         "duplicates": ("email_key", "phone_key", "company_key", "name_key"),

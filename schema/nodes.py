@@ -16,6 +16,7 @@ from db.models import Role
 from resolvers.errors import BadInput
 from resolvers.ids import node_key, parse_global_id
 from resolvers.loaders import Loaders
+from schema.activities import Activity
 from schema.clients import Client
 from schema.context import Info
 from schema.events import Event
@@ -42,6 +43,7 @@ class Findable:
 NODES: dict[str, Findable] = {
     **{node.records.name: Findable(node.records.loader, node.from_row) for node in (Lead, Client)},
     "Event": Findable(lambda loaders: loaders.event_by_id, Event.from_row),
+    "Activity": Findable(lambda loaders: loaders.activity_by_id, Activity.from_row),
     "ImportJob": Findable(lambda loaders: loaders.import_job_by_id, ImportJob.from_row),
     "WebhookEndpoint": Findable(
         lambda loaders: loaders.webhook_endpoint_by_id, WebhookEndpoint.from_row, Role.ADMIN

@@ -47,6 +47,9 @@ PARTS: dict[str, frozenset[str]] = {
             *("UpdateClientInput.ownerId", "UpdateClientInput.tagIds"),
             *("LeadFilter.ownerId", "LeadFilter.unassigned", "LeadFilter.tags"),
             *("ClientFilter.ownerId", "ClientFilter.tags"),
+            *("ActivityKind", "Activity", "ActivityEdge", "ActivityConnection"),
+            *("AddActivityInput", "ActivityPayload", "Mutation.addActivity"),
+            *("Lead.activities", "Client.activities", "EventType.ACTIVITY_ADDED"),
         }
     ),
 }

@@ -173,10 +173,12 @@ def test_a_write_costs_its_statements_and_the_event_logs(gql: GraphQLClient, cou
     if log == 2:
         assert "INSERT INTO events" in create.statements[-1]
     # The lookup; the lead read and locked, the client's INSERT, the lead's tags copied to the
-    # client (issue 12), the lead's UPDATE; then the log, as many statements for
-    # both events (CLIENT_CREATED, LEAD_CONVERTED).
-    assert convert.count == 5 + log
-    assert convert.statements[5] == create.statements[2]
+    # client, the lead's UPDATE, the UPDATE that puts the lead's activities on the client's
+    # timeline (the last two issue 12's; 4 before); then the log, as many statements for both
+    # events (CLIENT_CREATED, LEAD_CONVERTED).
+    assert convert.count == 6 + log
+    assert "UPDATE activities" in convert.statements[5]
+    assert convert.statements[6] == create.statements[2]
     assert ("INSERT INTO events" if log == 2 else appends) in convert.statements[-1]
     # The lookup and the lead read and locked: nothing changed, nothing written, no event.
     assert unchanged.count == 2

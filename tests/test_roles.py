@@ -76,6 +76,8 @@ MINIMUM_ROLE = {
     "createTag": "MEMBER",
     "updateTag": "MEMBER",
     "deleteTag": "ADMIN",
+    "addActivity": "MEMBER",
+    "updateActivity": "MEMBER",  # its author within 15 minutes, an ADMIN at any time
 }
 # Protected fields that may be null: a caller below their role gets null for them.
 NULLABLE = {"webhookEndpoint", "importJob"}
@@ -152,6 +154,19 @@ EVENT_CURSORS = "{ events { edges { cursor } } }"
 POSSIBLE_DUPLICATES = "{ possibleDuplicateLeads { lead { id } duplicateOf { id } reasons score } }"
 IMPORT_JOBS = "{ importJobs { id status } }"
 IMPORT_JOB = "query ($id: ID!) { importJob(id: $id) { id status } }"
+ADD_ACTIVITY = f"""
+mutation ($input: AddActivityInput!) {{
+  addActivity(input: $input) {{
+    activity {{ id kind body author {WHO} subject {{ id }} }} {USER_ERRORS}
+  }}
+}}
+"""
+UPDATE_ACTIVITY = f"""
+mutation ($id: ID!, $input: UpdateActivityInput!) {{
+  updateActivity(id: $id, input: $input) {{ activity {{ id body }} {USER_ERRORS} }}
+}}
+"""
+LEAD_ACTIVITIES = "query ($id: ID!) { lead(id: $id) { activities { nodes { id body } } } }"
 CANCEL_IMPORT_JOB = """
 mutation ($id: ID!) { cancelImportJob(id: $id) { job { id status } userErrors { code } } }
 """
@@ -281,6 +296,7 @@ STATE = """
   webhookEndpoints { id url description eventTypes }
   members { role user { id email } }
   tags { id name color }
+  leadActivities: leads(first: 100) { nodes { activities { totalCount nodes { body kind } } } }
 }
 """
 
@@ -350,6 +366,14 @@ class World:
                 return int((await conn.execute(stmt, values)).scalar_one())
 
         return to_global_id("ImportJob", self.server.run(insert_job()))
+
+    def activity(self) -> str:
+        """A note on a lead, logged by the OWNER's key."""
+        variables = {"input": {"subjectId": self.lead(), "kind": "NOTE", "body": "Logged"}}
+        payload = self.owner.data(ADD_ACTIVITY, variables)["addActivity"]
+        assert payload["userErrors"] == []
+        activity_id: str = payload["activity"]["id"]
+        return activity_id
 
     def archived_client(self) -> str:
         client_id = self.client(email="archived@example.com")
@@ -809,6 +833,32 @@ def then_cancel_import_job(world: World, caller: Caller, payload: Any, variables
     assert world.owner.data(IMPORT_JOB, variables)["importJob"]["status"] == "CANCELLED"
 
 
+@operation(
+    "addActivity",
+    ADD_ACTIVITY,
+    lambda w: {"input": {"subjectId": w.lead(), "kind": "CALL", "body": "Called"}},
+)
+def then_add_activity(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    lead_id = variables["input"]["subjectId"]
+    assert payload["userErrors"] == []
+    activity = payload["activity"]
+    assert (activity["kind"], activity["body"]) == ("CALL", "Called")
+    assert (activity["author"], activity["subject"]) == (caller.actor, {"id": lead_id})
+    found = world.owner.data(LEAD_ACTIVITIES, {"id": lead_id})["lead"]["activities"]["nodes"]
+    assert found == [{"id": activity["id"], "body": "Called"}]
+
+
+@operation(
+    "updateActivity", UPDATE_ACTIVITY, lambda w: {"id": w.activity(), "input": {"body": "Edited"}}
+)
+def then_update_activity(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    if caller.role in ("OWNER", "ADMIN"):  # anyone's activity, at any time
+        assert payload == {"activity": {"id": variables["id"], "body": "Edited"}, "userErrors": []}
+    else:  # a MEMBER edits only their own (this one is the OWNER key's)
+        assert payload["activity"] is None
+        assert [(e["field"], e["code"]) for e in payload["userErrors"]] == [(["id"], "FORBIDDEN")]
+
+
 def forbidden(field: str, minimum: str, role: str) -> dict[str, Any]:
     """The whole answer to a caller below the field's role: the error nulls the whole data
     (every protected field is non-null), or the field alone (those in NULLABLE)."""
@@ -882,6 +932,7 @@ SESSION_CELLS = [
     ("MEMBER", "updateClient"),
     ("MEMBER", "deleteLead"),
     ("MEMBER", "apiKeys"),
+    ("MEMBER", "addActivity"),
     ("VIEWER", "leads"),
     ("VIEWER", "me"),
     ("VIEWER", "convertLead"),

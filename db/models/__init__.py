@@ -1,5 +1,6 @@
 """SQLModel tables and the validated Create/Update models that feed them."""
 
+from db.models.activities import Activity, ActivityKind
 from db.models.auth import (
     ApiKey,
     CodePurpose,
@@ -41,6 +42,8 @@ from db.models.workspaces import DEFAULT_WORKSPACE_ID, Workspace
 
 __all__ = [
     "DEFAULT_WORKSPACE_ID",
+    "Activity",
+    "ActivityKind",
     "ApiKey",
     "Client",
     "ClientCreate",
