@@ -27,6 +27,13 @@ from db.models.intake import (
     LeadMerge,
 )
 from db.models.leads import Lead, LeadCreate, LeadStatus, LeadUpdate
+from db.models.tickets import (
+    Ticket,
+    TicketComment,
+    TicketCounter,
+    TicketPriority,
+    TicketStatus,
+)
 from db.models.webhooks import (
     DeliveryStatus,
     EndpointCreate,
@@ -72,6 +79,11 @@ __all__ = [
     "RateLimit",
     "Role",
     "Session",
+    "Ticket",
+    "TicketComment",
+    "TicketCounter",
+    "TicketPriority",
+    "TicketStatus",
     "User",
     "WebhookAttempt",
     "WebhookDelivery",

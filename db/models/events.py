@@ -35,6 +35,9 @@ class EventType(enum.Enum):
     # One per bulk import that wrote leads, when it ends (its record: the ImportJob), instead
     # of one per lead: webhooks and subscriptions are not flooded by a million rows.
     LEADS_IMPORTED = "LEADS_IMPORTED"
+    TICKET_CREATED = "TICKET_CREATED"
+    TICKET_UPDATED = "TICKET_UPDATED"
+    TICKET_COMMENTED = "TICKET_COMMENTED"
 
 
 # Type names (as global IDs spell them) and event type names fit in this.
