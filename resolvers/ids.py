@@ -12,6 +12,7 @@ NODE_TYPES = (
     *("Lead", "Client", "Event", "User", "ApiKey", "Session", "Workspace"),
     *("WebhookEndpoint", "WebhookDelivery", "ImportJob"),
     "LeadForm",
+    *("Ticket", "TicketComment"),
 )
 _MAX_PK = 2**63 - 1
 

@@ -65,6 +65,7 @@ def client_filter(flt: Any) -> dict[str, Any]:
         "state": flt.state,
         "email": flt.email,
         "external_id": _external_id(flt.external_id),
+        "has_open_ticket": flt.has_open_ticket,
     }
 
 

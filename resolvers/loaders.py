@@ -16,6 +16,7 @@ from db.repositories import (
     DeliveryRepository,
     EndpointRepository,
     EventRepository,
+    Keyset,
     LeadRepository,
     Repository,
 )
@@ -23,6 +24,7 @@ from db.repositories.auth import ApiKeyRepository, UserRepository
 from db.repositories.duplicates import MergeRepository
 from db.repositories.forms import FormRepository
 from db.repositories.imports import ImportJobRepository
+from db.repositories.tickets import CommentRepository, TicketFilterSpec, TicketRepository
 from resolvers.duplicates import Duplicate, Keys, duplicates_of
 
 # A batch is one statement with one bind parameter per key, and a statement may bind at most
@@ -178,6 +180,63 @@ def _histories(
     return in_flight.tracked(load)
 
 
+# A page of a ticket's comments: (ticket pk, past this comment id, how many).
+CommentsKey = tuple[int, int | None, int]
+# A page of a client's tickets: (client pk, filter, past this keyset, how many).
+ClientTicketsKey = tuple[int, TicketFilterSpec, Keyset | None, int]
+
+
+def _ticket_comments(
+    in_flight: InFlight, db: Database, workspace_id: int
+) -> DataLoader[CommentsKey, list[Row[Any]]]:
+    """Tickets' comment pages, one statement per batch of tickets asking for the same page."""
+
+    async def load(keys: Sequence[CommentsKey]) -> list[list[Row[Any]]]:
+        groups: dict[tuple[int | None, int], list[int]] = {}
+        for ticket, past, limit in keys:
+            groups.setdefault((past, limit), []).append(ticket)
+        found: dict[CommentsKey, list[Row[Any]]] = {}
+        async with db.read() as conn:
+            repo = CommentRepository(conn, workspace_id)
+            for (past, limit), tickets in groups.items():
+                for row in await repo.of_tickets(tickets, past, limit):
+                    found.setdefault((row.ticket_id, past, limit), []).append(row)
+        return [found.get(key, []) for key in keys]
+
+    return in_flight.tracked(load)
+
+
+def _ticket_comment_counts(
+    in_flight: InFlight, db: Database, workspace_id: int
+) -> DataLoader[int, int]:
+    async def load(ticket_ids: Sequence[int]) -> list[int]:
+        async with db.read() as conn:
+            counts = await CommentRepository(conn, workspace_id).counts(ticket_ids)
+        return [counts.get(i, 0) for i in ticket_ids]
+
+    return in_flight.tracked(load)
+
+
+def _client_tickets(
+    in_flight: InFlight, db: Database, workspace_id: int
+) -> DataLoader[ClientTicketsKey, list[Row[Any]]]:
+    """Clients' ticket pages, one statement per batch of clients asking for the same page."""
+
+    async def load(keys: Sequence[ClientTicketsKey]) -> list[list[Row[Any]]]:
+        groups: dict[tuple[TicketFilterSpec, Keyset | None, int], list[int]] = {}
+        for client, spec, start, limit in keys:
+            groups.setdefault((spec, start, limit), []).append(client)
+        found: dict[ClientTicketsKey, list[Row[Any]]] = {}
+        async with db.read() as conn:
+            repo = TicketRepository(conn, workspace_id)
+            for (spec, start, limit), clients in groups.items():
+                for row in await repo.for_clients(clients, spec, start, limit):
+                    found.setdefault((row.client_id, spec, start, limit), []).append(row)
+        return [found.get(key, []) for key in keys]
+
+    return in_flight.tracked(load)
+
+
 @dataclass
 class Loaders:
     lead_by_id: DataLoader[int, Row[Any] | None]
@@ -193,6 +252,11 @@ class Loaders:
     import_job_by_id: DataLoader[int, Row[Any] | None]
     history: DataLoader[HistoryKey, list[Row[Any]]]
     lead_duplicates: DataLoader[Keys, list[Duplicate]]
+    ticket_by_id: DataLoader[int, Row[Any] | None]
+    ticket_comment_by_id: DataLoader[int, Row[Any] | None]
+    ticket_comments: DataLoader[CommentsKey, list[Row[Any]]]
+    ticket_comment_count: DataLoader[int, int]
+    client_tickets: DataLoader[ClientTicketsKey, list[Row[Any]]]
     in_flight: InFlight = field(default_factory=InFlight)
 
     @classmethod
@@ -212,6 +276,11 @@ class Loaders:
             import_job_by_id=_by_id(in_flight, db, workspace_id, ImportJobRepository),
             history=_histories(in_flight, db, workspace_id),
             lead_duplicates=_duplicates(in_flight, db, workspace_id),
+            ticket_by_id=_by_id(in_flight, db, workspace_id, TicketRepository),
+            ticket_comment_by_id=_by_id(in_flight, db, workspace_id, CommentRepository),
+            ticket_comments=_ticket_comments(in_flight, db, workspace_id),
+            ticket_comment_count=_ticket_comment_counts(in_flight, db, workspace_id),
+            client_tickets=_client_tickets(in_flight, db, workspace_id),
             in_flight=in_flight,
         )
 
@@ -231,5 +300,10 @@ class Loaders:
             self.import_job_by_id,
             self.history,
             self.lead_duplicates,
+            self.ticket_by_id,
+            self.ticket_comment_by_id,
+            self.ticket_comments,
+            self.ticket_comment_count,
+            self.client_tickets,
         ):
             loader.clear_all()

@@ -36,6 +36,7 @@ from schema.limits import DocumentCache, DocumentLimits, list_size_rule
 from schema.nodes import NodeQuery
 from schema.scalars import JSON, DateTime, JSONValue
 from schema.subscriptions import EventSubscription
+from schema.tickets import TicketMutation, TicketQuery
 from schema.tracing import FederatedTracing
 from schema.webhooks import WebhookMutation, WebhookQuery
 
@@ -150,14 +151,14 @@ def build_schema(settings: Settings | None = None) -> Schema:
         "Query",
         (
             *(NodeQuery, LeadQuery, ClientQuery, EventQuery, WebhookQuery, FormQuery),
-            *(DuplicateQuery, ImportQuery, AuthQuery),
+            *(DuplicateQuery, ImportQuery, AuthQuery, TicketQuery),
         ),
     )
     mutation = merge_types(
         "Mutation",
         (
             *(LeadMutation, ClientMutation, WebhookMutation, FormMutation, MergeMutation),
-            *(ImportMutation, AuthMutation),
+            *(ImportMutation, AuthMutation, TicketMutation),
         ),
     )
     return Schema(

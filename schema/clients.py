@@ -26,6 +26,7 @@ from schema.records import (
 )
 from schema.relay import input_values
 from schema.scalars import JSON
+from schema.tickets import client_tickets_field
 
 if TYPE_CHECKING:
     from schema.leads import Lead
@@ -72,6 +73,7 @@ class Client(Record):
         return Lead.maybe(await info.context.loaders.lead_converted_into.load(self.pk))
 
     history = history_field()
+    tickets = client_tickets_field()
 
     computed_columns = (
         *("id", "first_name", "last_name", "status"),
@@ -80,6 +82,7 @@ class Client(Record):
     resolver_columns = Record.resolver_columns | {
         "converted_from": ("id",),
         "external_id_list": ("external_ids",),
+        "tickets": ("id",),
     }
 
     @classmethod
@@ -111,6 +114,9 @@ class ClientFilter:
     external_id: ExternalIdInput | None = strawberry.field(
         default=None,
         description="The client with this id of this system (the system's case aside).",
+    )
+    has_open_ticket: bool | None = strawberry.field(
+        default=None, description="Has (true) or has no (false) OPEN or PENDING ticket."
     )
 
 

@@ -23,6 +23,7 @@ from schema.forms import LeadForm
 from schema.imports import ImportJob
 from schema.leads import Lead
 from schema.relay import Node
+from schema.tickets import Ticket, TicketComment
 from schema.webhooks import WebhookDelivery, WebhookEndpoint
 
 MAX_NODES = 100
@@ -49,6 +50,8 @@ NODES: dict[str, Findable] = {
         lambda loaders: loaders.webhook_delivery_by_id, WebhookDelivery.from_row, Role.ADMIN
     ),
     "LeadForm": Findable(lambda loaders: loaders.lead_form_by_id, LeadForm.from_row, Role.ADMIN),
+    "Ticket": Findable(lambda loaders: loaders.ticket_by_id, Ticket.from_row),
+    "TicketComment": Findable(lambda loaders: loaders.ticket_comment_by_id, TicketComment.from_row),
 }
 
 

@@ -12,6 +12,7 @@ from db.models import Client, ClientExternalId, ClientStatus
 from db.models.fields import fold, person_keys
 from db.models.keys import region_key
 from db.repositories.base import Bound, FilterSpec, Repository, external_id_bound, values_of
+from db.repositories.tickets import open_ticket_exists
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,6 +24,7 @@ class ClientFilterSpec(FilterSpec):
     state: str | None = None
     email: str | None = None
     external_id: tuple[str, str] | None = None  # (system, id)
+    has_open_ticket: bool | None = None
 
 
 _EXTERNAL = ClientExternalId.__table__  # type: ignore[attr-defined]
@@ -48,6 +50,11 @@ class ClientRepository(Repository):
         Bound("state", lambda c, v: c.state_key == v, region_key),
         Bound("email", lambda c, v: c.email_key == v, fold),
         external_id_bound(_EXTERNAL, "client_id"),
+        Bound(
+            "has_open_ticket",
+            lambda c, yes: open_ticket_exists(c) if yes else ~open_ticket_exists(c),
+            constant=True,
+        ),
     )
 
     async def email_taken(self, email: str, *, except_id: int | None = None) -> bool:
