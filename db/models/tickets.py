@@ -66,9 +66,7 @@ class Ticket(RecordTable, table=True):
         CheckConstraint(
             "status IN ('OPEN','PENDING','RESOLVED','CLOSED')", name="ck_tickets_status"
         ),
-        CheckConstraint(
-            "priority IN ('LOW','NORMAL','HIGH','URGENT')", name="ck_tickets_priority"
-        ),
+        CheckConstraint("priority IN ('LOW','NORMAL','HIGH','URGENT')", name="ck_tickets_priority"),
         # Every index starts with the workspace (the search's FTS5 plan relies on it).
         Index("uq_tickets_ws_number", "workspace_id", "number", unique=True),
         Index("ix_tickets_ws_created", "workspace_id", "created_at", "id"),

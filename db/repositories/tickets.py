@@ -6,13 +6,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, exists, func, insert, select, text, tuple_, update
+from sqlalchemy import Row, bindparam, exists, func, insert, select, text, tuple_, update
 
 from db import reads
 from db.models import Membership, Ticket, TicketComment, TicketPriority, TicketStatus
 from db.models.fields import search_key
 from db.models.tickets import OPEN_STATUSES, PRIORITY_RANK
-from db.repositories.base import Bound, FilterSpec, Keyset, Repository, values_of
+from db.repositories.base import (
+    KEYSET_ID,
+    KEYSET_VALUE,
+    Bound,
+    FilterSpec,
+    Keyset,
+    Repository,
+    values_of,
+)
 from db.types import utcnow
 
 tickets: Any = Ticket.__table__  # type: ignore[attr-defined]
@@ -89,9 +97,7 @@ class TicketRepository(Repository):
         before = (
             select(tickets)
             .where(
-                *self.scoped(
-                    self.c.assignee_user_id == user_id, self.c.status.in_(OPEN_STATUSES)
-                )
+                *self.scoped(self.c.assignee_user_id == user_id, self.c.status.in_(OPEN_STATUSES))
             )
             .order_by(self.c.id)
             .with_for_update()
@@ -121,7 +127,12 @@ class TicketRepository(Repository):
         c = self.c
         where = [self.scope, c.client_id.in_(list(client_ids)), *conditions]
         if start is not None:
-            where.append(tuple_(c.created_at, c.id) < tuple_(start.value, start.id))
+            past = tuple_(
+                bindparam(KEYSET_VALUE, type_=c.created_at.type),
+                bindparam(KEYSET_ID, type_=c.id.type),
+            )
+            where.append(tuple_(c.created_at, c.id) < past)
+            params |= {KEYSET_VALUE: start.value, KEYSET_ID: start.id}
         rank = (
             func.row_number()
             .over(partition_by=c.client_id, order_by=(c.created_at.desc(), c.id.desc()))
@@ -129,7 +140,7 @@ class TicketRepository(Repository):
         )
         ranked = select(tickets, rank).where(*where).subquery()
         stmt = (
-            select(*[ranked.c[k] for k in tickets.c.keys()])
+            select(*[ranked.c[col.key] for col in tickets.c])
             .where(ranked.c.rank_in_client <= limit)
             .order_by(ranked.c.client_id, ranked.c.created_at.desc(), ranked.c.id.desc())
         )
@@ -157,7 +168,7 @@ class CommentRepository(Repository):
         rank = func.row_number().over(partition_by=c.ticket_id, order_by=c.id).label("rank_in")
         ranked = select(comments, rank).where(*where).subquery()
         stmt = (
-            select(*[ranked.c[k] for k in comments.c.keys()])
+            select(*[ranked.c[col.key] for col in comments.c])
             .where(ranked.c.rank_in <= limit)
             .order_by(ranked.c.ticket_id, ranked.c.id)
         )

@@ -20,6 +20,7 @@ from resolvers.ids import pk_for_mutation
 from resolvers.mail import code_email
 from resolvers.outcome import Abort
 from resolvers.security import hash_password
+from resolvers.tickets import unassign_member
 
 
 class InviteIn(In):
@@ -182,6 +183,7 @@ async def remove_member(ctx: Context, user_id: str) -> AuthOutcome:
         if current.role == Role.OWNER.value:
             await _keep_an_owner(members, pk, ["userId"])
         await members.delete(pk)
+        await unassign_member(ctx, session, pk)  # their open tickets (issue 12)
         return AuthOutcome(removed_user_id=pk)
 
     return await run(ctx, step)
