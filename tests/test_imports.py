@@ -340,9 +340,9 @@ def test_a_row_matches_a_lead_an_earlier_batch_of_the_same_file_created(
 
     assert (job["created"], job["updated"], job["skipped"]) == expected_counts
     assert gql.data("{ leads { totalCount } }")["leads"]["totalCount"] == 3000
-    found = gql.data('{ leads(filter: {email: "lead1999@example.com"}) { nodes { firstName } } }')[
-        "leads"
-    ]["nodes"]
+    found = gql.data(
+        '{ leads(filter: {email: "lead1999@example.com"}) { nodes { firstName } } }'
+    )["leads"]["nodes"]
     assert found == [{"firstName": first_name}]
 
 
