@@ -72,6 +72,10 @@ MINIMUM_ROLE = {
     "importJob": "VIEWER",
     "importJobs": "VIEWER",
     "cancelImportJob": "MEMBER",
+    "tickets": "VIEWER",
+    "createTicket": "MEMBER",
+    "updateTicket": "MEMBER",
+    "addTicketComment": "MEMBER",
 }
 # Protected fields that may be null: a caller below their role gets null for them.
 NULLABLE = {"webhookEndpoint", "importJob"}
@@ -264,6 +268,7 @@ STATE = """
   apiKeys { id name role revokedAt }
   webhookEndpoints { id url description eventTypes }
   members { role user { id email } }
+  tickets(first: 100) { totalCount nodes { id status updatedAt comments { totalCount } } }
 }
 """
 
@@ -763,6 +768,66 @@ def then_merge_leads(world: World, caller: Caller, payload: Any, variables: Any)
 def then_cancel_import_job(world: World, caller: Caller, payload: Any, variables: Any) -> None:
     assert payload == {"job": {"id": variables["id"], "status": "CANCELLED"}, "userErrors": []}
     assert world.owner.data(IMPORT_JOB, variables)["importJob"]["status"] == "CANCELLED"
+
+
+TICKETS = "{ tickets { totalCount nodes { id number subject } } }"
+CREATE_TICKET = f"""
+mutation ($input: CreateTicketInput!) {{
+  createTicket(input: $input) {{ ticket {{ number createdBy {WHO} }} {USER_ERRORS} }}
+}}
+"""
+UPDATE_TICKET = f"""
+mutation ($id: ID!, $input: UpdateTicketInput!) {{
+  updateTicket(id: $id, input: $input) {{ ticket {{ id status updatedBy {WHO} }} {USER_ERRORS} }}
+}}
+"""
+ADD_TICKET_COMMENT = f"""
+mutation ($input: AddTicketCommentInput!) {{
+  addTicketComment(input: $input) {{ comment {{ body author {WHO} }} {USER_ERRORS} }}
+}}
+"""
+
+
+def ticket_of(world: World) -> str:
+    """A ticket on a new client, created by the OWNER."""
+    payload = world.owner.data(
+        CREATE_TICKET, {"input": {"clientId": world.client(), "subject": "Help"}}
+    )
+    assert payload["createTicket"]["userErrors"] == []
+    ticket_id: str = world.owner.data(TICKETS)["tickets"]["nodes"][0]["id"]
+    return ticket_id
+
+
+query("tickets", TICKETS, seeded(ticket_of))
+
+
+@operation(
+    "createTicket", CREATE_TICKET, lambda w: {"input": {"clientId": w.client(), "subject": "Hi"}}
+)
+def then_create_ticket(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {"ticket": {"number": 1, "createdBy": caller.actor}, "userErrors": []}
+    assert world.owner.data(TICKETS)["tickets"]["totalCount"] == 1
+
+
+@operation(
+    "updateTicket",
+    UPDATE_TICKET,
+    lambda w: {"id": ticket_of(w), "input": {"status": "PENDING"}},
+)
+def then_update_ticket(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {
+        "ticket": {"id": variables["id"], "status": "PENDING", "updatedBy": caller.actor},
+        "userErrors": [],
+    }
+
+
+@operation(
+    "addTicketComment",
+    ADD_TICKET_COMMENT,
+    lambda w: {"input": {"ticketId": ticket_of(w), "body": "On it"}},
+)
+def then_add_ticket_comment(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {"comment": {"body": "On it", "author": caller.actor}, "userErrors": []}
 
 
 def forbidden(field: str, minimum: str, role: str) -> dict[str, Any]:
