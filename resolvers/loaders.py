@@ -237,6 +237,26 @@ def _client_tickets(
     return in_flight.tracked(load)
 
 
+def _client_ticket_counts(
+    in_flight: InFlight, db: Database, workspace_id: int
+) -> DataLoader[tuple[int, TicketFilterSpec], int]:
+    """How many tickets (matching a filter) clients have, one statement per filter."""
+
+    async def load(keys: Sequence[tuple[int, TicketFilterSpec]]) -> list[int]:
+        groups: dict[TicketFilterSpec, list[int]] = {}
+        for client, spec in keys:
+            groups.setdefault(spec, []).append(client)
+        found: dict[tuple[int, TicketFilterSpec], int] = {}
+        async with db.read() as conn:
+            repo = TicketRepository(conn, workspace_id)
+            for spec, clients in groups.items():
+                counts = await repo.counts_for_clients(clients, spec)
+                found |= {(client, spec): counts.get(client, 0) for client in clients}
+        return [found[key] for key in keys]
+
+    return in_flight.tracked(load)
+
+
 @dataclass
 class Loaders:
     lead_by_id: DataLoader[int, Row[Any] | None]
@@ -257,6 +277,7 @@ class Loaders:
     ticket_comments: DataLoader[CommentsKey, list[Row[Any]]]
     ticket_comment_count: DataLoader[int, int]
     client_tickets: DataLoader[ClientTicketsKey, list[Row[Any]]]
+    client_ticket_count: DataLoader[tuple[int, TicketFilterSpec], int]
     in_flight: InFlight = field(default_factory=InFlight)
 
     @classmethod
@@ -281,6 +302,7 @@ class Loaders:
             ticket_comments=_ticket_comments(in_flight, db, workspace_id),
             ticket_comment_count=_ticket_comment_counts(in_flight, db, workspace_id),
             client_tickets=_client_tickets(in_flight, db, workspace_id),
+            client_ticket_count=_client_ticket_counts(in_flight, db, workspace_id),
             in_flight=in_flight,
         )
 
@@ -305,5 +327,6 @@ class Loaders:
             self.ticket_comments,
             self.ticket_comment_count,
             self.client_tickets,
+            self.client_ticket_count,
         ):
             loader.clear_all()

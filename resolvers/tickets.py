@@ -287,7 +287,7 @@ async def client_tickets(
     ctx: Context, client_pk: int, first: int | None, after: str | None, filter_: Any
 ) -> Page:
     """A client's tickets, newest first; the clients of a page ask together (one statement
-    per page of clients and filter, ``Loaders.client_tickets``)."""
+    per page of clients and filter, ``Loaders.client_tickets``; their counts likewise)."""
     ctx.require(Role.VIEWER)
     sort = TICKET_SORTS["CREATED_AT"]
     args = page_args(first, after, None, None, _CLIENT_TICKETS_ORDER, sort)
@@ -296,12 +296,9 @@ async def client_tickets(
     rows: list[Any] = []
     if args.limit:
         rows = await ctx.loaders.client_tickets.load((client_pk, spec, args.start, args.limit + 1))
-    workspace_id = ctx.workspace_id
-    counted = replace(spec, client_id=client_pk)
 
     async def count() -> int:
-        async with ctx.db.read() as conn:
-            return await TicketRepository(conn, workspace_id).count(counted)
+        return int(await ctx.loaders.client_ticket_count.load((client_pk, spec)))
 
     def cursor(r: Any) -> str:
         return encode_cursor(_CLIENT_TICKETS_ORDER, r.created_at, r.id)

@@ -146,6 +146,19 @@ class TicketRepository(Repository):
         )
         return await reads.all_rows(self.conn, stmt, params)
 
+    async def counts_for_clients(
+        self, client_ids: Sequence[int], spec: TicketFilterSpec
+    ) -> dict[int, int]:
+        """How many tickets matching ``spec`` each client has (ix_tickets_ws_client)."""
+        conditions, params = self.conditions(spec)
+        c = self.c
+        stmt = (
+            select(c.client_id, func.count())
+            .where(self.scope, c.client_id.in_(list(client_ids)), *conditions)
+            .group_by(c.client_id)
+        )
+        return {r[0]: int(r[1]) for r in await reads.all_rows(self.conn, stmt, params)}
+
 
 class CommentRepository(Repository):
     """Comments of the workspace's tickets, oldest (lowest id) first."""
