@@ -103,7 +103,10 @@ def _arguments(
     if sql is None:  # IN lists: rendered for this call's values, as SQLAlchemy does
         expanded = compiled._process_parameters_for_postcompile(dict(params))
         names, sql = expanded.positiontup or [], expanded.statement
-        params, processors = expanded.parameters, expanded.processors
+        # The expansion's processors are its IN lists' only: the other binds keep theirs (a
+        # keyset's datetime beside a status IN list went to SQLite unconverted, as text that
+        # compared past the row it came from).
+        params, processors = expanded.parameters, {**processors, **expanded.processors}
     arguments = []
     for name in names:
         value = params[name]

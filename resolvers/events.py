@@ -47,6 +47,7 @@ class Write(enum.Enum):
     MERGED = "MERGED"  # other records folded into this one (mergeLeads)
     ARCHIVED = "ARCHIVED"
     RESTORED = "RESTORED"
+    COMMENTED = "COMMENTED"  # a comment added to a ticket
 
 
 # The event each write of each record type appends: (RecordType.name, write) → type. A new
@@ -61,6 +62,9 @@ EVENT_TYPES: Mapping[tuple[str, Write], EventType] = {
     ("Client", Write.UPDATED): EventType.CLIENT_UPDATED,
     ("Client", Write.ARCHIVED): EventType.CLIENT_ARCHIVED,
     ("Client", Write.RESTORED): EventType.CLIENT_RESTORED,
+    ("Ticket", Write.CREATED): EventType.TICKET_CREATED,
+    ("Ticket", Write.UPDATED): EventType.TICKET_UPDATED,
+    ("Ticket", Write.COMMENTED): EventType.TICKET_COMMENTED,
 }
 
 

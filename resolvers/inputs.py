@@ -71,6 +71,7 @@ def client_filter(flt: Any) -> dict[str, Any]:
         "external_id": _external_id(flt.external_id),
         "owner_id": owner_filter(flt.owner_id, "filter.ownerId"),
         **tag_filter(flt.tags, "filter.tags"),
+        "has_open_ticket": flt.has_open_ticket,
     }
 
 

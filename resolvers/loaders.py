@@ -16,16 +16,17 @@ from db.repositories import (
     DeliveryRepository,
     EndpointRepository,
     EventRepository,
+    Keyset,
     LeadRepository,
     Repository,
 )
 from db.repositories.activities import ActivityRepository
 from db.repositories.auth import ApiKeyRepository, UserRepository
-from db.repositories.base import Keyset
 from db.repositories.duplicates import MergeRepository
 from db.repositories.forms import FormRepository
 from db.repositories.imports import ImportJobRepository
 from db.repositories.tags import CLIENT_TAGS, LEAD_TAGS, TagLinks, TagRepository
+from db.repositories.tickets import CommentRepository, TicketFilterSpec, TicketRepository
 from resolvers.duplicates import Duplicate, Keys, duplicates_of
 
 # A batch is one statement with one bind parameter per key, and a statement may bind at most
@@ -227,6 +228,32 @@ def _timelines(
     return in_flight.tracked(load)
 
 
+# A page of a ticket's comments: (ticket pk, past this comment id, how many).
+CommentsKey = tuple[int, int | None, int]
+# A page of a client's tickets: (client pk, filter, past this keyset, how many).
+ClientTicketsKey = tuple[int, TicketFilterSpec, Keyset | None, int]
+
+
+def _ticket_comments(
+    in_flight: InFlight, db: Database, workspace_id: int
+) -> DataLoader[CommentsKey, list[Row[Any]]]:
+    """Tickets' comment pages, one statement per batch of tickets asking for the same page."""
+
+    async def load(keys: Sequence[CommentsKey]) -> list[list[Row[Any]]]:
+        groups: dict[tuple[int | None, int], list[int]] = {}
+        for ticket, past, limit in keys:
+            groups.setdefault((past, limit), []).append(ticket)
+        found: dict[CommentsKey, list[Row[Any]]] = {}
+        async with db.read() as conn:
+            repo = CommentRepository(conn, workspace_id)
+            for (past, limit), tickets in groups.items():
+                for row in await repo.of_tickets(tickets, past, limit):
+                    found.setdefault((row.ticket_id, past, limit), []).append(row)
+        return [found.get(key, []) for key in keys]
+
+    return in_flight.tracked(load)
+
+
 def _timeline_counts(
     in_flight: InFlight, db: Database, workspace_id: int
 ) -> DataLoader[tuple[str, int], int]:
@@ -243,6 +270,57 @@ def _timeline_counts(
                 counts = await repo.counts(which, pks)  # type: ignore[arg-type]
                 found |= {(which, pk): n for pk, n in counts.items()}
         return [found.get(key, 0) for key in keys]
+
+    return in_flight.tracked(load)
+
+
+def _ticket_comment_counts(
+    in_flight: InFlight, db: Database, workspace_id: int
+) -> DataLoader[int, int]:
+    async def load(ticket_ids: Sequence[int]) -> list[int]:
+        async with db.read() as conn:
+            counts = await CommentRepository(conn, workspace_id).counts(ticket_ids)
+        return [counts.get(i, 0) for i in ticket_ids]
+
+    return in_flight.tracked(load)
+
+
+def _client_tickets(
+    in_flight: InFlight, db: Database, workspace_id: int
+) -> DataLoader[ClientTicketsKey, list[Row[Any]]]:
+    """Clients' ticket pages, one statement per batch of clients asking for the same page."""
+
+    async def load(keys: Sequence[ClientTicketsKey]) -> list[list[Row[Any]]]:
+        groups: dict[tuple[TicketFilterSpec, Keyset | None, int], list[int]] = {}
+        for client, spec, start, limit in keys:
+            groups.setdefault((spec, start, limit), []).append(client)
+        found: dict[ClientTicketsKey, list[Row[Any]]] = {}
+        async with db.read() as conn:
+            repo = TicketRepository(conn, workspace_id)
+            for (spec, start, limit), clients in groups.items():
+                for row in await repo.for_clients(clients, spec, start, limit):
+                    found.setdefault((row.client_id, spec, start, limit), []).append(row)
+        return [found.get(key, []) for key in keys]
+
+    return in_flight.tracked(load)
+
+
+def _client_ticket_counts(
+    in_flight: InFlight, db: Database, workspace_id: int
+) -> DataLoader[tuple[int, TicketFilterSpec], int]:
+    """How many tickets (matching a filter) clients have, one statement per filter."""
+
+    async def load(keys: Sequence[tuple[int, TicketFilterSpec]]) -> list[int]:
+        groups: dict[TicketFilterSpec, list[int]] = {}
+        for client, spec in keys:
+            groups.setdefault(spec, []).append(client)
+        found: dict[tuple[int, TicketFilterSpec], int] = {}
+        async with db.read() as conn:
+            repo = TicketRepository(conn, workspace_id)
+            for spec, clients in groups.items():
+                counts = await repo.counts_for_clients(clients, spec)
+                found |= {(client, spec): counts.get(client, 0) for client in clients}
+        return [found[key] for key in keys]
 
     return in_flight.tracked(load)
 
@@ -268,6 +346,12 @@ class Loaders:
     activity_by_id: DataLoader[int, Row[Any] | None]
     activity_timeline: DataLoader[TimelineKey, list[Row[Any]]]
     activity_count: DataLoader[tuple[str, int], int]
+    ticket_by_id: DataLoader[int, Row[Any] | None]
+    ticket_comment_by_id: DataLoader[int, Row[Any] | None]
+    ticket_comments: DataLoader[CommentsKey, list[Row[Any]]]
+    ticket_comment_count: DataLoader[int, int]
+    client_tickets: DataLoader[ClientTicketsKey, list[Row[Any]]]
+    client_ticket_count: DataLoader[tuple[int, TicketFilterSpec], int]
     in_flight: InFlight = field(default_factory=InFlight)
 
     @classmethod
@@ -293,6 +377,12 @@ class Loaders:
             activity_by_id=_by_id(in_flight, db, workspace_id, ActivityRepository),
             activity_timeline=_timelines(in_flight, db, workspace_id),
             activity_count=_timeline_counts(in_flight, db, workspace_id),
+            ticket_by_id=_by_id(in_flight, db, workspace_id, TicketRepository),
+            ticket_comment_by_id=_by_id(in_flight, db, workspace_id, CommentRepository),
+            ticket_comments=_ticket_comments(in_flight, db, workspace_id),
+            ticket_comment_count=_ticket_comment_counts(in_flight, db, workspace_id),
+            client_tickets=_client_tickets(in_flight, db, workspace_id),
+            client_ticket_count=_client_ticket_counts(in_flight, db, workspace_id),
             in_flight=in_flight,
         )
 
@@ -318,5 +408,11 @@ class Loaders:
             self.activity_by_id,
             self.activity_timeline,
             self.activity_count,
+            self.ticket_by_id,
+            self.ticket_comment_by_id,
+            self.ticket_comments,
+            self.ticket_comment_count,
+            self.client_tickets,
+            self.client_ticket_count,
         ):
             loader.clear_all()

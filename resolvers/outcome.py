@@ -21,6 +21,8 @@ class Outcome:
     deleted_id: str | None = None
     created: bool | None = None  # upsertLead: a new record (True) or an existing one (False)
     merged_ids: list[str] | None = None  # mergeLeads: the global IDs folded into ``lead``
+    ticket: Row[Any] | None = None
+    comment: Row[Any] | None = None  # addTicketComment
 
 
 class Abort(Exception):

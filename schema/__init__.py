@@ -38,6 +38,7 @@ from schema.nodes import NodeQuery
 from schema.scalars import JSON, DateTime, JSONValue
 from schema.subscriptions import EventSubscription
 from schema.tags import TagMutation, TagQuery
+from schema.tickets import TicketMutation, TicketQuery
 from schema.tracing import FederatedTracing
 from schema.webhooks import WebhookMutation, WebhookQuery
 
@@ -152,14 +153,14 @@ def build_schema(settings: Settings | None = None) -> Schema:
         "Query",
         (
             *(NodeQuery, LeadQuery, ClientQuery, EventQuery, WebhookQuery, FormQuery),
-            *(DuplicateQuery, ImportQuery, AuthQuery, TagQuery),
+            *(DuplicateQuery, ImportQuery, AuthQuery, TagQuery, TicketQuery),
         ),
     )
     mutation = merge_types(
         "Mutation",
         (
             *(LeadMutation, ClientMutation, WebhookMutation, FormMutation, MergeMutation),
-            *(ImportMutation, AuthMutation, TagMutation, ActivityMutation),
+            *(ImportMutation, AuthMutation, TagMutation, ActivityMutation, TicketMutation),
         ),
     )
     return Schema(

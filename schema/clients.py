@@ -28,6 +28,7 @@ from schema.records import (
 from schema.relay import input_values
 from schema.scalars import JSON
 from schema.tags import TagMatch, owner_field, tags_field
+from schema.tickets import client_tickets_field
 
 if TYPE_CHECKING:
     from schema.leads import Lead
@@ -78,6 +79,7 @@ class Client(Record):
     owner = owner_field()
     tags = tags_field("client")
     activities = activities_field("Client")
+    tickets = client_tickets_field()
 
     computed_columns = (
         *("id", "first_name", "last_name", "status"),
@@ -89,6 +91,7 @@ class Client(Record):
         "external_id_list": ("external_ids",),
         "owner": ("owner_id",),
         "tags": ("id",),
+        "tickets": ("id",),
     }
 
     @classmethod
@@ -125,6 +128,9 @@ class ClientFilter:
         default=None, description="Owned by this member."
     )
     tags: TagMatch | None = None
+    has_open_ticket: bool | None = strawberry.field(
+        default=None, description="Has (true) or has no (false) OPEN or PENDING ticket."
+    )
 
 
 ClientOrder = order_input(

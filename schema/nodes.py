@@ -25,6 +25,7 @@ from schema.imports import ImportJob
 from schema.leads import Lead
 from schema.relay import Node
 from schema.tags import Tag
+from schema.tickets import Ticket, TicketComment
 from schema.webhooks import WebhookDelivery, WebhookEndpoint
 
 MAX_NODES = 100
@@ -53,6 +54,8 @@ NODES: dict[str, Findable] = {
     ),
     "Tag": Findable(lambda loaders: loaders.tag_by_id, Tag.from_row),
     "LeadForm": Findable(lambda loaders: loaders.lead_form_by_id, LeadForm.from_row, Role.ADMIN),
+    "Ticket": Findable(lambda loaders: loaders.ticket_by_id, Ticket.from_row),
+    "TicketComment": Findable(lambda loaders: loaders.ticket_comment_by_id, TicketComment.from_row),
 }
 
 

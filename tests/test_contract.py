@@ -50,6 +50,16 @@ PARTS: dict[str, frozenset[str]] = {
             *("ActivityKind", "Activity", "ActivityEdge", "ActivityConnection"),
             *("AddActivityInput", "ActivityPayload", "Mutation.addActivity"),
             *("Lead.activities", "Client.activities", "EventType.ACTIVITY_ADDED"),
+            # Tickets and comments.
+            *("TicketStatus", "TicketPriority", "TicketComment", "TicketCommentEdge"),
+            *("TicketCommentConnection", "Ticket", "TicketEdge", "TicketConnection"),
+            *("TicketFilter", "TicketSortField", "TicketOrder", "CreateTicketInput"),
+            *("UpdateTicketInput", "AddTicketCommentInput", "TicketPayload"),
+            "TicketCommentPayload",
+            *("Client.tickets", "ClientFilter.hasOpenTicket", "Query.tickets"),
+            *("Mutation.createTicket", "Mutation.updateTicket", "Mutation.addTicketComment"),
+            *("EventType.TICKET_CREATED", "EventType.TICKET_UPDATED"),
+            "EventType.TICKET_COMMENTED",
         }
     ),
 }

@@ -78,6 +78,10 @@ MINIMUM_ROLE = {
     "deleteTag": "ADMIN",
     "addActivity": "MEMBER",
     "updateActivity": "MEMBER",  # its author within 15 minutes, an ADMIN at any time
+    "tickets": "VIEWER",
+    "createTicket": "MEMBER",
+    "updateTicket": "MEMBER",
+    "addTicketComment": "MEMBER",
 }
 # Protected fields that may be null: a caller below their role gets null for them.
 NULLABLE = {"webhookEndpoint", "importJob"}
@@ -297,6 +301,7 @@ STATE = """
   members { role user { id email } }
   tags { id name color }
   leadActivities: leads(first: 100) { nodes { activities { totalCount nodes { body kind } } } }
+  tickets(first: 100) { totalCount nodes { id status updatedAt comments { totalCount } } }
 }
 """
 
@@ -857,6 +862,66 @@ def then_update_activity(world: World, caller: Caller, payload: Any, variables: 
     else:  # a MEMBER edits only their own (this one is the OWNER key's)
         assert payload["activity"] is None
         assert [(e["field"], e["code"]) for e in payload["userErrors"]] == [(["id"], "FORBIDDEN")]
+
+
+TICKETS = "{ tickets { totalCount nodes { id number subject } } }"
+CREATE_TICKET = f"""
+mutation ($input: CreateTicketInput!) {{
+  createTicket(input: $input) {{ ticket {{ number createdBy {WHO} }} {USER_ERRORS} }}
+}}
+"""
+UPDATE_TICKET = f"""
+mutation ($id: ID!, $input: UpdateTicketInput!) {{
+  updateTicket(id: $id, input: $input) {{ ticket {{ id status updatedBy {WHO} }} {USER_ERRORS} }}
+}}
+"""
+ADD_TICKET_COMMENT = f"""
+mutation ($input: AddTicketCommentInput!) {{
+  addTicketComment(input: $input) {{ comment {{ body author {WHO} }} {USER_ERRORS} }}
+}}
+"""
+
+
+def ticket_of(world: World) -> str:
+    """A ticket on a new client, created by the OWNER."""
+    payload = world.owner.data(
+        CREATE_TICKET, {"input": {"clientId": world.client(), "subject": "Help"}}
+    )
+    assert payload["createTicket"]["userErrors"] == []
+    ticket_id: str = world.owner.data(TICKETS)["tickets"]["nodes"][0]["id"]
+    return ticket_id
+
+
+query("tickets", TICKETS, seeded(ticket_of))
+
+
+@operation(
+    "createTicket", CREATE_TICKET, lambda w: {"input": {"clientId": w.client(), "subject": "Hi"}}
+)
+def then_create_ticket(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {"ticket": {"number": 1, "createdBy": caller.actor}, "userErrors": []}
+    assert world.owner.data(TICKETS)["tickets"]["totalCount"] == 1
+
+
+@operation(
+    "updateTicket",
+    UPDATE_TICKET,
+    lambda w: {"id": ticket_of(w), "input": {"status": "PENDING"}},
+)
+def then_update_ticket(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {
+        "ticket": {"id": variables["id"], "status": "PENDING", "updatedBy": caller.actor},
+        "userErrors": [],
+    }
+
+
+@operation(
+    "addTicketComment",
+    ADD_TICKET_COMMENT,
+    lambda w: {"input": {"ticketId": ticket_of(w), "body": "On it"}},
+)
+def then_add_ticket_comment(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {"comment": {"body": "On it", "author": caller.actor}, "userErrors": []}
 
 
 def forbidden(field: str, minimum: str, role: str) -> dict[str, Any]:

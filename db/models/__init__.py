@@ -29,6 +29,13 @@ from db.models.intake import (
 )
 from db.models.leads import Lead, LeadCreate, LeadStatus, LeadUpdate
 from db.models.tags import ClientTag, LeadTag, Tag, TagCreate, TagUpdate
+from db.models.tickets import (
+    Ticket,
+    TicketComment,
+    TicketCounter,
+    TicketPriority,
+    TicketStatus,
+)
 from db.models.webhooks import (
     DeliveryStatus,
     EndpointCreate,
@@ -81,6 +88,11 @@ __all__ = [
     "Tag",
     "TagCreate",
     "TagUpdate",
+    "Ticket",
+    "TicketComment",
+    "TicketCounter",
+    "TicketPriority",
+    "TicketStatus",
     "User",
     "WebhookAttempt",
     "WebhookDelivery",

@@ -38,6 +38,9 @@ class EventType(enum.Enum):
     # An activity logged on (or edited) a lead or client: the event's record is that subject.
     ACTIVITY_ADDED = "ACTIVITY_ADDED"
     ACTIVITY_UPDATED = "ACTIVITY_UPDATED"
+    TICKET_CREATED = "TICKET_CREATED"
+    TICKET_UPDATED = "TICKET_UPDATED"
+    TICKET_COMMENTED = "TICKET_COMMENTED"
 
 
 # Type names (as global IDs spell them) and event type names fit in this.

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Index
 
 # The searchable tables and their FTS5 tables on SQLite.
-FTS_TABLES = {"leads": "leads_fts", "clients": "clients_fts"}
+FTS_TABLES = {"leads": "leads_fts", "clients": "clients_fts", "tickets": "tickets_fts"}
 # What FTS5 creates beside each table: https://sqlite.org/fts5.html#shadow_tables
 _FTS5_SHADOWS = ("data", "idx", "docsize", "config", "content")
 FTS_NAMES = frozenset(

@@ -4,6 +4,7 @@ from db.repositories.base import FilterSpec, Keyset, Repository
 from db.repositories.clients import ClientFilterSpec, ClientRepository
 from db.repositories.events import EventFilterSpec, EventRepository
 from db.repositories.leads import LeadFilterSpec, LeadRepository
+from db.repositories.tickets import CommentRepository, TicketFilterSpec, TicketRepository
 from db.repositories.webhooks import (
     AttemptResult,
     DeliveryFilterSpec,
@@ -16,6 +17,7 @@ __all__ = [
     "AttemptResult",
     "ClientFilterSpec",
     "ClientRepository",
+    "CommentRepository",
     "DeliveryFilterSpec",
     "DeliveryQueue",
     "DeliveryRepository",
@@ -27,4 +29,6 @@ __all__ = [
     "LeadFilterSpec",
     "LeadRepository",
     "Repository",
+    "TicketFilterSpec",
+    "TicketRepository",
 ]

@@ -13,6 +13,7 @@ from db.models.fields import fold, person_keys
 from db.models.keys import region_key
 from db.repositories.base import Bound, FilterSpec, Repository, external_id_bound, values_of
 from db.repositories.tags import CLIENT_TAGS, owner_bounds
+from db.repositories.tickets import open_ticket_exists
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,6 +30,7 @@ class ClientFilterSpec(FilterSpec):
     tags_any: Sequence[int] | None = None
     tags_all: Sequence[int] | None = None
     tags_none: Sequence[int] | None = None
+    has_open_ticket: bool | None = None
 
 
 _EXTERNAL = ClientExternalId.__table__  # type: ignore[attr-defined]
@@ -55,6 +57,11 @@ class ClientRepository(Repository):
         Bound("email", lambda c, v: c.email_key == v, fold),
         external_id_bound(_EXTERNAL, "client_id"),
         *owner_bounds(CLIENT_TAGS),
+        Bound(
+            "has_open_ticket",
+            lambda c, yes: open_ticket_exists(c) if yes else ~open_ticket_exists(c),
+            constant=True,
+        ),
     )
 
     async def email_taken(self, email: str, *, except_id: int | None = None) -> bool:

@@ -21,6 +21,7 @@ from resolvers.ids import pk_for_mutation
 from resolvers.mail import code_email
 from resolvers.outcome import Abort
 from resolvers.security import hash_password
+from resolvers.tickets import unassign_member as unassign_tickets
 
 
 class InviteIn(In):
@@ -188,12 +189,13 @@ async def remove_member(ctx: Context, user_id: str) -> AuthOutcome:
         if current.role == Role.OWNER.value:
             await _keep_an_owner(members, pk, ["userId"])
         await members.delete(pk)
-        # Their leads and clients (and, with issue 12's other parts, follow-ups and tickets)
+        # Their leads and clients (and their open tickets below; follow-ups with that part)
         # are unassigned in this same transaction, with an event per record.
         unit = Unit(ctx, session)
         await unassign_member(unit, pk)
         await unit.append()
         units[:] = [unit]
+        await unassign_tickets(ctx, session, pk)  # their open tickets, each with its event
         return AuthOutcome(removed_user_id=pk)
 
     outcome = await run(ctx, step)
