@@ -23,6 +23,7 @@ from db.models.fields import EXTERNAL_IDS_MAX, fold
 from db.repositories import LeadRepository
 from db.repositories.activities import ActivityRepository
 from db.repositories.duplicates import MergeRepository
+from db.repositories.tags import LEAD_TAGS
 from resolvers.auth import actor_columns
 from resolvers.errors import Problem, UserErrorCode, camel, validated
 from resolvers.events import Unit, Write
@@ -30,6 +31,7 @@ from resolvers.ids import to_global_id
 from resolvers.leads import LEADS
 from resolvers.outcome import Abort, Outcome
 from resolvers.records import changed, written
+from resolvers.tags import write_tags
 
 if TYPE_CHECKING:
     from resolvers.context import Context
@@ -167,6 +169,14 @@ async def merge_leads(ctx: Context, values: dict[str, Any]) -> Outcome:
                 f"{united} together."
             )
             raise Abort([_invalid(message, "mergedIds")])
+        # The survivor keeps its owner; one without takes the first merged lead's that has one.
+        if survivor.owner_id is None:
+            owners = [rows[pk].owner_id for pk in merged_ids if rows[pk].owner_id is not None]
+            new["owner_id"] = owners[0] if owners else None
+        # ... and gains the merged leads' tags (their links go with them).
+        merged_tags = await LEAD_TAGS.tag_ids(unit.conn, ctx.workspace_id, merged_ids)
+        united_tags = sorted({tag for tags in merged_tags.values() for tag in tags})
+        tagged = await write_tags(unit, LEAD_TAGS, survivor_pk, united_tags or None, add=True)
         # The merged leads' lookup rows go first; the survivor's update writes its united ones.
         await merges.drop_external_ids(merged_ids)
         changes = changed(survivor, new) | actor_columns(principal, created=False)
@@ -179,7 +189,7 @@ async def merge_leads(ctx: Context, values: dict[str, Any]) -> Outcome:
             abort = Abort([], lead=after)
             abort.outcome.merged_ids = folded
             raise abort
-        also = [{"field": "mergedLeadIds", "from": None, "to": folded}]
+        also = [*tagged, {"field": "mergedLeadIds", "from": None, "to": folded}]
         unit.record(LEADS, Write.MERGED, survivor, after, also=also)
         return Outcome(lead=after, merged_ids=folded)
 

@@ -22,6 +22,7 @@ from resolvers.auth import create_key_for_workspace
 from resolvers.ids import to_global_id
 from tests.conftest import GraphQLClient, LiveServer
 from tests.factories import BASE_TIME, client_values, create_clients, create_leads, lead_values
+from tests.test_owners_and_tags import member
 
 LEAD_FIELDS = """
   id email firstName lastName phone company city state postalCode source notes status score
@@ -563,3 +564,35 @@ def test_a_merged_leads_events_stay_and_name_the_survivor_as_their_record(
     assert gql.data(RECORD_EVENTS, {"id": merged["id"]})["events"]["nodes"] == [
         {"type": "LEAD_CREATED", "recordId": merged["id"], "record": {"id": survivor}}
     ]
+
+
+def test_the_survivor_gains_the_merged_leads_tags_and_an_owner_if_it_had_none(
+    server: LiveServer, gql: GraphQLClient, three: list[str]
+) -> None:
+    survivor, first, second = three
+    owner = member(server, "ann@example.com")
+    tag = "mutation ($n: String!) { createTag(input: {name: $n}) { tag { id } } }"
+    hot, cold, vip = (
+        gql.data(tag, {"n": n})["createTag"]["tag"]["id"] for n in ["Hot", "Cold", "VIP"]
+    )
+    assign = """
+    mutation ($id: ID!, $input: UpdateLeadInput!) {
+      updateLead(id: $id, input: $input) { lead { id } }
+    }
+    """
+    gql.data(assign, {"id": survivor, "input": {"tagIds": [hot]}})
+    gql.data(assign, {"id": first, "input": {"tagIds": [hot, cold]}})
+    gql.data(assign, {"id": second, "input": {"tagIds": [vip], "ownerId": owner}})
+
+    merged = merge(gql, survivorId=survivor, mergedIds=[first, second])
+    assert merged["userErrors"] == []
+
+    lead = gql.data(
+        "query ($id: ID!) { lead(id: $id) { owner { id } tags { id } } }", {"id": survivor}
+    )["lead"]
+    assert lead["owner"] == {"id": owner}
+    assert sorted(t["id"] for t in lead["tags"]) == sorted([hot, cold, vip])
+    event = gql.data(EVENTS)["events"]["nodes"][-1]
+    assert event["type"] == "LEAD_MERGED"
+    fields = {c["field"] for c in event["changes"]}
+    assert {"ownerId", "tagIds", "mergedLeadIds"} <= fields
