@@ -103,7 +103,9 @@ def _arguments(
     if sql is None:  # IN lists: rendered for this call's values, as SQLAlchemy does
         expanded = compiled._process_parameters_for_postcompile(dict(params))
         names, sql = expanded.positiontup or [], expanded.statement
-        params, processors = expanded.parameters, expanded.processors
+        # The expanded state's processors are only the IN lists' own: the other parameters
+        # (a page's keyset value, a datetime) keep the statement's.
+        params, processors = expanded.parameters, {**processors, **expanded.processors}
     arguments = []
     for name in names:
         value = params[name]

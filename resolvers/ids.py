@@ -14,6 +14,7 @@ NODE_TYPES = (
     "LeadForm",
     "Tag",
     "Activity",
+    "FollowUp",
 )
 _MAX_PK = 2**63 - 1
 

@@ -16,6 +16,7 @@ from schema.activities import activities_field
 from schema.context import Info
 from schema.errors import UserError, user_errors
 from schema.events import history_field
+from schema.follow_ups import follow_ups_field
 from schema.intake import ExternalId, ExternalIdInput, external_id_field
 from schema.records import (
     DateTimeRange,
@@ -78,6 +79,7 @@ class Client(Record):
     owner = owner_field()
     tags = tags_field("client")
     activities = activities_field("Client")
+    follow_ups = follow_ups_field("Client")
 
     computed_columns = (
         *("id", "first_name", "last_name", "status"),
@@ -85,6 +87,7 @@ class Client(Record):
     )
     resolver_columns = Record.resolver_columns | {
         "activities": (),  # its own global ID is enough
+        "follow_ups": (),
         "converted_from": ("id",),
         "external_id_list": ("external_ids",),
         "owner": ("owner_id",),

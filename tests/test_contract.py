@@ -50,6 +50,13 @@ PARTS: dict[str, frozenset[str]] = {
             *("ActivityKind", "Activity", "ActivityEdge", "ActivityConnection"),
             *("AddActivityInput", "ActivityPayload", "Mutation.addActivity"),
             *("Lead.activities", "Client.activities", "EventType.ACTIVITY_ADDED"),
+            # Follow-ups.
+            *("FollowUpStatus", "DueWindow", "FollowUp", "FollowUpEdge", "FollowUpConnection"),
+            *("FollowUpFilter", "FollowUpSortField", "FollowUpOrder", "FollowUpPayload"),
+            *("CreateFollowUpInput", "UpdateFollowUpInput", "Query.followUps"),
+            *("Mutation.createFollowUp", "Mutation.updateFollowUp"),
+            *("Lead.followUps", "Client.followUps", "LeadFilter.followUpDue"),
+            *("EventType.FOLLOW_UP_CREATED", "EventType.FOLLOW_UP_UPDATED"),
         }
     ),
 }

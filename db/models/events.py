@@ -38,6 +38,9 @@ class EventType(enum.Enum):
     # An activity logged on (or edited) a lead or client: the event's record is that subject.
     ACTIVITY_ADDED = "ACTIVITY_ADDED"
     ACTIVITY_UPDATED = "ACTIVITY_UPDATED"
+    # A follow-up created or changed: the event's record is the follow-up.
+    FOLLOW_UP_CREATED = "FOLLOW_UP_CREATED"
+    FOLLOW_UP_UPDATED = "FOLLOW_UP_UPDATED"
 
 
 # Type names (as global IDs spell them) and event type names fit in this.

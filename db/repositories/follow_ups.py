@@ -1,0 +1,155 @@
+"""Follow-ups: a workspace's list (by due time or creation, keyset-paged), the follow-ups of
+a page of leads or clients in one statement, the leads filter on a due window, and the
+statements of unassigning a member and of claiming due reminders."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    bindparam,
+    exists,
+    func,
+    literal,
+    select,
+    tuple_,
+    union_all,
+    update,
+)
+
+from db import reads
+from db.models import FollowUp, FollowUpStatus
+from db.repositories.base import FILTER_PARAM, Bound, FilterSpec, Keyset, Repository, values_of
+from db.types import utcnow
+
+follow_ups: Any = FollowUp.__table__  # type: ignore[attr-defined]
+
+# Whose follow-ups: a lead's (``lead_id``) or a client's (``client_id``).
+Subject = Literal["lead_id", "client_id"]
+# Subjects per statement: SQLite allows at most 500 SELECTs in one compound statement.
+_BRANCHES = 200
+_OPEN = FollowUpStatus.OPEN.value
+
+
+@dataclass(frozen=True, kw_only=True)
+class FollowUpFilterSpec(FilterSpec):
+    """A validated FollowUpFilter; every condition given must hold."""
+
+    statuses: tuple[FollowUpStatus, ...] | None = None
+    assignee_id: int | None = None
+    mine_id: int | None = None  # the caller's user id (0 for an API key: none)
+    due_gte: datetime | None = None
+    due_lt: datetime | None = None
+    open_only: bool | None = None  # OVERDUE: OPEN whatever the status filter says
+    lead_id: int | None = None
+    client_id: int | None = None
+
+
+class FollowUpRepository(Repository):
+    table = follow_ups
+
+    bound = (
+        *Repository.bound,
+        Bound("statuses", lambda c, v: c.status.in_(v), values_of, expanding=True),
+        Bound(
+            "open_only",
+            lambda c, yes: c.status == _OPEN if yes else c.id.is_not(None),
+            constant=True,
+        ),
+        Bound("assignee_id", lambda c, v: c.assignee_user_id == v),
+        Bound("mine_id", lambda c, v: c.assignee_user_id == v),
+        Bound("lead_id", lambda c, v: c.lead_id == v),
+        Bound("client_id", lambda c, v: c.client_id == v),
+        Bound("due_gte", lambda c, v: c.due_at >= v),
+        Bound("due_lt", lambda c, v: c.due_at < v),
+    )
+
+    async def subject_pages(
+        self,
+        subject: Subject,
+        subject_ids: Sequence[int],
+        spec: FollowUpFilterSpec,
+        start: Keyset | None,
+        limit: int,
+    ) -> list[Row[Any]]:
+        """Up to ``limit`` follow-ups of each subject matching ``spec``, due first, strictly
+        past ``start`` (due_at, id): one statement per 200 subjects, each branch a walk of the
+        subject's index that stops at ``limit``."""
+        conditions, params = self.conditions(spec)
+        out: list[Row[Any]] = []
+        for at in range(0, len(subject_ids), _BRANCHES):
+            branches = [
+                select(self._page_of(subject, pk, conditions, start, limit).subquery())
+                for pk in subject_ids[at : at + _BRANCHES]
+            ]
+            stmt = branches[0] if len(branches) == 1 else union_all(*branches)
+            out += await reads.all_rows(self.conn, stmt, params)
+        return out
+
+    def _page_of(
+        self,
+        subject: Subject,
+        subject_id: int,
+        conditions: list[ColumnElement[bool]],
+        start: Keyset | None,
+        limit: int,
+    ) -> Any:
+        c = self.c
+        where = [self.scope, c[subject] == subject_id, *conditions]
+        if start is not None:
+            past = tuple_(literal(start.value, c.due_at.type), literal(start.id, c.id.type))
+            where.append(tuple_(c.due_at, c.id) > past)
+        return select(follow_ups).where(*where).order_by(c.due_at, c.id).limit(limit)
+
+    async def subject_counts(
+        self, subject: Subject, subject_ids: Sequence[int], spec: FollowUpFilterSpec
+    ) -> dict[int, int]:
+        """How many follow-ups matching ``spec`` each subject has (absent: none)."""
+        conditions, params = self.conditions(spec)
+        column = self.c[subject]
+        stmt = (
+            select(column, func.count())
+            .where(self.scope, column.in_(list(subject_ids)), *conditions)
+            .group_by(column)
+        )
+        rows = await reads.all_rows(self.conn, stmt, params)
+        return {row[0]: int(row[1]) for row in rows}
+
+    async def unassign(self, user_id: int) -> list[Row[Any]]:
+        """The member's OPEN follow-ups lose their assignee: those rows, as they are now."""
+        stmt = (
+            update(follow_ups)
+            .where(
+                self.scope,
+                follow_ups.c.assignee_user_id == user_id,
+                follow_ups.c.status == _OPEN,
+            )
+            .values(assignee_user_id=None, updated_at=utcnow())
+            .returning(follow_ups)
+        )
+        return list((await self.conn.execute(stmt)).all())
+
+
+def follow_up_due_bound(record_column: Subject) -> Bound:
+    """The ``followUpDue: DueWindow`` filter of leads (or clients): the record has an OPEN
+    follow-up due in [gte, lt); an EXISTS per record, served by ``ix_follow_ups_lead``."""
+
+    def condition(c: Any, _: Any) -> ColumnElement[bool]:
+        return exists().where(
+            follow_ups.c.workspace_id == c.workspace_id,
+            follow_ups.c[record_column] == c.id,
+            follow_ups.c.status == _OPEN,
+            follow_ups.c.due_at >= bindparam(FILTER_PARAM + "follow_up_due_gte"),
+            follow_ups.c.due_at < bindparam(FILTER_PARAM + "follow_up_due_lt"),
+        )
+
+    return Bound(
+        "follow_up_due",
+        condition,
+        params=lambda window: {"follow_up_due_gte": window[0], "follow_up_due_lt": window[1]},
+    )
