@@ -21,13 +21,15 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import reads
-from db.models import FollowUp, FollowUpStatus
+from db.models import FollowUp, FollowUpStatus, User
 from db.repositories.base import FILTER_PARAM, Bound, FilterSpec, Keyset, Repository, values_of
 from db.types import utcnow
 
 follow_ups: Any = FollowUp.__table__  # type: ignore[attr-defined]
+users: Any = User.__table__  # type: ignore[attr-defined]
 
 # Whose follow-ups: a lead's (``lead_id``) or a client's (``client_id``).
 Subject = Literal["lead_id", "client_id"]
@@ -153,3 +155,58 @@ def follow_up_due_bound(record_column: Subject) -> Bound:
         condition,
         params=lambda window: {"follow_up_due_gte": window[0], "follow_up_due_lt": window[1]},
     )
+
+
+class ReminderQueue:
+    """The reminder scheduler's statements, across every workspace: OPEN follow-ups due by
+    now whose assignee has not been reminded yet."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def claim(self, now: datetime, limit: int) -> list[tuple[Row[Any], str | None]]:
+        """Marks up to ``limit`` due reminders as sent (``reminded_at = now``) and returns
+        them with their assignee's email. One conditional UPDATE: a follow-up already claimed
+        (``reminded_at`` set) is not claimed again, so once committed no other process (nor
+        a restart) sends it; PostgreSQL's SKIP LOCKED lets concurrent claimers pass over each
+        other's rows instead of waiting for them (SQLite's writer serialises the claims)."""
+        c = follow_ups.c
+        due = (
+            select(c.id)
+            .where(
+                c.status == _OPEN,
+                c.reminded_at.is_(None),
+                c.due_at <= now,
+                c.assignee_user_id.is_not(None),
+            )
+            .order_by(c.due_at, c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        stmt = (
+            update(follow_ups)
+            .where(c.id.in_(due.scalar_subquery()), c.reminded_at.is_(None), c.status == _OPEN)
+            .values(reminded_at=now)
+            .returning(
+                *(c.id, c.workspace_id, c.title, c.notes, c.due_at, c.assignee_user_id),
+                *(c.lead_id, c.client_id),
+            )
+        )
+        claimed = list((await self.conn.execute(stmt)).all())
+        if not claimed:
+            return []
+        ids = {row.assignee_user_id for row in claimed}
+        found = await self.conn.execute(
+            select(users.c.id, users.c.email).where(users.c.id.in_(ids))
+        )
+        emails = {row.id: row.email for row in found}
+        return [(row, emails.get(row.assignee_user_id)) for row in claimed]
+
+    async def release(self, follow_up_id: int, claimed_at: datetime) -> None:
+        """A reminder that could not be sent is due again (unless changed meanwhile)."""
+        c = follow_ups.c
+        await self.conn.execute(
+            update(follow_ups)
+            .where(c.id == follow_up_id, c.reminded_at == claimed_at)
+            .values(reminded_at=None)
+        )
