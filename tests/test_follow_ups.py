@@ -9,9 +9,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.dialects import sqlite
 
-from db.models import DEFAULT_WORKSPACE_ID, Role
+from db.models import DEFAULT_WORKSPACE_ID, FollowUpStatus, Lead, Role
 from db.repositories.auth import MembershipRepository, UserRepository
+from db.repositories.base import KEYSET_ID, KEYSET_VALUE, PAGE_LIMIT, SCOPE_PARAM, _page
+from db.repositories.follow_ups import (
+    FollowUpFilterSpec,
+    FollowUpRepository,
+    follow_up_due_bound,
+)
 from db.types import utcnow
 from resolvers.auth import create_key_for_workspace
 from resolvers.ids import to_global_id
@@ -674,3 +682,78 @@ def test_next_follow_ups_of_a_lead_page_and_a_follow_up_page_cost_fixed_statemen
     assert (small.count, large.count) == (5, 5)
     # The credential lookup, the page, one batch of users, one of leads, one of clients.
     assert listed.count == 5
+
+
+# ------------------------------------------------------------------ index-backed
+
+FOLLOW_UPS = FollowUpRepository(None, DEFAULT_WORKSPACE_ID)  # type: ignore[arg-type]
+WHEN = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def plan_of(server: LiveServer) -> Any:
+    """SQLite's plan of a statement, its parameters given (as tests/test_query_plans.py
+    reads them)."""
+
+    def explain(stmt: Any, **params: Any) -> list[str]:
+        bound = stmt.params(**params) if params else stmt
+        sql = str(
+            bound.compile(
+                dialect=sqlite.dialect(),
+                compile_kwargs={"literal_binds": True, "render_postcompile": True},
+            )
+        )
+
+        async def run() -> list[str]:
+            async with server.db.read() as conn:
+                rows = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)
+                return [r[3] for r in rows]
+
+        return server.run(run())
+
+    return explain
+
+
+def _list_page(spec: FollowUpFilterSpec, column: str, descending: bool, keyset: bool) -> Any:
+    shape, params = FOLLOW_UPS.filter_shape(spec)
+    page = _page(FOLLOW_UPS.table, FOLLOW_UPS.bound, shape, None, column, descending, keyset)
+    params |= {SCOPE_PARAM: DEFAULT_WORKSPACE_ID, PAGE_LIMIT: 21}
+    if keyset:
+        params |= {KEYSET_VALUE: WHEN, KEYSET_ID: 5}
+    return page.stmt, params
+
+
+@pytest.mark.sqlite  # PostgreSQL plans with its own statistics
+def test_pages_and_the_due_filter_are_read_from_their_indexes(plan_of: Any) -> None:
+    """Due first or newest first with no sort step; a lead's page and the leads filter's
+    EXISTS walk the lead's index; the reminder claim its own."""
+    open_ = FollowUpFilterSpec(statuses=(FollowUpStatus.OPEN,))
+    stmt, params = _list_page(open_, "due_at", False, True)
+    assert plan_of(stmt, **params) == [
+        "SEARCH follow_ups USING INDEX ix_follow_ups_status_due "
+        "(workspace_id=? AND status=? AND due_at>?)"
+    ]
+    stmt, params = _list_page(open_, "created_at", True, False)
+    assert plan_of(stmt, **params) == [
+        "SEARCH follow_ups USING INDEX ix_follow_ups_status_created (workspace_id=? AND status=?)"
+    ]
+
+    c = FOLLOW_UPS.c
+    window = [c.status.in_(["OPEN"]), c.due_at >= WHEN, c.due_at < WHEN + timedelta(days=7)]
+    assert plan_of(FOLLOW_UPS._page_of("lead_id", 3, window, None, 21)) == [
+        "SEARCH follow_ups USING INDEX ix_follow_ups_lead "
+        "(workspace_id=? AND lead_id=? AND status=? AND due_at>? AND due_at<?)"
+    ]
+
+    leads: Any = Lead.__table__  # type: ignore[attr-defined]
+    due = follow_up_due_bound("lead_id").condition(leads.c, None)
+    stmt = select(leads.c.id).where(leads.c.workspace_id == DEFAULT_WORKSPACE_ID, due)
+    plan = plan_of(
+        stmt,
+        filter_follow_up_due_gte=WHEN,
+        filter_follow_up_due_lt=WHEN + timedelta(days=1),
+    )
+    assert (
+        "SEARCH follow_ups USING INDEX ix_follow_ups_lead "
+        "(workspace_id=? AND lead_id=? AND status=? AND due_at>? AND due_at<?)"
+    ) in plan
