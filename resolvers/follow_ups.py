@@ -329,3 +329,15 @@ async def unassign_member(unit: Unit, user_id: int) -> None:
     for row in rows:
         change = {"field": "assigneeId", "from": to_global_id("User", user_id), "to": None}
         unit.event(EventType.FOLLOW_UP_UPDATED, FOLLOW_UP, row.id, [change])
+
+
+async def move_to_lead(unit: Unit, lead_ids: list[int], survivor_id: int) -> None:
+    """mergeLeads: the merged leads' follow-ups go to the survivor, each with its
+    FOLLOW_UP_UPDATED event ("subjectId"), instead of being deleted with those leads."""
+    moved = await FollowUpRepository(unit.conn, unit.workspace_id).move_to_lead(
+        lead_ids, survivor_id
+    )
+    survivor = to_global_id("Lead", survivor_id)
+    for row in moved:
+        change = {"field": "subjectId", "from": to_global_id("Lead", row.lead_id), "to": survivor}
+        unit.event(EventType.FOLLOW_UP_UPDATED, FOLLOW_UP, row.id, [change])

@@ -637,6 +637,28 @@ def test_deleting_a_lead_deletes_its_follow_ups(gql: GraphQLClient) -> None:
     assert titles(gql) == []
 
 
+def test_merged_leads_follow_ups_move_to_the_survivor_with_events(gql: GraphQLClient) -> None:
+    survivor, merged = new_lead(gql, "keep@example.com"), new_lead(gql, "dup@example.com")
+    moved = created(gql, merged, "on the duplicate", in_(days=2))
+    created(gql, survivor, "on the survivor", in_(days=1))
+
+    payload = gql.data(
+        "mutation ($s: ID!, $m: [ID!]!) { mergeLeads(input: {survivorId: $s, mergedIds: $m}) "
+        "{ userErrors { code } } }",
+        {"s": survivor, "m": [merged]},
+    )["mergeLeads"]
+
+    assert payload["userErrors"] == []
+    assert subject_titles(gql, survivor) == ["on the survivor", "on the duplicate"]
+    assert gql.data(NODE, {"id": moved})["node"]["subject"]["id"] == survivor
+    last = gql.data(EVENTS)["events"]["nodes"][-1]
+    assert (last["type"], last["recordId"], last["changes"]) == (
+        "FOLLOW_UP_UPDATED",
+        moved,
+        [{"field": "subjectId", "from": merged, "to": survivor}],
+    )
+
+
 # ------------------------------------------------------------------ statements per request
 
 LEADS_WITH_NEXT = """

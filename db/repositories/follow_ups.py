@@ -136,6 +136,27 @@ class FollowUpRepository(Repository):
         )
         return list((await self.conn.execute(stmt)).all())
 
+    async def move_to_lead(self, lead_ids: Sequence[int], survivor_id: int) -> list[Row[Any]]:
+        """The follow-ups of leads merged into the survivor become its own, before those
+        leads are deleted: (id, the lead it was on) of each one moved."""
+        c = self.c
+        moved = list(
+            (
+                await self.conn.execute(
+                    select(c.id, c.lead_id)
+                    .where(self.scope, c.lead_id.in_(list(lead_ids)))
+                    .order_by(c.id)
+                )
+            ).all()
+        )
+        if moved:
+            await self.conn.execute(
+                update(follow_ups)
+                .where(self.scope, c.lead_id.in_(list(lead_ids)))
+                .values(lead_id=survivor_id, updated_at=utcnow())
+            )
+        return moved
+
 
 def follow_up_due_bound(record_column: Subject) -> Bound:
     """The ``followUpDue: DueWindow`` filter of leads (or clients): the record has an OPEN
