@@ -22,7 +22,7 @@ from db.types import utcnow
 from resolvers.ids import to_global_id
 from tests.conftest import GraphQLClient, Mailbox
 from tests.databases import scratch_database
-from tests.processes import ServerProcess, create_owner_key
+from tests.processes import ServerProcess, create_owner_key, free_port
 
 SETTINGS = {
     "REMINDER_POLL_INTERVAL_SECONDS": "0.1",
@@ -154,3 +154,34 @@ def test_reminders_go_out_once_at_due_time_from_two_processes_and_after_a_restar
         finally:
             for process in (first, second, third):
                 process.stop()
+
+
+def test_a_reminder_the_mail_server_refused_goes_out_later(tmp_path: Path, smtp: Mailbox) -> None:
+    smtp.clear()
+    nowhere = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(free_port()), "SMTP_STARTTLS": "false"}
+    mail = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port), "SMTP_STARTTLS": "false"}
+    with scratch_database(tmp_path) as url:
+        key = create_owner_key(url)
+        ann = add_member(url, ANN)
+        first = ServerProcess(url, tmp_path / "first.log", **SETTINGS, **nowhere).start()
+        second = ServerProcess(url, tmp_path / "second.log", **SETTINGS, **mail)
+        try:
+            first.wait_for_readyz(200, timeout=60)
+            with httpx.Client(base_url=first.url, timeout=30) as http:
+                gql = GraphQLClient(http, key)
+                lead_id = gql.data(CREATE_LEAD)["createLead"]["lead"]["id"]
+                due = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+                given = {"subjectId": lead_id, "title": "refused", "dueAt": due, "assigneeId": ann}
+                payload = gql.data(CREATE, {"input": given})["createFollowUp"]
+                assert payload["userErrors"] == []
+                first.wait_for_log("follow-up reminders: not sent for now")
+            first.stop()
+
+            second.start()
+            second.wait_for_readyz(200, timeout=60)
+            wait_for(smtp, 1)
+            time.sleep(0.5)
+            assert subjects(smtp) == ["Follow-up due: refused"]
+        finally:
+            first.stop()
+            second.stop()
