@@ -67,6 +67,7 @@ from db.settings import Settings, get_settings
 from resolvers.auth import authenticate, create_key_for_workspace
 from resolvers.imports.runner import ImportRunner
 from resolvers.mail import mailer_for
+from resolvers.reminders import Reminders
 from resolvers.subscriptions import EventFeed
 from resolvers.webhooks.sender import Sender
 from schema import build_schema
@@ -930,11 +931,20 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
         app.state.importer = importer
         if importer is not None:
             importer.start()
+        # Follow-up reminders likewise, unless FOLLOW_UP_REMINDERS=false.
+        reminders = (
+            Reminders(settings, db, app.state.mailer) if settings.follow_up_reminders else None
+        )
+        app.state.reminders = reminders
+        if reminders is not None:
+            reminders.start()
         app.state.feed = EventFeed(db, settings)  # starts with the first subscription
         try:
             yield
         finally:
             await app.state.feed.close()
+            if reminders is not None:
+                await reminders.stop()
             if importer is not None:
                 await importer.stop()
             if sender is not None:

@@ -15,6 +15,7 @@ NODE_TYPES = (
     "Tag",
     "Activity",
     *("Ticket", "TicketComment"),
+    "FollowUp",
 )
 _MAX_PK = 2**63 - 1
 

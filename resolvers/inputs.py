@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from db.models import DueWindow
 from db.models import fields as f
 from db.models.clients import AddressIn
+from db.models.follow_ups import due_range
+from db.types import utcnow
 from resolvers.errors import BadInput
 from resolvers.ids import node_key
 
@@ -56,6 +60,7 @@ def lead_filter(flt: Any) -> dict[str, Any]:
         "owner_id": owner_filter(flt.owner_id, "filter.ownerId"),
         "unassigned": flt.unassigned,
         **tag_filter(flt.tags, "filter.tags"),
+        "follow_up_due": _due(flt.follow_up_due),
     }
     if flt.score is not None:
         spec |= {"score_gte": flt.score.gte, "score_lte": flt.score.lte}
@@ -73,6 +78,13 @@ def client_filter(flt: Any) -> dict[str, Any]:
         **tag_filter(flt.tags, "filter.tags"),
         "has_open_ticket": flt.has_open_ticket,
     }
+
+
+def _due(window: Any) -> tuple[datetime, datetime] | None:
+    """A ``followUpDue`` window as [gte, lt) from now, in UTC."""
+    if window is None:
+        return None
+    return due_range(DueWindow(window.value), utcnow())
 
 
 def _external_id(value: Any) -> tuple[str, str] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Row
@@ -23,10 +24,12 @@ from db.repositories import (
 from db.repositories.activities import ActivityRepository
 from db.repositories.auth import ApiKeyRepository, UserRepository
 from db.repositories.duplicates import MergeRepository
+from db.repositories.follow_ups import FollowUpFilterSpec, FollowUpRepository
 from db.repositories.forms import FormRepository
 from db.repositories.imports import ImportJobRepository
 from db.repositories.tags import CLIENT_TAGS, LEAD_TAGS, TagLinks, TagRepository
 from db.repositories.tickets import CommentRepository, TicketFilterSpec, TicketRepository
+from db.types import utcnow
 from resolvers.duplicates import Duplicate, Keys, duplicates_of
 
 # A batch is one statement with one bind parameter per key, and a statement may bind at most
@@ -285,6 +288,39 @@ def _ticket_comment_counts(
     return in_flight.tracked(load)
 
 
+# A page of a lead's or client's follow-ups: (subject column, subject pk, filter, past this
+# keyset, how many).
+FollowUpPageKey = tuple[str, int, FollowUpFilterSpec, Keyset | None, int]
+
+
+def _follow_up_pages(
+    in_flight: InFlight, db: Database, workspace_id: int
+) -> DataLoader[FollowUpPageKey, list[Row[Any]]]:
+    """Subjects' follow-ups, due first: one statement per batch of subjects asking for the
+    same page with the same filter (a list's records ask for their first pages together)."""
+
+    async def load(keys: Sequence[FollowUpPageKey]) -> list[list[Row[Any]]]:
+        groups: dict[tuple[str, FollowUpFilterSpec, Keyset | None, int], list[int]] = {}
+        for which, pk, spec, start, limit in keys:
+            groups.setdefault((which, spec, start, limit), []).append(pk)
+        found: dict[FollowUpPageKey, list[Row[Any]]] = {}
+        async with db.read() as conn:
+            repo = FollowUpRepository(conn, workspace_id)
+            for (which, spec, start, limit), pks in groups.items():
+                rows = await repo.subject_pages(which, pks, spec, start, limit)  # type: ignore[arg-type]
+                for row in rows:
+                    key = (which, getattr(row, which), spec, start, limit)
+                    found.setdefault(key, []).append(row)
+        out = []
+        for key in keys:
+            rows = found.get(key, [])
+            rows.sort(key=lambda r: (r.due_at, r.id))
+            out.append(rows)
+        return out
+
+    return in_flight.tracked(load)
+
+
 def _client_tickets(
     in_flight: InFlight, db: Database, workspace_id: int
 ) -> DataLoader[ClientTicketsKey, list[Row[Any]]]:
@@ -325,6 +361,26 @@ def _client_ticket_counts(
     return in_flight.tracked(load)
 
 
+def _follow_up_counts(
+    in_flight: InFlight, db: Database, workspace_id: int
+) -> DataLoader[tuple[str, int, FollowUpFilterSpec], int]:
+    """How many follow-ups subjects have: one statement per batch, subject kind and filter."""
+
+    async def load(keys: Sequence[tuple[str, int, FollowUpFilterSpec]]) -> list[int]:
+        groups: dict[tuple[str, FollowUpFilterSpec], list[int]] = {}
+        for which, pk, spec in keys:
+            groups.setdefault((which, spec), []).append(pk)
+        found: dict[tuple[str, int, FollowUpFilterSpec], int] = {}
+        async with db.read() as conn:
+            repo = FollowUpRepository(conn, workspace_id)
+            for (which, spec), pks in groups.items():
+                counts = await repo.subject_counts(which, pks, spec)  # type: ignore[arg-type]
+                found |= {(which, pk, spec): n for pk, n in counts.items()}
+        return [found.get(key, 0) for key in keys]
+
+    return in_flight.tracked(load)
+
+
 @dataclass
 class Loaders:
     lead_by_id: DataLoader[int, Row[Any] | None]
@@ -352,7 +408,13 @@ class Loaders:
     ticket_comment_count: DataLoader[int, int]
     client_tickets: DataLoader[ClientTicketsKey, list[Row[Any]]]
     client_ticket_count: DataLoader[tuple[int, TicketFilterSpec], int]
+    follow_up_by_id: DataLoader[int, Row[Any] | None]
+    follow_up_pages: DataLoader[FollowUpPageKey, list[Row[Any]]]
+    follow_up_count: DataLoader[tuple[str, int, FollowUpFilterSpec], int]
     in_flight: InFlight = field(default_factory=InFlight)
+    # The request's "now": every field of a request reads due windows (TODAY, OVERDUE) the
+    # same, so a page of leads asks for its follow-ups with one filter, in one batch.
+    now: datetime = field(default_factory=utcnow)
 
     @classmethod
     def create(cls, db: Database, workspace_id: int) -> Loaders:
@@ -383,6 +445,9 @@ class Loaders:
             ticket_comment_count=_ticket_comment_counts(in_flight, db, workspace_id),
             client_tickets=_client_tickets(in_flight, db, workspace_id),
             client_ticket_count=_client_ticket_counts(in_flight, db, workspace_id),
+            follow_up_by_id=_by_id(in_flight, db, workspace_id, FollowUpRepository),
+            follow_up_pages=_follow_up_pages(in_flight, db, workspace_id),
+            follow_up_count=_follow_up_counts(in_flight, db, workspace_id),
             in_flight=in_flight,
         )
 
@@ -414,5 +479,8 @@ class Loaders:
             self.ticket_comment_count,
             self.client_tickets,
             self.client_ticket_count,
+            self.follow_up_by_id,
+            self.follow_up_pages,
+            self.follow_up_count,
         ):
             loader.clear_all()

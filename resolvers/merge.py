@@ -24,6 +24,7 @@ from db.repositories import LeadRepository
 from db.repositories.activities import ActivityRepository
 from db.repositories.duplicates import MergeRepository
 from db.repositories.tags import LEAD_TAGS
+from resolvers import follow_ups
 from resolvers.auth import actor_columns
 from resolvers.errors import Problem, UserErrorCode, camel, validated
 from resolvers.events import Unit, Write
@@ -183,6 +184,8 @@ async def merge_leads(ctx: Context, values: dict[str, Any]) -> Outcome:
         after = await LeadRepository(unit.conn, ctx.workspace_id).update(survivor, changes)
         # The merged leads' activities go to the survivor's timeline, not with them.
         await ActivityRepository(unit.conn, ctx.workspace_id).move_to_lead(merged_ids, after)
+        # And their follow-ups, to the survivor (issue 12).
+        await follow_ups.move_to_lead(unit, merged_ids, after.id)
         await merges.fold(survivor_pk, merged_ids, after.updated_at)
         folded = [to_global_id("Lead", pk) for pk in merged_ids]
         if dry_run:  # everything done and checked, then rolled back

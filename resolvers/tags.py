@@ -248,3 +248,6 @@ async def unassign_member(unit: Unit, user_id: int) -> None:
             unit.record(record, Write.UPDATED, row, row, also=[change])
     # Issue 12's other parts unassign here too, in this same transaction: the member's OPEN
     # follow-ups (assignee) and their tickets (assignee).
+    from resolvers.follow_ups import unassign_member as unassign_follow_ups
+
+    await unassign_follow_ups(unit, user_id)

@@ -30,6 +30,7 @@ from schema.context import Context
 from schema.duplicates import DuplicateQuery, MergeMutation
 from schema.events import EventQuery
 from schema.extensions import AnonymousIntrospection, ErrorPolicy, SettledLoads
+from schema.follow_ups import FollowUpMutation, FollowUpQuery
 from schema.forms import FormMutation, FormQuery
 from schema.imports import ImportMutation, ImportQuery
 from schema.leads import LeadMutation, LeadQuery
@@ -153,14 +154,15 @@ def build_schema(settings: Settings | None = None) -> Schema:
         "Query",
         (
             *(NodeQuery, LeadQuery, ClientQuery, EventQuery, WebhookQuery, FormQuery),
-            *(DuplicateQuery, ImportQuery, AuthQuery, TagQuery, TicketQuery),
+            *(DuplicateQuery, ImportQuery, AuthQuery, TagQuery, TicketQuery, FollowUpQuery),
         ),
     )
     mutation = merge_types(
         "Mutation",
         (
             *(LeadMutation, ClientMutation, WebhookMutation, FormMutation, MergeMutation),
-            *(ImportMutation, AuthMutation, TagMutation, ActivityMutation, TicketMutation),
+            *(ImportMutation, AuthMutation, TagMutation, ActivityMutation),
+            *(TicketMutation, FollowUpMutation),
         ),
     )
     return Schema(

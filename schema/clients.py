@@ -16,6 +16,7 @@ from schema.activities import activities_field
 from schema.context import Info
 from schema.errors import UserError, user_errors
 from schema.events import history_field
+from schema.follow_ups import follow_ups_field
 from schema.intake import ExternalId, ExternalIdInput, external_id_field
 from schema.records import (
     DateTimeRange,
@@ -80,6 +81,7 @@ class Client(Record):
     tags = tags_field("client")
     activities = activities_field("Client")
     tickets = client_tickets_field()
+    follow_ups = follow_ups_field("Client")
 
     computed_columns = (
         *("id", "first_name", "last_name", "status"),
@@ -87,6 +89,7 @@ class Client(Record):
     )
     resolver_columns = Record.resolver_columns | {
         "activities": (),  # its own global ID is enough
+        "follow_ups": (),
         "converted_from": ("id",),
         "external_id_list": ("external_ids",),
         "owner": ("owner_id",),

@@ -16,6 +16,7 @@ from schema.activities import activities_field
 from schema.context import Info
 from schema.errors import UserError, user_errors
 from schema.events import history_field
+from schema.follow_ups import DueWindow, follow_ups_field
 from schema.intake import ExternalId, ExternalIdInput, LeadMatch, external_id_field
 from schema.records import (
     DateTimeRange,
@@ -96,10 +97,12 @@ class Lead(Record):
     owner = owner_field()
     tags = tags_field("lead")
     activities = activities_field("Lead")
+    follow_ups = follow_ups_field("Lead")
 
     computed_columns = ("first_name", "last_name", "status")
     resolver_columns = Record.resolver_columns | {
         "activities": (),  # its own global ID is enough
+        "follow_ups": (),
         "converted_client": ("converted_client_id",),
         "external_id_list": ("external_ids",),
         "duplicates": ("email_key", "phone_key", "company_key", "name_key"),
@@ -139,6 +142,9 @@ class LeadFilter:
         default=None, description="true: no owner; false: an owner."
     )
     tags: TagMatch | None = None
+    follow_up_due: DueWindow | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="Has an OPEN follow-up due in this window."
+    )
 
 
 LeadOrder = order_input(

@@ -20,6 +20,7 @@ from schema.activities import Activity
 from schema.clients import Client
 from schema.context import Info
 from schema.events import Event
+from schema.follow_ups import FollowUp
 from schema.forms import LeadForm
 from schema.imports import ImportJob
 from schema.leads import Lead
@@ -45,6 +46,7 @@ NODES: dict[str, Findable] = {
     **{node.records.name: Findable(node.records.loader, node.from_row) for node in (Lead, Client)},
     "Event": Findable(lambda loaders: loaders.event_by_id, Event.from_row),
     "Activity": Findable(lambda loaders: loaders.activity_by_id, Activity.from_row),
+    "FollowUp": Findable(lambda loaders: loaders.follow_up_by_id, FollowUp.from_row),
     "ImportJob": Findable(lambda loaders: loaders.import_job_by_id, ImportJob.from_row),
     "WebhookEndpoint": Findable(
         lambda loaders: loaders.webhook_endpoint_by_id, WebhookEndpoint.from_row, Role.ADMIN

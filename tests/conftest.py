@@ -132,6 +132,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, smtp: Mailbox) -> Iterator[
         webhook_retry_window_seconds=WEBHOOK_RETRY_WINDOW_SECONDS,
         webhook_timeout_seconds=WEBHOOK_TIMEOUT_SECONDS,
         webhook_lease_seconds=WEBHOOK_TIMEOUT_SECONDS + 5,
+        # Reminder emails are tested with server processes (tests/test_follow_up_reminders.py).
+        follow_up_reminders=False,
         _env_file=None,  # type: ignore[call-arg]
     )
     app = create_app(settings)

@@ -60,6 +60,13 @@ PARTS: dict[str, frozenset[str]] = {
             *("Mutation.createTicket", "Mutation.updateTicket", "Mutation.addTicketComment"),
             *("EventType.TICKET_CREATED", "EventType.TICKET_UPDATED"),
             "EventType.TICKET_COMMENTED",
+            # Follow-ups.
+            *("FollowUpStatus", "DueWindow", "FollowUp", "FollowUpEdge", "FollowUpConnection"),
+            *("FollowUpFilter", "FollowUpSortField", "FollowUpOrder", "FollowUpPayload"),
+            *("CreateFollowUpInput", "UpdateFollowUpInput", "Query.followUps"),
+            *("Mutation.createFollowUp", "Mutation.updateFollowUp"),
+            *("Lead.followUps", "Client.followUps", "LeadFilter.followUpDue"),
+            *("EventType.FOLLOW_UP_CREATED", "EventType.FOLLOW_UP_UPDATED"),
         }
     ),
 }

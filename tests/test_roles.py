@@ -82,6 +82,9 @@ MINIMUM_ROLE = {
     "createTicket": "MEMBER",
     "updateTicket": "MEMBER",
     "addTicketComment": "MEMBER",
+    "followUps": "VIEWER",
+    "createFollowUp": "MEMBER",
+    "updateFollowUp": "MEMBER",
 }
 # Protected fields that may be null: a caller below their role gets null for them.
 NULLABLE = {"webhookEndpoint", "importJob"}
@@ -93,6 +96,7 @@ SIGN_IN_FIRST = "Sign in first: send 'Authorization: Bearer <session token or AP
 INVALID_TOKEN = "The access token is invalid, expired or revoked; sign in again."
 ONLY_OWNERS = "Only an OWNER can grant, change or remove the ADMIN and OWNER roles."
 CHALLENGE = 'Bearer realm="leadgraph"'
+DUE = "2030-01-01T09:00:00+00:00"  # a follow-up's due time
 
 
 def allowed(role: str, minimum: str) -> bool:
@@ -168,6 +172,17 @@ mutation ($input: AddActivityInput!) {{
 UPDATE_ACTIVITY = f"""
 mutation ($id: ID!, $input: UpdateActivityInput!) {{
   updateActivity(id: $id, input: $input) {{ activity {{ id body }} {USER_ERRORS} }}
+}}
+"""
+FOLLOW_UPS = "{ followUps(filter: {status: [OPEN, DONE, CANCELLED]}) { nodes { id title } } }"
+CREATE_FOLLOW_UP = f"""
+mutation ($input: CreateFollowUpInput!) {{
+  createFollowUp(input: $input) {{ followUp {{ id title status subject {{ id }} }} {USER_ERRORS} }}
+}}
+"""
+UPDATE_FOLLOW_UP = f"""
+mutation ($id: ID!, $input: UpdateFollowUpInput!) {{
+  updateFollowUp(id: $id, input: $input) {{ followUp {{ id status }} {USER_ERRORS} }}
 }}
 """
 LEAD_ACTIVITIES = "query ($id: ID!) { lead(id: $id) { activities { nodes { id body } } } }"
@@ -302,6 +317,7 @@ STATE = """
   tags { id name color }
   leadActivities: leads(first: 100) { nodes { activities { totalCount nodes { body kind } } } }
   tickets(first: 100) { totalCount nodes { id status updatedAt comments { totalCount } } }
+  followUps(filter: {status: [OPEN, DONE, CANCELLED]}) { nodes { title status } }
 }
 """
 
@@ -379,6 +395,14 @@ class World:
         assert payload["userErrors"] == []
         activity_id: str = payload["activity"]["id"]
         return activity_id
+
+    def follow_up(self) -> str:
+        """An OPEN follow-up on a lead, created by the OWNER's key."""
+        variables = {"input": {"subjectId": self.lead(), "title": "Call", "dueAt": DUE}}
+        payload = self.owner.data(CREATE_FOLLOW_UP, variables)["createFollowUp"]
+        assert payload["userErrors"] == []
+        follow_up_id: str = payload["followUp"]["id"]
+        return follow_up_id
 
     def archived_client(self) -> str:
         client_id = self.client(email="archived@example.com")
@@ -598,6 +622,30 @@ def then_update_tag(world: World, caller: Caller, payload: Any, variables: Any) 
 def then_delete_tag(world: World, caller: Caller, payload: Any, variables: Any) -> None:
     assert payload == {"deletedTagId": variables["id"], "userErrors": []}
     assert world.owner.data(TAGS) == {"tags": []}
+
+
+query("followUps", FOLLOW_UPS, seeded(World.follow_up))
+
+
+@operation(
+    "createFollowUp",
+    CREATE_FOLLOW_UP,
+    lambda w: {"input": {"subjectId": w.lead(), "title": "Call back", "dueAt": DUE}},
+)
+def then_create_follow_up(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload["userErrors"] == []
+    made = payload["followUp"]
+    assert (made["title"], made["status"]) == ("Call back", "OPEN")
+    assert made["subject"] == {"id": variables["input"]["subjectId"]}
+    found = world.owner.data(FOLLOW_UPS)["followUps"]["nodes"]
+    assert found == [{"id": made["id"], "title": "Call back"}]
+
+
+@operation(
+    "updateFollowUp", UPDATE_FOLLOW_UP, lambda w: {"id": w.follow_up(), "input": {"status": "DONE"}}
+)
+def then_update_follow_up(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {"followUp": {"id": variables["id"], "status": "DONE"}, "userErrors": []}
 
 
 query("possibleDuplicateLeads", POSSIBLE_DUPLICATES, seeded(lambda w: (w.lead(), w.lead())))
@@ -996,6 +1044,7 @@ SESSION_CELLS = [
     ("MEMBER", "createLead"),
     ("MEMBER", "updateClient"),
     ("MEMBER", "deleteLead"),
+    ("MEMBER", "createFollowUp"),
     ("MEMBER", "apiKeys"),
     ("MEMBER", "addActivity"),
     ("VIEWER", "leads"),

@@ -13,6 +13,7 @@ from db.models.auth import (
 )
 from db.models.clients import Client, ClientCreate, ClientStatus, ClientUpdate
 from db.models.events import Event, EventCounter, EventType
+from db.models.follow_ups import DueWindow, FollowUp, FollowUpStatus
 from db.models.imports import (
     DuplicatePolicy,
     ImportChunk,
@@ -60,6 +61,7 @@ __all__ = [
     "ClientUpdate",
     "CodePurpose",
     "DeliveryStatus",
+    "DueWindow",
     "DuplicatePolicy",
     "EmailCode",
     "EndpointCreate",
@@ -68,6 +70,8 @@ __all__ = [
     "Event",
     "EventCounter",
     "EventType",
+    "FollowUp",
+    "FollowUpStatus",
     "ImportChunk",
     "ImportJob",
     "ImportRowError",

@@ -41,6 +41,9 @@ class EventType(enum.Enum):
     TICKET_CREATED = "TICKET_CREATED"
     TICKET_UPDATED = "TICKET_UPDATED"
     TICKET_COMMENTED = "TICKET_COMMENTED"
+    # A follow-up created or changed: the event's record is the follow-up.
+    FOLLOW_UP_CREATED = "FOLLOW_UP_CREATED"
+    FOLLOW_UP_UPDATED = "FOLLOW_UP_UPDATED"
 
 
 # Type names (as global IDs spell them) and event type names fit in this.

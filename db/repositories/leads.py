@@ -23,6 +23,7 @@ from db.repositories.base import (
     scoped_by_id,
     values_of,
 )
+from db.repositories.follow_ups import follow_up_due_bound
 from db.repositories.hints import Selective
 from db.repositories.tags import LEAD_TAGS, owner_bounds
 
@@ -45,6 +46,7 @@ class LeadFilterSpec(FilterSpec):
     tags_any: Sequence[int] | None = None
     tags_all: Sequence[int] | None = None
     tags_none: Sequence[int] | None = None
+    follow_up_due: tuple[datetime, datetime] | None = None  # an OPEN follow-up due in [gte, lt)
 
 
 _ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
@@ -87,6 +89,7 @@ class LeadRepository(Repository):
         ),
         external_id_bound(_EXTERNAL, "lead_id"),
         *owner_bounds(LEAD_TAGS),
+        follow_up_due_bound("lead_id"),
     )
 
     async def lock_keys(self, keys: Sequence[str]) -> None:
