@@ -60,6 +60,9 @@ PARTS: dict[str, frozenset[str]] = {
             *("Mutation.createTicket", "Mutation.updateTicket", "Mutation.addTicketComment"),
             *("EventType.TICKET_CREATED", "EventType.TICKET_UPDATED"),
             "EventType.TICKET_COMMENTED",
+            # Pipeline counts.
+            *("StatusCount", "ValueCount", "OwnerCount", "DayCount", "LeadAggregate"),
+            "LeadConnection.aggregate",
         }
     ),
 }
