@@ -29,8 +29,8 @@ class StatusCount:
 class ValueCount:
     value: str | None = strawberry.field(
         description="null: not set. Values that differ only in case (states: also name and "
-        "code, 'Texas' and 'TX') are one group, spelled as the workspace's oldest lead of "
-        "the group spells it."
+        "code, 'Texas' and 'TX') are one group, spelled as the first stored (lowest id) of the "
+        "leads it counts spells it."
     )
     count: int
 

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, String, case, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from db import reads
 from db.models import LeadStatus, User
@@ -42,6 +43,33 @@ def _utc_day_sqlite(element: utc_day, compiler: Any, **kw: Any) -> str:
 def _utc_day_postgresql(element: utc_day, compiler: Any, **kw: Any) -> str:
     column = compiler.process(element.clauses, **kw)
     return f"to_char(({column}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+
+class Unindexed(ColumnElement[Any]):
+    """A column that SQLite must not read in an index's order (``+column``): grouped under a
+    filter, without statistics its planner walks the grouped column's index over the whole
+    workspace (in group order, no sort) rather than the filter's index over the few rows it
+    finds, 10-100 times slower. Elsewhere, the column itself."""
+
+    __visit_name__ = "leadgraph_unindexed"
+    inherit_cache = True
+    _traverse_internals = [  # noqa: RUF012  (SQLAlchemy reads it from the class)
+        ("column", InternalTraversal.dp_clauseelement)
+    ]
+
+    def __init__(self, column: Any) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(Unindexed)
+def _compile_unindexed(element: Unindexed, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.column, **kw))
+
+
+@compiles(Unindexed, "sqlite")
+def _compile_unindexed_sqlite(element: Unindexed, compiler: Any, **kw: Any) -> str:
+    return f"+{compiler.process(element.column, **kw)}"
 
 
 @dataclass(frozen=True)
@@ -77,45 +105,43 @@ class LeadCounts(LeadRepository):
 
     async def by_text(self, spec: LeadFilterSpec | None, key: str, first: int) -> list[ValueRow]:
         """The ``first`` largest groups of the case-folded ``key`` column (``source_key``,
-        ``state_key``), ties by key, not set ('') last among its ties. Each with the spelling
-        of the workspace's oldest lead (lowest id) of that key, whatever the filter: one
-        spelling per key, the same in every count."""
+        ``state_key``), ties by key, not set ('') last among its ties; each spelled as the
+        oldest (lowest id) of its leads counted spells it."""
         where, params = self._where(spec)
         column = self.c[key]
-        spelled = self.c[key.removesuffix("_key")]
+        grouped = column if self._unfiltered(spec) else Unindexed(column)
         count = func.count().label("n")
-        unset = case((column == "", 1), else_=0)
         groups = (
-            select(column.label("k"), count)
+            select(grouped.label("k"), count, func.min(self.c.id).label("oldest"))
             .where(*where)
-            .group_by(column)
-            .order_by(count.desc(), unset, column)
+            .group_by(grouped)
+            .order_by(count.desc(), case((grouped == "", 1), else_=0), grouped)
             .limit(first)
             .subquery("groups")
         )
-        inner = self.table.alias("spelling")
-        spelling = (
-            select(inner.c[spelled.key])
-            .where(inner.c.workspace_id == self.workspace_id, inner.c[key] == groups.c.k)
-            .order_by(inner.c.id)
-            .limit(1)
-            .scalar_subquery()
-        )
-        g_unset = case((groups.c.k == "", 1), else_=0)
-        stmt = select(groups.c.k, groups.c.n, spelling).order_by(
-            groups.c.n.desc(), g_unset, groups.c.k
+        # The id is in every index (SQLite's rowid): the groups come from the index alone,
+        # and each group's spelling is one lookup by primary key.
+        oldest = self.table.alias("oldest")
+        stmt = (
+            select(groups.c.k, groups.c.n, oldest.c[key.removesuffix("_key")])
+            .select_from(groups.join(oldest, oldest.c.id == groups.c.oldest))
+            .order_by(groups.c.n.desc(), case((groups.c.k == "", 1), else_=0), groups.c.k)
         )
         rows = await reads.all_rows(self.conn, stmt, params)
         return [
-            ValueRow(key=k, value=(spelling_ if k != "" else None), count=int(n))
-            for k, n, spelling_ in rows
+            ValueRow(key=k, value=(spelling if k != "" else None), count=int(n))
+            for k, n, spelling in rows
         ]
+
+    @staticmethod
+    def _unfiltered(spec: LeadFilterSpec | None) -> bool:
+        return spec is None or spec == LeadFilterSpec()
 
     async def by_owner(self, spec: LeadFilterSpec | None, first: int) -> list[tuple[Any, int]]:
         """The ``first`` largest groups by owner: (the owner's users row or None for
         unassigned, count), ties by owner id, unassigned last among its ties."""
         where, params = self._where(spec)
-        owner = self.c.owner_id
+        owner = self.c.owner_id if self._unfiltered(spec) else Unindexed(self.c.owner_id)
         count = func.count().label("n")
         unassigned = case((owner.is_(None), 1), else_=0)
         groups = (
