@@ -25,7 +25,7 @@ GRAPHIQL_FILES := react@18.2.0:umd/react.production.min.js \
 	@graphiql/plugin-explorer@1.0.2:dist/index.umd.js
 
 .PHONY: run test test-postgres test-fast install graphiql schema lint clean bench bench-fanout \
-	bench-webhooks bench-exports bench-duplicates bench-imports
+	bench-webhooks bench-exports bench-duplicates bench-imports bench-aggregates
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -115,6 +115,12 @@ bench-duplicates: $(INSTALLED)
 # BENCH_IMPORT_ROWS, BENCH_DATABASE_URL.
 bench-imports: $(INSTALLED)
 	$(PY) -m bench.imports
+
+# Pipeline counts (issue 12): leads { aggregate } over HTTP at 1M leads, unfiltered and
+# filtered, whole and each count alone; SQLite at bench/.data/aggregates.db (kept: reruns reuse
+# it) unless BENCH_DATABASE_URL names a PostgreSQL database (bench/README.md).
+bench-aggregates: $(INSTALLED)
+	$(PY) -m bench.aggregates
 
 schema: $(INSTALLED)
 	$(PY) server.py export-schema --output schema/schema.graphql

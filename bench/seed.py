@@ -181,13 +181,13 @@ LEAD_COLUMNS = _words(
     "notes status score metadata created_at updated_at converted_at converted_client_id "
     "created_by_user_id created_by_api_key_id updated_by_user_id updated_by_api_key_id "
     "email_key name_key city_key state_key source_key search_key external_ids phone_key "
-    "company_key"
+    "company_key owner_id"
 )
 CLIENT_COLUMNS = _words(
     "id workspace_id email first_name last_name phone company street city state postal_code "
     "country status archived_at notes metadata created_at updated_at created_by_user_id "
     "created_by_api_key_id updated_by_user_id updated_by_api_key_id "
-    "email_key name_key city_key state_key search_key external_ids"
+    "email_key name_key city_key state_key search_key external_ids owner_id"
 )
 
 
@@ -505,6 +505,7 @@ def lead_rows(
                     fold(email), name_key, city_key, state_key, source_key,
                     search_key(name, email, company), no_ids, phone_key(phone),
                     _company_key(company),
+                    None,  # owner_id: unassigned (bench/aggregates.py assigns owners)
                 )
             )  # fmt: skip
         yield chunk
@@ -551,6 +552,7 @@ def client_rows(p: Plan, stamp: Stamp, encode_json: Callable[[Any], Any]) -> lis
                 who.state_key,
                 search_key(who.name, who.email, who.company),
                 encode_json([]),
+                None,  # owner_id: unassigned
             )
         )
     return rows

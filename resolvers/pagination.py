@@ -78,6 +78,8 @@ class Page:
     has_next_page: bool
     has_previous_page: bool
     count: Callable[[], Awaitable[int]]
+    # The filter the page and its count are under (a repository spec): counts over it.
+    spec: FilterSpec | None = None
 
 
 def _size(value: int, argument: str) -> int:
@@ -236,7 +238,9 @@ async def fetch_page(
         def cursor(r: Any) -> str:
             return encode_cursor(order, getattr(r, sort.column), r.id)
 
-    return page_of(rows, args, cursor, count)
+    page = page_of(rows, args, cursor, count)
+    page.spec = spec
+    return page
 
 
 def page_of(

@@ -18,6 +18,7 @@ from schema.errors import UserError, user_errors
 from schema.events import history_field
 from schema.follow_ups import DueWindow, follow_ups_field
 from schema.intake import ExternalId, ExternalIdInput, LeadMatch, external_id_field
+from schema.lead_counts import LeadAggregate
 from schema.records import (
     DateTimeRange,
     IntRange,
@@ -27,7 +28,7 @@ from schema.records import (
     record_field,
     search_filter,
 )
-from schema.relay import input_values
+from schema.relay import Connection, input_values
 from schema.scalars import JSON
 from schema.tags import TagMatch, owner_field, tags_field
 
@@ -147,6 +148,21 @@ class LeadFilter:
     )
 
 
+@strawberry.type(name="LeadConnection")
+class LeadConnection(Connection[Lead]):  # type: ignore[misc]
+    spec: strawberry.Private[Any] = None  # the page's filter, for its aggregate
+
+    @strawberry.field(description="Counts over every lead the filter matches, not just this page.")
+    def aggregate(self) -> LeadAggregate:
+        return LeadAggregate(spec=self.spec)
+
+    @classmethod
+    def from_page(cls, page: Any, build: Any) -> Any:
+        connection: Any = super().from_page(page, build)
+        connection.spec = page.spec
+        return connection
+
+
 LeadOrder = order_input(
     "Lead",
     resolve.LEAD_SORTS,
@@ -254,6 +270,7 @@ class LeadQuery:
         LeadOrder,
         description="Leads, newest first unless orderBy says otherwise. Page with first/after "
         "or last/before: 20 by default, at most 100.",
+        connection=LeadConnection,
     )
 
 

@@ -183,11 +183,16 @@ def record_field(node: type[Record]) -> Any:
 
 
 def connection_field(
-    node: type[Record], filter_type: type, order_type: type, description: str
+    node: type[Record],
+    filter_type: type,
+    order_type: type,
+    description: str,
+    connection: Any = None,
 ) -> Any:
     """The list field of a record type: ``leads(first, after, last, before, filter,
-    orderBy): LeadConnection!``, paged by its resolvers (``RecordType.page``)."""
-    connection = Connection[node]  # type: ignore[valid-type]
+    orderBy): LeadConnection!``, paged by its resolvers (``RecordType.page``). ``connection``:
+    a subclass of ``Connection[node]`` with fields of its own (``LeadConnection.aggregate``)."""
+    connection = connection or Connection[node]  # type: ignore[valid-type]
 
     async def resolve(
         self: Any,

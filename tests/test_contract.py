@@ -67,6 +67,9 @@ PARTS: dict[str, frozenset[str]] = {
             *("Mutation.createFollowUp", "Mutation.updateFollowUp"),
             *("Lead.followUps", "Client.followUps", "LeadFilter.followUpDue"),
             *("EventType.FOLLOW_UP_CREATED", "EventType.FOLLOW_UP_UPDATED"),
+            # Pipeline counts.
+            *("StatusCount", "ValueCount", "OwnerCount", "DayCount", "LeadAggregate"),
+            "LeadConnection.aggregate",
         }
     ),
 }

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Integer
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Integer, text
 from sqlmodel import Field
 
 from db.models import fields as f
@@ -47,6 +47,15 @@ class Lead(RecordTable, table=True):
         Index("ix_leads_ws_source", "workspace_id", "source_key"),
         # convertedFrom: the leads converted into a page of clients.
         Index("ix_leads_ws_converted", "workspace_id", "converted_client_id"),
+        # convertedPerDay: the conversions of the last days (migration 0014). Partial: only a
+        # window's range implies its condition, so no other query takes it for its order.
+        Index(
+            "ix_leads_ws_converted_at",
+            "workspace_id",
+            "converted_at",
+            sqlite_where=text("converted_at IS NOT NULL"),
+            postgresql_where=text("converted_at IS NOT NULL"),
+        ),
         # ownerId / unassigned filters, in the default order (migration 0010).
         Index("ix_leads_ws_owner", "workspace_id", "owner_id", "created_at", "id"),
         # Matching and duplicates: the same phone (E.164), the same company.
