@@ -13,11 +13,13 @@ import enum
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic import Field as Size
 from pydantic_core import PydanticCustomError
 from sqlalchemy import Column, ForeignKey, Index, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
+from db.models import fields as f
 from db.types import UTCDateTime, utcnow
 
 BODY_MAX = 10_000
@@ -72,17 +74,6 @@ class Activity(SQLModel, table=True):
 # ------------------------------------------------------------------ what the API accepts
 
 
-def _body(value: str) -> str:
-    value = value.strip()
-    if not value:
-        raise PydanticCustomError("blank", "This field is required and cannot be blank.")
-    if len(value) > BODY_MAX:
-        raise PydanticCustomError(
-            "too_long", "The body must be at most {max} characters.", {"max": BODY_MAX}
-        )
-    return value
-
-
 def _aware(value: datetime) -> datetime:
     # The DateTime scalar gives aware datetimes; a naive one would compare with nothing.
     if value.tzinfo is None:
@@ -94,7 +85,7 @@ def _aware(value: datetime) -> datetime:
     return value
 
 
-Body = Annotated[str, AfterValidator(_body)]
+Body = Annotated[str, BeforeValidator(f.required), Size(max_length=BODY_MAX)]
 OccurredAt = Annotated[datetime, AfterValidator(_aware)]
 
 

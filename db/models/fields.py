@@ -50,7 +50,8 @@ def _blank_to_none(value: Any) -> Any:
     return None if value == "" else value
 
 
-def _required(value: Any) -> Any:
+def required(value: Any) -> Any:
+    """Trimmed text that may not be null or blank (a BeforeValidator)."""
     value = _strip(value)
     if value is None or value == "":
         raise PydanticCustomError("blank", "This field is required and cannot be blank.")
@@ -94,8 +95,8 @@ def _country(value: str | None) -> str | None:
     return code
 
 
-Email = Annotated[str, BeforeValidator(_required), AfterValidator(_email)]
-RequiredName = Annotated[str, BeforeValidator(_required), Field(max_length=NAME_MAX)]
+Email = Annotated[str, BeforeValidator(required), AfterValidator(_email)]
+RequiredName = Annotated[str, BeforeValidator(required), Field(max_length=NAME_MAX)]
 
 
 def text(max_length: int) -> Any:
@@ -128,8 +129,8 @@ EXTERNAL_IDS_MAX = 20
 class ExternalIdIn(TypedDict):
     """Validated as a dict (pydantic checks a TypedDict's fields and returns the dict)."""
 
-    system: Annotated[str, BeforeValidator(_required), Field(max_length=SYSTEM_MAX)]
-    id: Annotated[str, BeforeValidator(_required), Field(max_length=EXTERNAL_ID_MAX)]
+    system: Annotated[str, BeforeValidator(required), Field(max_length=SYSTEM_MAX)]
+    id: Annotated[str, BeforeValidator(required), Field(max_length=EXTERNAL_ID_MAX)]
 
 
 def _one_per_system(value: list[ExternalIdIn] | None) -> list[ExternalIdIn] | None:

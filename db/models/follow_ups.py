@@ -12,11 +12,13 @@ import enum
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic import Field as Size
 from pydantic_core import PydanticCustomError
 from sqlalchemy import Column, ForeignKey, Index, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
+from db.models import fields as f
 from db.types import UTCDateTime
 
 TITLE_MAX = 200
@@ -105,36 +107,13 @@ class FollowUp(SQLModel, table=True):
 # ------------------------------------------------------------------ what the API accepts
 
 
-def _title(value: str) -> str:
-    value = value.strip()
-    if not value:
-        raise PydanticCustomError("blank", "This field is required and cannot be blank.")
-    if len(value) > TITLE_MAX:
-        raise PydanticCustomError(
-            "too_long", "The title must be at most {max} characters.", {"max": TITLE_MAX}
-        )
-    return value
-
-
-def _notes(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = value.strip()
-    if len(value) > NOTES_MAX:
-        raise PydanticCustomError(
-            "too_long", "The notes must be at most {max} characters.", {"max": NOTES_MAX}
-        )
-    return value or None
-
-
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise PydanticCustomError("naive", "The time needs a UTC offset.")
     return value.astimezone(UTC)
 
 
-Title = Annotated[str, AfterValidator(_title)]
-Notes = Annotated[str | None, AfterValidator(_notes)]
+Title = Annotated[str, BeforeValidator(f.required), Size(max_length=TITLE_MAX)]
 DueAt = Annotated[datetime, AfterValidator(_aware)]
 
 
@@ -145,7 +124,7 @@ class FollowUpCreate(BaseModel):
 
     title: Title
     due_at: DueAt
-    notes: Notes = None
+    notes: f.text(NOTES_MAX) = None  # type: ignore[valid-type]
 
 
 class FollowUpUpdate(BaseModel):
@@ -156,7 +135,7 @@ class FollowUpUpdate(BaseModel):
 
     title: Title | None = None
     due_at: DueAt | None = None
-    notes: Notes = None
+    notes: f.text(NOTES_MAX) = None  # type: ignore[valid-type]
     status: FollowUpStatus | None = None
 
 

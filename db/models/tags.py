@@ -88,7 +88,7 @@ def _color(value: str | None) -> str | None:
     return folded
 
 
-TagName = Annotated[str, BeforeValidator(f._required), Size(max_length=TAG_NAME_MAX)]
+TagName = Annotated[str, BeforeValidator(f.required), Size(max_length=TAG_NAME_MAX)]
 Color = Annotated[str | None, AfterValidator(_color)]
 
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
-from pydantic_core import PydanticCustomError
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
@@ -131,15 +130,8 @@ class TicketCounter(SQLModel, table=True):
     last_number: int = Column_(sa_column=Column(Integer, nullable=False))
 
 
-def _required(value: Any) -> Any:
-    value = value.strip() if isinstance(value, str) else value
-    if value is None or value == "":
-        raise PydanticCustomError("blank", "This field is required and cannot be blank.")
-    return value
-
-
-Subject = Annotated[str, BeforeValidator(_required), Field(max_length=SUBJECT_MAX)]
-Body = Annotated[str, BeforeValidator(_required), Field(max_length=COMMENT_MAX)]
+Subject = Annotated[str, BeforeValidator(f.required), Field(max_length=SUBJECT_MAX)]
+Body = Annotated[str, BeforeValidator(f.required), Field(max_length=COMMENT_MAX)]
 
 
 class TicketCreate(BaseModel):
