@@ -44,15 +44,9 @@ class Activity(Node):
         "on its client's timeline too; their subject stays the lead)."
     )
     async def subject(self, info: Info) -> Node:
-        from schema.nodes import load_node  # schema.nodes knows Activity: imported when used
+        from schema.nodes import load_subject  # schema.nodes knows Activity: imported when used
 
-        if self.lead_id is not None:
-            node = await load_node(info, "Lead", self.lead_id)
-        else:
-            assert self.client_id is not None
-            node = await load_node(info, "Client", self.client_id)
-        assert node is not None  # the subject's deletion deletes its activities
-        return node
+        return await load_subject(info, self.lead_id, self.client_id)
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Activity:

@@ -55,15 +55,9 @@ class FollowUp(Node):
 
     @strawberry.field(description="The lead or client it is on.")
     async def subject(self, info: Info) -> Node:
-        from schema.nodes import load_node  # schema.nodes knows FollowUp: imported when used
+        from schema.nodes import load_subject  # schema.nodes knows FollowUp: imported when used
 
-        if self.lead_id is not None:
-            node = await load_node(info, "Lead", self.lead_id)
-        else:
-            assert self.client_id is not None
-            node = await load_node(info, "Client", self.client_id)
-        assert node is not None  # the subject's deletion deletes its follow-ups
-        return node
+        return await load_subject(info, self.lead_id, self.client_id)
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> FollowUp:

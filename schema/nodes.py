@@ -70,6 +70,18 @@ async def load_node(info: Info, type_name: str, pk: int) -> Node | None:
     return found.build(row) if row is not None else None
 
 
+async def load_subject(info: Info, lead_id: int | None, client_id: int | None) -> Node:
+    """The lead or client a record is on (an activity, a follow-up): one of the two is set,
+    and the subject's deletion deletes the record."""
+    if lead_id is not None:
+        node = await load_node(info, "Lead", lead_id)
+    else:
+        assert client_id is not None
+        node = await load_node(info, "Client", client_id)
+    assert node is not None
+    return node
+
+
 async def _node(info: Info, id_: str, argument: str) -> Node | None:
     info.context.require(Role.VIEWER)
     key = node_key(id_, argument)
