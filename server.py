@@ -2,8 +2,9 @@
 
 python server.py serve            migrate, then serve the API and GraphiQL (default); with
                                   WORKERS > 1, in that many processes sharing the port
-python server.py worker           migrate, then run only the webhook sender (any number of
-                                  them, beside `serve` or instead of its own sender)
+python server.py worker           migrate, then run only the background work: the webhook
+                                  sender, the import runner and the follow-up reminders (any
+                                  number of them, beside `serve` or instead of its own)
 python server.py migrate          apply the Alembic migrations and exit
 python server.py export-schema    print the SDL (or write it with --output)
 """
@@ -1091,9 +1092,11 @@ def report_configuration_errors(exc: ValidationError) -> None:
 
 
 async def _work(settings: Settings) -> None:
-    """The webhook sender (and the import runner, unless IMPORT_RUNNER=false) alone, until
-    SIGTERM or SIGINT; deliveries in flight then get a few seconds to finish (the others go
-    again after their lease, from any sender), an import stops after its batch."""
+    """The background work alone, until SIGTERM or SIGINT: the webhook sender, the import runner
+    (unless IMPORT_RUNNER=false) and the follow-up reminders (unless FOLLOW_UP_REMINDERS=false).
+    On stopping, deliveries in flight get a few seconds to finish (the others go again after
+    their lease, from any sender), an import stops after its batch, the reminders after their
+    round."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -1103,22 +1106,40 @@ async def _work(settings: Settings) -> None:
     importer = ImportRunner(settings) if settings.import_runner else None
     if importer is not None:
         importer.start()
-    logger.info("webhook sender running (pid %d)", os.getpid())
+    db: Database | None = None
+    reminders: Reminders | None = None
+    if settings.follow_up_reminders:
+        db = Database(settings.database_url, settings)
+        if not settings.smtp_host:
+            logger.info("SMTP_HOST is not set: reminders go to this log")
+        reminders = Reminders(settings, db, mailer_for(settings))
+        reminders.start()
+    logger.info(
+        "webhook sender running (pid %d); import runner %s; follow-up reminders %s",
+        os.getpid(),
+        "on" if importer is not None else "off",
+        "on" if reminders is not None else "off",
+    )
     try:
         await stop.wait()
     finally:
+        if reminders is not None:
+            await reminders.stop()
         if importer is not None:
             await importer.stop()
         await sender.stop()
+        if db is not None:
+            await db.dispose()
     logger.info("webhook sender stopped")
 
 
 def work(settings: Settings) -> int:
-    """``server.py worker``: migrate, then send webhooks until stopped; the exit status."""
+    """``server.py worker``: migrate, then do the background work until stopped; the exit
+    status."""
     try:
         asyncio.run(_migrate(settings))
     except Exception:
-        logger.exception("Migrating the database failed; the webhook sender did not start.")
+        logger.exception("Migrating the database failed; the worker did not start.")
         return STARTUP_FAILURE
     asyncio.run(_work(settings))
     return 0
@@ -1129,7 +1150,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="migrate, then serve the API (default)")
     commands.add_parser(
-        "worker", help="migrate, then run only the webhook sender (until SIGTERM/SIGINT)"
+        "worker",
+        help="migrate, then run only the background work: webhooks, imports, reminders "
+        "(until SIGTERM/SIGINT)",
     )
     commands.add_parser("migrate", help="apply the database migrations and exit")
     key = commands.add_parser(

@@ -142,9 +142,10 @@ class Settings(BaseSettings):
     # How often an idle runner looks for queued jobs (an upload wakes its own process's).
     import_poll_interval_seconds: float = Field(default=1.0, gt=0)
 
-    # Follow-up reminders (README, Follow-ups): one email to the assignee at dueAt while the
-    # follow-up is OPEN, sent from inside `serve` unless this is false; any number of
-    # processes may run it on one database (each reminder is claimed once).
+    # Follow-up reminders (README, Follow-up reminders): one email to the assignee at dueAt
+    # while the follow-up is OPEN, sent from inside `serve` and `server.py worker` unless this
+    # is false; any number of processes may run it on one database (each reminder is claimed
+    # once).
     follow_up_reminders: bool = True
     # How often the scheduler looks for reminders come due.
     reminder_poll_interval_seconds: float = Field(default=5.0, gt=0)

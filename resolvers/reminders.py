@@ -1,13 +1,14 @@
 """Follow-up reminders: the assignee of an OPEN follow-up gets one email at its dueAt.
 
-A task of the serving process (started and stopped with it, as the webhook sender and the
-import runner are) looks every REMINDER_POLL_INTERVAL_SECONDS for reminders come due, in
-every workspace. Each one is claimed in its own committed transaction before its email goes
-out (``ReminderQueue.claim``: a conditional UPDATE of ``reminded_at``), so it is sent once
-even with several server processes on one database; one come due while no server ran goes
-out when the next one starts. An email the mail server refused is released and tried again
-on a later round (so a reminder may be lost only if the process dies between the claim and
-the send). Changing the due time makes the follow-up due for a reminder again.
+A task of ``server.py serve`` and of ``server.py worker`` (started and stopped with the
+process, as the webhook sender and the import runner are; FOLLOW_UP_REMINDERS=false leaves it
+out) looks every REMINDER_POLL_INTERVAL_SECONDS for reminders come due, in every workspace.
+Each one is claimed in its own committed transaction before its email goes out
+(``ReminderQueue.claim``: a conditional UPDATE of ``reminded_at``), so it is sent once even
+with several processes on one database; one come due while none ran goes out when the next
+one starts. An email the mail server refused is released and tried again on a later round (so
+a reminder may be lost only if the process dies between the claim and the send). Changing the
+due time makes the follow-up due for a reminder again.
 """
 
 from __future__ import annotations

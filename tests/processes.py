@@ -36,7 +36,7 @@ def free_port() -> int:
 
 class ServerProcess:
     """One Leadgraph instance on a free loopback port; its log goes to ``log_path``.
-    ``command``: ``serve``, or ``worker`` (the webhook sender alone, no port)."""
+    ``command``: ``serve``, or ``worker`` (the background work alone, no port)."""
 
     def __init__(
         self, database_url: str, log_path: Path, command: str = "serve", **settings: str

@@ -1,7 +1,8 @@
 """Follow-up reminders: real ``server.py serve`` processes on one database send the assignee
 of each OPEN follow-up one email at its dueAt, through a real SMTP server on loopback: never
 before it is due, never twice (two processes poll at once), never for a DONE or unassigned
-one, and one that came due while no server ran goes out when the next one starts."""
+one, and one that came due while no server ran goes out when the next one starts; a
+``server.py worker`` sends them when ``serve`` has them off."""
 
 from __future__ import annotations
 
@@ -185,3 +186,46 @@ def test_a_reminder_the_mail_server_refused_goes_out_later(tmp_path: Path, smtp:
         finally:
             first.stop()
             second.stop()
+
+
+def test_a_worker_process_sends_reminders_while_serve_has_them_off(
+    tmp_path: Path, smtp: Mailbox
+) -> None:
+    """``server.py worker`` runs the reminders too: with FOLLOW_UP_REMINDERS=false on the
+    serving process, the worker alone sends them (once); a worker with them off sends none."""
+    smtp.clear()
+    mail = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port), "SMTP_STARTTLS": "false"}
+    off = {**SETTINGS, "FOLLOW_UP_REMINDERS": "false"}
+    worker_settings = {**SETTINGS, **mail, "LOG_LEVEL": "info"}
+    with scratch_database(tmp_path) as url:
+        key = create_owner_key(url)
+        ann = add_member(url, ANN)
+        server = ServerProcess(url, tmp_path / "serve.log", **off, **mail).start()
+        idle = ServerProcess(
+            url, tmp_path / "idle.log", "worker", **worker_settings, FOLLOW_UP_REMINDERS="false"
+        )
+        worker = ServerProcess(url, tmp_path / "worker.log", "worker", **worker_settings)
+        try:
+            server.wait_for_readyz(200, timeout=60)
+            idle.start().wait_for_log("follow-up reminders off", timeout=60)
+            with httpx.Client(base_url=server.url, timeout=30) as http:
+                gql = GraphQLClient(http, key)
+                lead_id = gql.data(CREATE_LEAD)["createLead"]["lead"]["id"]
+                due = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+                given = {"subjectId": lead_id, "title": "by the worker", "dueAt": due}
+                payload = gql.data(CREATE, {"input": {**given, "assigneeId": ann}})
+                assert payload["createFollowUp"]["userErrors"] == []
+
+                time.sleep(1)  # ten rounds' time: neither `serve` nor the idle worker sends it
+                assert subjects(smtp) == []
+
+                worker.start().wait_for_log("follow-up reminders on", timeout=60)
+                wait_for(smtp, 1)
+                time.sleep(1)
+                assert subjects(smtp) == ["Follow-up due: by the worker"]
+                assert lead_id in smtp.to(ANN)[0].get_content()
+            assert "follow-up reminders off" not in worker.log()
+            assert f"reminder sent to {ANN}" in worker.log()
+        finally:
+            for process in (server, idle, worker):
+                process.stop()
