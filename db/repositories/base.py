@@ -24,7 +24,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.dml import Insert
 
 from db import reads
 from db.models.fields import fold
@@ -62,10 +61,19 @@ def scoped_by_id(table: Table) -> list[ColumnElement[bool]]:
     return [table.c.workspace_id == bindparam(SCOPE_PARAM), table.c.id == bindparam(ID_PARAM)]
 
 
-@cache
-def _insert_returning(table: Table) -> Insert:
-    """``INSERT INTO table (...) VALUES (...) RETURNING *``; the columns are the parameters'."""
-    return insert(table).returning(table)
+@lru_cache(maxsize=256)
+def _insert_returning(table: Table, keys: tuple[str, ...]) -> reads.Reusable:
+    """``INSERT INTO table (keys...) VALUES (:v_key...) RETURNING *``, built once per table and
+    set of columns, run by the driver itself in the write's transaction (``reads.in_transaction``:
+    SQLAlchemy's execution context, parameter processing and Row objects cost more than the
+    INSERT; bench/README.md, "Where a request's CPU goes"). The values are bind parameters of
+    the columns' types (``v_`` + the column: a bind parameter named as its column is reserved
+    for SQLAlchemy's own VALUES)."""
+    values = {key: bindparam(INSERT_PARAM + key, type_=table.c[key].type) for key in keys}
+    return reads.Reusable(insert(table).values(values).returning(table))
+
+
+INSERT_PARAM = "v_"
 
 
 @cache
@@ -344,9 +352,11 @@ class Repository:
         now = utcnow()
         row = {"created_at": now, "updated_at": now, **values}
         params = {**row, **self.derived(row), "workspace_id": self.workspace_id}
-        # The same INSERT as .values(**params), built once per table: values() would coerce
-        # every value into a new bound parameter and hash the statement again on each call.
-        inserted = (await self.conn.execute(_insert_returning(self.table), params)).one()
+        # Built once per table and set of columns: values() would coerce every value into a
+        # new bound parameter and hash the statement again on each call.
+        stmt = _insert_returning(self.table, tuple(params))
+        given = {INSERT_PARAM + key: value for key, value in params.items()}
+        (inserted,) = await reads.in_transaction(self.conn, stmt, given)
         if values.get("external_ids"):
             await self._store_external_ids(inserted.id, values["external_ids"], replace=False)
         return inserted

@@ -134,4 +134,6 @@ class LeadRepository(Repository):
             .where(*self.scoped(self.c.converted_client_id.in_(list(client_ids))))
             .order_by(self.c.converted_at, self.c.id)
         )
-        return await reads.all_rows(self.conn, stmt)
+        # An index lookup per client (ix_leads_ws_converted; a DataLoader's batch, at most a
+        # page's worth): short whatever the ids, so SQLite runs it on the event loop's thread.
+        return await reads.all_rows(self.conn, stmt, inline=True)
