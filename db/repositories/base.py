@@ -76,6 +76,16 @@ def _insert_returning(table: Table, keys: tuple[str, ...]) -> reads.Reusable:
 INSERT_PARAM = "v_"
 
 
+@lru_cache(maxsize=512)
+def _update_returning(table: Table, keys: tuple[str, ...]) -> reads.Reusable:
+    """``UPDATE table SET key = :v_key... WHERE workspace_id = :scope_workspace_id AND id =
+    :row_id RETURNING *``, built once per table and set of columns and run as
+    ``_insert_returning`` is."""
+    values = {key: bindparam(INSERT_PARAM + key, type_=table.c[key].type) for key in keys}
+    stmt = update(table).where(*scoped_by_id(table)).values(values).returning(table)
+    return reads.Reusable(stmt)
+
+
 @cache
 def _select_by_id(table: Table, for_update: bool) -> Select[Any]:
     stmt = select(table).where(*scoped_by_id(table))
@@ -369,13 +379,9 @@ class Repository:
             **self.derived(merged),
             "updated_at": changes.get("updated_at", utcnow()),
         }
-        stmt = (
-            update(self.table)
-            .where(*self.scoped(self.c.id == current.id))
-            .values(**values)
-            .returning(self.table)
-        )
-        updated = (await self.conn.execute(stmt)).one()
+        stmt = _update_returning(self.table, tuple(values))
+        given = {INSERT_PARAM + key: value for key, value in values.items()}
+        (updated,) = await reads.in_transaction(self.conn, stmt, given | self.by_id(current.id))
         if "external_ids" in changes:
             await self._store_external_ids(current.id, changes["external_ids"], replace=True)
         return updated
