@@ -11,8 +11,9 @@ connection's thread on SQLite (``db/sqlite_driver.py``). Rows are named tuples: 
 
 Only connections of ``Database.read()`` take this path (they carry ``RAW_READS``); a read runs
 no BEGIN, so it needs no ROLLBACK: one statement is one snapshot, as under read committed.
-Writes, in their transactions, keep SQLAlchemy's path, but for the statements a caller runs
-through ``in_transaction`` (the change-event log's append, which every write runs).
+Writes, in their transactions, keep SQLAlchemy's path (it holds the transaction), but for the
+statements a caller runs through ``in_transaction``: a row's INSERT/UPDATE ... RETURNING
+(``Repository.insert``/``update``) and the change-event log's append, which every write runs.
 """
 
 from __future__ import annotations
