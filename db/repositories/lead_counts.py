@@ -1,28 +1,43 @@
 """Pipeline counts: aggregates over every lead a LeadFilter matches (``LeadConnection.aggregate``).
 
-Each count is one statement over the same conditions as the connection's ``totalCount``
-(``Repository.conditions``), grouped on an indexed column where one exists, so that SQLite
-answers it from the index alone: status (ix_leads_ws_status), source_key (ix_leads_ws_source),
-state_key (ix_leads_ws_state), owner_id (ix_leads_ws_owner), created_at (ix_leads_ws_created).
+Each count is one statement. Under no filter, or a filter of the tallies' dimensions only
+(status, sources, state, ownerId, unassigned), it reads the tallies (db/models/tallies.py,
+kept exact by the database on every write: migration 0015): a workspace's tally rows, not its
+leads. Under any other filter, it runs over the same conditions as the connection's
+``totalCount`` (``Repository.conditions``), grouped on an indexed column where one exists, so
+that SQLite answers it from the index alone: status (ix_leads_ws_status), source_key
+(ix_leads_ws_source), state_key (ix_leads_ws_state), owner_id (ix_leads_ws_owner), created_at
+(ix_leads_ws_created).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, time
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, case, func, select
+from sqlalchemy import ColumnElement, String, case, func, literal, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from db import reads
-from db.models import LeadStatus, User
+from db.models import LeadDayTally, LeadStatus, LeadTally, User
+from db.models.keys import region_key
+from db.models.tallies import CONVERTED, CREATED
+from db.repositories.base import folded_all, values_of
 from db.repositories.hints import Selective
 from db.repositories.leads import LeadFilterSpec, LeadRepository
 
 users: Any = User.__table__  # type: ignore[attr-defined]
+tallies: Any = LeadTally.__table__  # type: ignore[attr-defined]
+day_tallies: Any = LeadDayTally.__table__  # type: ignore[attr-defined]
+
+# The LeadFilter fields the tallies can answer: a filter of these alone (or none) is counted
+# from them; any other condition (search, tags, score, dates, city, ...) from the leads.
+TALLIED = frozenset({"statuses", "sources", "state", "owner_id", "unassigned"})
+# Which day tally a per-day count of this column reads.
+DAY_KINDS = {"created_at": CREATED, "converted_at": CONVERTED}
 
 
 class utc_day(FunctionElement[str]):
@@ -91,7 +106,72 @@ class LeadCounts(LeadRepository):
         conditions, params = self.conditions(spec or LeadFilterSpec())
         return [self.scope, *conditions], params
 
+    # ------------------------------------------------------------------ from the tallies
+
+    def tallied(self, spec: LeadFilterSpec | None, table: Any) -> list[ColumnElement[bool]] | None:
+        """The spec's conditions on a tally table (``tallies``, ``day_tallies``), or None when
+        the spec has one the tallies cannot answer."""
+        t = table.c
+        where: list[ColumnElement[bool]] = [t.workspace_id == self.workspace_id]
+        if spec is None:
+            return where
+        for field in fields(spec):
+            value = getattr(spec, field.name)
+            # An empty search is none (``Repository.conditions``).
+            if field.name not in TALLIED and value is not None and value != "":
+                return None
+        if spec.statuses is not None:
+            where.append(t.status.in_(values_of(spec.statuses)))
+        if spec.sources is not None:
+            where.append(t.source_key.in_(folded_all(spec.sources)))
+        if spec.state is not None:
+            where.append(t.state_key == region_key(spec.state))
+        if spec.owner_id is not None:
+            # owner_key 0 is unassigned, which no ownerId matches.
+            where += [t.owner_key == spec.owner_id, t.owner_key != 0]
+        if spec.unassigned is not None:
+            where.append(t.owner_key == 0 if spec.unassigned else t.owner_key != 0)
+        return where
+
+    def _spelled(self, spec: LeadFilterSpec | None, key: str, group: Any) -> Any:
+        """The spelling of a group (of ``key``, source_key or state_key) by the tallies: its
+        oldest (lowest id) lead that the spec matches. The other conditions are ``Unindexed``
+        on SQLite, so that it walks the leads of the group (ix_leads_ws_source) or the table
+        in id order and stops at the first that matches, rather than collect the filter's
+        leads and sort them."""
+        c = self.c
+        where = [self.scope, c[key] == group]
+        if spec is not None:
+            if spec.statuses is not None:
+                where.append(Unindexed(c.status).in_(values_of(spec.statuses)))
+            if spec.sources is not None:
+                where.append(Unindexed(c.source_key).in_(folded_all(spec.sources)))
+            if spec.state is not None:
+                where.append(Unindexed(c.state_key) == region_key(spec.state))
+            if spec.owner_id is not None:
+                where.append(Unindexed(c.owner_id) == spec.owner_id)
+            if spec.unassigned is not None:
+                owner = Unindexed(c.owner_id)
+                where.append(owner.is_(None) if spec.unassigned else owner.is_not(None))
+        column = c[key.removesuffix("_key")]
+        return select(column).where(*where).order_by(c.id).limit(1).scalar_subquery()
+
+    # ------------------------------------------------------------------ the counts
+
+    async def count(self, spec: LeadFilterSpec | None) -> int:  # type: ignore[override]
+        """How many leads match (the connection's totalCount)."""
+        tallied = self.tallied(spec, tallies)
+        if tallied is None:
+            return await super().count(spec)
+        stmt = select(func.coalesce(func.sum(tallies.c.n), 0)).where(*tallied)
+        return int(await reads.scalar(self.conn, stmt))
+
     async def average_score(self, spec: LeadFilterSpec | None) -> float | None:
+        tallied = self.tallied(spec, tallies)
+        if tallied is not None:
+            stmt = select(func.sum(tallies.c.score_sum), func.sum(tallies.c.n)).where(*tallied)
+            total, n = (await reads.all_rows(self.conn, stmt))[0]
+            return None if not n else int(total) / int(n)
         where, params = self._where(spec)
         stmt = select(func.avg(self.c.score)).where(*where)
         value = await reads.scalar(self.conn, stmt, params)
@@ -99,15 +179,25 @@ class LeadCounts(LeadRepository):
 
     async def by_status(self, spec: LeadFilterSpec | None) -> dict[LeadStatus, int]:
         """Every status (enum order) and its count, zeros included."""
-        where, params = self._where(spec)
-        stmt = select(self.c.status, func.count()).where(*where).group_by(self.c.status)
-        found = {status: int(n) for status, n in await reads.all_rows(self.conn, stmt, params)}
+        tallied = self.tallied(spec, tallies)
+        if tallied is not None:
+            t = tallies.c
+            stmt = select(t.status, func.sum(t.n)).where(*tallied).group_by(t.status)
+            rows = await reads.all_rows(self.conn, stmt)
+        else:
+            where, params = self._where(spec)
+            stmt = select(self.c.status, func.count()).where(*where).group_by(self.c.status)
+            rows = await reads.all_rows(self.conn, stmt, params)
+        found = {status: int(n) for status, n in rows}
         return {s: found.get(s.value, 0) for s in LeadStatus}
 
     async def by_text(self, spec: LeadFilterSpec | None, key: str, first: int) -> list[ValueRow]:
         """The ``first`` largest groups of the case-folded ``key`` column (``source_key``,
         ``state_key``), ties by key, not set ('') last among its ties; each spelled as the
         oldest (lowest id) of its leads counted spells it."""
+        tallied = self.tallied(spec, tallies)
+        if tallied is not None:
+            return await self._by_text_tallied(spec, tallied, key, first)
         where, params = self._where(spec)
         column = self.c[key]
         grouped = column if self._unfiltered(spec) else Unindexed(column)
@@ -134,6 +224,33 @@ class LeadCounts(LeadRepository):
             for k, n, spelling in rows
         ]
 
+    async def _by_text_tallied(
+        self, spec: LeadFilterSpec | None, tallied: list[ColumnElement[bool]], key: str, first: int
+    ) -> list[ValueRow]:
+        column = tallies.c[key]
+        count = func.sum(tallies.c.n).label("n")
+        groups = (
+            select(column.label("k"), count)
+            .where(*tallied)
+            .group_by(column)
+            .having(count > 0)
+            .order_by(count.desc(), case((column == "", 1), else_=0), column)
+            .limit(first)
+            .subquery("groups")
+        )
+        # Not set ('') has no spelling to look up.
+        spelling = case(
+            (groups.c.k == "", literal(None)), else_=self._spelled(spec, key, groups.c.k)
+        )
+        stmt = select(groups.c.k, groups.c.n, spelling).order_by(
+            groups.c.n.desc(), case((groups.c.k == "", 1), else_=0), groups.c.k
+        )
+        rows = await reads.all_rows(self.conn, stmt)
+        return [
+            ValueRow(key=k, value=(spelling if k != "" else None), count=int(n))
+            for k, n, spelling in rows
+        ]
+
     @staticmethod
     def _unfiltered(spec: LeadFilterSpec | None) -> bool:
         return spec is None or spec == LeadFilterSpec()
@@ -141,14 +258,21 @@ class LeadCounts(LeadRepository):
     async def by_owner(self, spec: LeadFilterSpec | None, first: int) -> list[tuple[Any, int]]:
         """The ``first`` largest groups by owner: (the owner's users row or None for
         unassigned, count), ties by owner id, unassigned last among its ties."""
-        where, params = self._where(spec)
-        owner = self.c.owner_id if self._unfiltered(spec) else Unindexed(self.c.owner_id)
+        tallied = self.tallied(spec, tallies)
         count = func.count().label("n")
+        params: dict[str, Any] | None = None
+        if tallied is not None:
+            # owner_key 0: unassigned, as null in the groups.
+            owner: Any = case((tallies.c.owner_key == 0, None), else_=tallies.c.owner_key)
+            count = func.sum(tallies.c.n).label("n")
+            found = select(owner.label("owner_id"), count).where(*tallied).having(count > 0)
+        else:
+            where, params = self._where(spec)
+            owner = self.c.owner_id if self._unfiltered(spec) else Unindexed(self.c.owner_id)
+            found = select(owner.label("owner_id"), count).where(*where)
         unassigned = case((owner.is_(None), 1), else_=0)
         groups = (
-            select(owner.label("owner_id"), count)
-            .where(*where)
-            .group_by(owner)
+            found.group_by(owner)
             .order_by(count.desc(), unassigned, owner)
             .limit(first)
             .subquery("groups")
@@ -167,15 +291,42 @@ class LeadCounts(LeadRepository):
     ) -> dict[date, int]:
         """Per UTC day of ``column`` (created_at, converted_at) in [start, end): the count of
         the days that have any."""
-        where, params = self._where(spec)
-        col = self.c[column]
-        day = utc_day(col)
-        stmt = (
-            select(day.label("day"), func.count())
-            # Selective: a window of days is a sliver of a workspace's leads, and its index
-            # (ix_leads_ws_created, ix_leads_ws_converted_at) finds them, whatever the filter.
-            .where(*where, Selective(col >= start), col < end)
-            .group_by(day)
-        )
-        rows = await reads.all_rows(self.conn, stmt, params)
+        tallied = self.tallied(spec, day_tallies)
+        if tallied is not None and _midnight(start) and _midnight(end):
+            d = day_tallies.c
+            n = func.sum(d.n)
+            stmt = (
+                select(d.day, n)
+                .where(
+                    *tallied,
+                    d.kind == DAY_KINDS[column],
+                    d.day >= _day(start),
+                    d.day < _day(end),
+                )
+                .group_by(d.day)
+                .having(n > 0)
+            )
+            rows = await reads.all_rows(self.conn, stmt)
+        else:
+            where, params = self._where(spec)
+            col = self.c[column]
+            day = utc_day(col)
+            stmt = (
+                select(day.label("day"), func.count())
+                # Selective: a window of days is a sliver of a workspace's leads, and its index
+                # (ix_leads_ws_created, ix_leads_ws_converted_at) finds them, whatever the
+                # filter.
+                .where(*where, Selective(col >= start), col < end)
+                .group_by(day)
+            )
+            rows = await reads.all_rows(self.conn, stmt, params)
         return {date.fromisoformat(d): int(n) for d, n in rows}
+
+
+def _midnight(at: datetime) -> bool:
+    return at.astimezone(UTC).time() == time()
+
+
+def _day(at: datetime) -> str:
+    """A UTC midnight as the day tallies spell its day."""
+    return at.astimezone(UTC).date().isoformat()
