@@ -88,6 +88,27 @@ def _compile_unindexed_sqlite(element: Unindexed, compiler: Any, **kw: Any) -> s
     return f"+{compiler.process(element.column, **kw)}"
 
 
+class least(FunctionElement[Any]):
+    """The least of its arguments (none of them null): SQLite's min(a, b, ...),
+    PostgreSQL's LEAST."""
+
+    inherit_cache = True
+    name = "least"
+
+
+@compiles(least, "sqlite")
+def _least_sqlite(element: least, compiler: Any, **kw: Any) -> str:
+    return f"min({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(least)
+def _least(element: least, compiler: Any, **kw: Any) -> str:
+    return f"LEAST({compiler.process(element.clauses, **kw)})"
+
+
+_NO_ID = 2**62  # past every id: a status without a lead of the group
+
+
 @dataclass(frozen=True)
 class ValueRow:
     """A group of a text column: its key ('' for not set), a spelling of it, its count."""
@@ -135,26 +156,50 @@ class LeadCounts(LeadRepository):
 
     def _spelled(self, spec: LeadFilterSpec | None, key: str, group: Any) -> Any:
         """The spelling of a group (of ``key``, source_key or state_key) by the tallies: its
-        oldest (lowest id) lead that the spec matches. The other conditions are ``Unindexed``
-        on SQLite, so that it walks the leads of the group (ix_leads_ws_source) or the table
-        in id order and stops at the first that matches, rather than collect the filter's
-        leads and sort them."""
+        oldest (lowest id) lead that the spec matches, found by walking an index whose
+        entries for the group are in id order and stopping at the first lead that matches.
+        source_key: ix_leads_ws_source (workspace, source_key, id). state_key:
+        ix_leads_ws_state (workspace, state_key, status, id) once per status the spec allows
+        (the lowest of those ids). The other conditions are ``Unindexed`` on SQLite, which
+        would otherwise collect the filter's leads by their index and sort them."""
         c = self.c
-        where = [self.scope, c[key] == group]
+        others: list[ColumnElement[bool]] = []
+        statuses = [s.value for s in LeadStatus]
         if spec is not None:
             if spec.statuses is not None:
-                where.append(Unindexed(c.status).in_(values_of(spec.statuses)))
+                statuses = values_of(spec.statuses)
+                if key != "state_key":
+                    others.append(Unindexed(c.status).in_(statuses))
             if spec.sources is not None:
-                where.append(Unindexed(c.source_key).in_(folded_all(spec.sources)))
+                others.append(Unindexed(c.source_key).in_(folded_all(spec.sources)))
             if spec.state is not None:
-                where.append(Unindexed(c.state_key) == region_key(spec.state))
+                others.append(Unindexed(c.state_key) == region_key(spec.state))
             if spec.owner_id is not None:
-                where.append(Unindexed(c.owner_id) == spec.owner_id)
+                others.append(Unindexed(c.owner_id) == spec.owner_id)
             if spec.unassigned is not None:
                 owner = Unindexed(c.owner_id)
-                where.append(owner.is_(None) if spec.unassigned else owner.is_not(None))
+                others.append(owner.is_(None) if spec.unassigned else owner.is_not(None))
         column = c[key.removesuffix("_key")]
-        return select(column).where(*where).order_by(c.id).limit(1).scalar_subquery()
+        if key != "state_key":
+            where = [self.scope, c[key] == group, *others]
+            return select(column).where(*where).order_by(c.id).limit(1).scalar_subquery()
+        firsts = [
+            func.coalesce(
+                select(c.id)
+                .where(self.scope, c.state_key == group, c.status == status, *others)
+                .order_by(c.id)
+                .limit(1)
+                # Nested twice: the group is the outermost statement's.
+                .correlate_except(self.table)
+                .scalar_subquery(),
+                _NO_ID,
+            )
+            for status in statuses
+        ]
+        if not firsts:
+            return literal(None)
+        oldest = firsts[0] if len(firsts) == 1 else least(*firsts)
+        return select(column).where(c.id == oldest).correlate_except(self.table).scalar_subquery()
 
     # ------------------------------------------------------------------ the counts
 
