@@ -366,22 +366,21 @@ class ImportQueue:
             flat = tuple(value for values in part for value in values)
             await self.conn.exec_driver_sql(_insert_sql(dialect, len(part)), flat)
         if tally is not None:
-            workspace_id, first, last = tally
+            first, last = tally
             converted = any(row.get("converted_at") is not None for row in rows)
-            await TallyRepository(self.conn).tally_inserted(workspace_id, first, last, converted)
+            await TallyRepository(self.conn).tally_inserted(first, last, converted)
 
     @staticmethod
-    def _tallied_range(rows: Sequence[dict[str, Any]]) -> tuple[int, int, int] | None:
-        """(workspace, first id, last id) when the rows are of one workspace and their ids
-        fill that range exactly (ids are unique: the range then holds these leads only)."""
+    def _tallied_range(rows: Sequence[dict[str, Any]]) -> tuple[int, int] | None:
+        """(first id, last id) when the rows' ids fill that range exactly (ids are unique:
+        the range then holds these leads only)."""
         if not rows:
             return None
         ids = [row["id"] for row in rows]
         first, last = min(ids), max(ids)
-        workspaces = {row["workspace_id"] for row in rows}
-        if last - first + 1 != len(rows) or len(workspaces) != 1:
+        if last - first + 1 != len(rows):
             return None
-        return workspaces.pop(), first, last
+        return first, last
 
     async def update_leads(self, workspace_id: int, rows: Sequence[dict[str, Any]]) -> None:
         """Writes each row's columns over the lead of its ``id``."""
