@@ -21,11 +21,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import String, cast, func, literal_column, select
 
 from db import migrate
 from db.engine import Database
-from db.models import DEFAULT_WORKSPACE_ID, Lead, LeadDayTally, LeadTally
+from db.models import DEFAULT_WORKSPACE_ID, Lead, LeadDayTally, LeadTally, LeadTallyTotal
 from db.repositories.auth import MembershipRepository, UserRepository
 from db.repositories.lead_counts import utc_day
 from db.repositories.leads import LeadRepository
@@ -41,6 +41,7 @@ from tests.test_imports import finished, post
 LEADS: Any = Lead.__table__  # type: ignore[attr-defined]
 TALLIES: Any = LeadTally.__table__  # type: ignore[attr-defined]
 DAY_TALLIES: Any = LeadDayTally.__table__  # type: ignore[attr-defined]
+TOTALS: Any = LeadTallyTotal.__table__  # type: ignore[attr-defined]
 
 EVERYTHING = """
 count averageScore
@@ -139,6 +140,27 @@ async def cells_of(conn: Any) -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]
             .group_by(dims[0], day, *dims[1:], owner)
         )
         grouped |= {("day", *r) for r in await conn.execute(stmt)}
+    # The totals (one dimension at a time) of the same leads.
+    total = select(TOTALS).where((TOTALS.c.n != 0) | (TOTALS.c.score_sum != 0))
+    kept |= {("total", *r) for r in await conn.execute(total)}
+    for dim, column in (
+        ("status", LEADS.c.status),
+        ("source", LEADS.c.source_key),
+        ("state", LEADS.c.state_key),
+        ("owner", cast(owner, String)),
+    ):
+        stmt = select(
+            dims[0], literal_column(f"'{dim}'"), column, func.count(), func.sum(LEADS.c.score)
+        ).group_by(dims[0], column)
+        grouped |= {("total", *r) for r in await conn.execute(stmt)}
+    for kind, column in (("CREATED", LEADS.c.created_at), ("CONVERTED", LEADS.c.converted_at)):
+        day = utc_day(column)
+        stmt = (
+            select(dims[0], literal_column(f"'{kind}'"), day, func.count(), literal_column("0"))
+            .where(column.is_not(None))
+            .group_by(dims[0], day)
+        )
+        grouped |= {("total", *r) for r in await conn.execute(stmt)}
     return kept, grouped
 
 
@@ -369,7 +391,7 @@ def test_the_migration_counts_the_leads_written_before_it(tmp_path: Path) -> Non
 
     assert kept == grouped
     # TX and Texas are one state key; 12 leads created on 4 days, 4 of them converted.
-    assert sum(cell[5] for cell in kept if cell[0] != "day") == 12
-    assert {cell[2] for cell in kept if cell[0] != "day"} == {"tx", "oh"}
+    assert sum(cell[5] for cell in kept if isinstance(cell[0], int)) == 12
+    assert {cell[2] for cell in kept if isinstance(cell[0], int)} == {"tx", "oh"}
     assert sum(cell[8] for cell in kept if cell[:1] == ("day",) and cell[2] == "CREATED") == 12
     assert sum(cell[8] for cell in kept if cell[:1] == ("day",) and cell[2] == "CONVERTED") == 4

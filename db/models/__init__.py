@@ -30,7 +30,7 @@ from db.models.intake import (
 )
 from db.models.leads import Lead, LeadCreate, LeadStatus, LeadUpdate
 from db.models.tags import ClientTag, LeadTag, Tag, TagCreate, TagUpdate
-from db.models.tallies import LeadDayTally, LeadTally
+from db.models.tallies import LeadDayTally, LeadTally, LeadTallyTotal
 from db.models.tickets import (
     Ticket,
     TicketComment,
@@ -87,6 +87,7 @@ __all__ = [
     "LeadStatus",
     "LeadTag",
     "LeadTally",
+    "LeadTallyTotal",
     "LeadUpdate",
     "Membership",
     "RateLimit",

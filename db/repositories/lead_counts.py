@@ -16,13 +16,13 @@ from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, case, func, literal, select
+from sqlalchemy import ColumnElement, Integer, String, case, cast, func, literal, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from db import reads
-from db.models import LeadDayTally, LeadStatus, LeadTally, User
+from db.models import LeadDayTally, LeadStatus, LeadTally, LeadTallyTotal, User
 from db.models.keys import region_key
 from db.models.tallies import CONVERTED, CREATED
 from db.repositories.base import folded_all, values_of
@@ -32,6 +32,7 @@ from db.repositories.leads import LeadFilterSpec, LeadRepository
 users: Any = User.__table__  # type: ignore[attr-defined]
 tallies: Any = LeadTally.__table__  # type: ignore[attr-defined]
 day_tallies: Any = LeadDayTally.__table__  # type: ignore[attr-defined]
+totals: Any = LeadTallyTotal.__table__  # type: ignore[attr-defined]
 
 # The LeadFilter fields the tallies can answer: a filter of these alone (or none) is counted
 # from them; any other condition (search, tags, score, dates, city, ...) from the leads.
@@ -154,6 +155,25 @@ class LeadCounts(LeadRepository):
             where.append(t.owner_key == 0 if spec.unassigned else t.owner_key != 0)
         return where
 
+    def cells(
+        self, spec: LeadFilterSpec | None, dim: str
+    ) -> tuple[Any, Any, Any, list[Any]] | None:
+        """Where the tallies hold the counts by ``dim`` (status, source_key, state_key,
+        owner_key) under ``spec``: (the group's column, its count, its score sum, the
+        conditions), to be summed by group; None when the spec has a condition the tallies
+        cannot answer. No filter: ``lead_tally_totals``, a row per group; a filter of the
+        dimensions: ``lead_tallies``, a row per combination."""
+        tallied = self.tallied(spec, tallies)
+        if tallied is None:
+            return None
+        if len(tallied) > 1:
+            return tallies.c[dim], tallies.c.n, tallies.c.score_sum, tallied
+        t = totals.c
+        name = {"status": "status", "source_key": "source", "state_key": "state"}.get(dim)
+        key = t.key if name is not None else cast(t.key, Integer)
+        where = [t.workspace_id == self.workspace_id, t.dim == (name or "owner")]
+        return key, t.n, t.score_sum, where
+
     def _spelled(self, spec: LeadFilterSpec | None, key: str, group: Any) -> Any:
         """The spelling of a group (of ``key``, source_key or state_key) by the tallies: its
         oldest (lowest id) lead that the spec matches, found by walking an index whose
@@ -205,16 +225,18 @@ class LeadCounts(LeadRepository):
 
     async def count(self, spec: LeadFilterSpec | None) -> int:  # type: ignore[override]
         """How many leads match (the connection's totalCount)."""
-        tallied = self.tallied(spec, tallies)
-        if tallied is None:
+        cells = self.cells(spec, "status")
+        if cells is None:
             return await super().count(spec)
-        stmt = select(func.coalesce(func.sum(tallies.c.n), 0)).where(*tallied)
+        _, n, _, where = cells
+        stmt = select(func.coalesce(func.sum(n), 0)).where(*where)
         return int(await reads.scalar(self.conn, stmt))
 
     async def average_score(self, spec: LeadFilterSpec | None) -> float | None:
-        tallied = self.tallied(spec, tallies)
-        if tallied is not None:
-            stmt = select(func.sum(tallies.c.score_sum), func.sum(tallies.c.n)).where(*tallied)
+        cells = self.cells(spec, "status")
+        if cells is not None:
+            _, count, score_sum, where = cells
+            stmt = select(func.sum(score_sum), func.sum(count)).where(*where)
             total, n = (await reads.all_rows(self.conn, stmt))[0]
             return None if not n else int(total) / int(n)
         where, params = self._where(spec)
@@ -224,10 +246,10 @@ class LeadCounts(LeadRepository):
 
     async def by_status(self, spec: LeadFilterSpec | None) -> dict[LeadStatus, int]:
         """Every status (enum order) and its count, zeros included."""
-        tallied = self.tallied(spec, tallies)
-        if tallied is not None:
-            t = tallies.c
-            stmt = select(t.status, func.sum(t.n)).where(*tallied).group_by(t.status)
+        cells = self.cells(spec, "status")
+        if cells is not None:
+            status, n, _, where = cells
+            stmt = select(status, func.sum(n)).where(*where).group_by(status)
             rows = await reads.all_rows(self.conn, stmt)
         else:
             where, params = self._where(spec)
@@ -240,9 +262,9 @@ class LeadCounts(LeadRepository):
         """The ``first`` largest groups of the case-folded ``key`` column (``source_key``,
         ``state_key``), ties by key, not set ('') last among its ties; each spelled as the
         oldest (lowest id) of its leads counted spells it."""
-        tallied = self.tallied(spec, tallies)
-        if tallied is not None:
-            return await self._by_text_tallied(spec, tallied, key, first)
+        cells = self.cells(spec, key)
+        if cells is not None:
+            return await self._by_text_tallied(spec, cells, key, first)
         where, params = self._where(spec)
         column = self.c[key]
         grouped = column if self._unfiltered(spec) else Unindexed(column)
@@ -270,13 +292,13 @@ class LeadCounts(LeadRepository):
         ]
 
     async def _by_text_tallied(
-        self, spec: LeadFilterSpec | None, tallied: list[ColumnElement[bool]], key: str, first: int
+        self, spec: LeadFilterSpec | None, cells: tuple[Any, ...], key: str, first: int
     ) -> list[ValueRow]:
-        column = tallies.c[key]
-        count = func.sum(tallies.c.n).label("n")
+        column, n, _, where = cells
+        count = func.sum(n).label("n")
         groups = (
             select(column.label("k"), count)
-            .where(*tallied)
+            .where(*where)
             .group_by(column)
             .having(count > 0)
             .order_by(count.desc(), case((column == "", 1), else_=0), column)
@@ -303,30 +325,34 @@ class LeadCounts(LeadRepository):
     async def by_owner(self, spec: LeadFilterSpec | None, first: int) -> list[tuple[Any, int]]:
         """The ``first`` largest groups by owner: (the owner's users row or None for
         unassigned, count), ties by owner id, unassigned last among its ties."""
-        tallied = self.tallied(spec, tallies)
-        count = func.count().label("n")
+        cells = self.cells(spec, "owner_key")
         params: dict[str, Any] | None = None
-        if tallied is not None:
-            # owner_key 0: unassigned, as null in the groups.
-            owner: Any = case((tallies.c.owner_key == 0, None), else_=tallies.c.owner_key)
-            count = func.sum(tallies.c.n).label("n")
-            found = select(owner.label("owner_id"), count).where(*tallied).having(count > 0)
+        if cells is not None:
+            # Grouped on owner_key itself (0: unassigned, which no user has): grouping on an
+            # expression that makes 0 null cost SQLite 4 times as much.
+            owner: Any
+            owner, n, _, where = cells
+            count = func.sum(n).label("n")
+            found = select(owner.label("owner_id"), count).where(*where).having(count > 0)
+            unassigned = case((owner == 0, 1), else_=0)
         else:
             where, params = self._where(spec)
             owner = self.c.owner_id if self._unfiltered(spec) else Unindexed(self.c.owner_id)
+            count = func.count().label("n")
             found = select(owner.label("owner_id"), count).where(*where)
-        unassigned = case((owner.is_(None), 1), else_=0)
+            unassigned = case((owner.is_(None), 1), else_=0)
         groups = (
             found.group_by(owner)
             .order_by(count.desc(), unassigned, owner)
             .limit(first)
             .subquery("groups")
         )
-        g_unassigned = case((groups.c.owner_id.is_(None), 1), else_=0)
+        g = groups.c.owner_id
+        g_unassigned = case((g.is_(None) | (g == 0), 1), else_=0)
         stmt = (
             select(groups.c.n, users)
-            .select_from(groups.outerjoin(users, users.c.id == groups.c.owner_id))
-            .order_by(groups.c.n.desc(), g_unassigned, groups.c.owner_id)
+            .select_from(groups.outerjoin(users, users.c.id == g))
+            .order_by(groups.c.n.desc(), g_unassigned, g)
         )
         rows = await reads.all_rows(self.conn, stmt, params)
         return [(row if row.id is not None else None, int(row.n)) for row in rows]
@@ -338,17 +364,18 @@ class LeadCounts(LeadRepository):
         the days that have any."""
         tallied = self.tallied(spec, day_tallies)
         if tallied is not None and _midnight(start) and _midnight(end):
-            d = day_tallies.c
-            n = func.sum(d.n)
+            if len(tallied) > 1:
+                d = day_tallies.c
+                day, n = d.day, func.sum(d.n)
+                where = [*tallied, d.kind == DAY_KINDS[column]]
+            else:  # no filter: a row per day
+                t = totals.c
+                day, n = t.key, func.sum(t.n)
+                where = [t.workspace_id == self.workspace_id, t.dim == DAY_KINDS[column]]
             stmt = (
-                select(d.day, n)
-                .where(
-                    *tallied,
-                    d.kind == DAY_KINDS[column],
-                    d.day >= _day(start),
-                    d.day < _day(end),
-                )
-                .group_by(d.day)
+                select(day, n)
+                .where(*where, day >= _day(start), day < _day(end))
+                .group_by(day)
                 .having(n > 0)
             )
             rows = await reads.all_rows(self.conn, stmt)

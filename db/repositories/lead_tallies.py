@@ -10,17 +10,36 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, literal_column, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
-from db.models import Lead, LeadDayTally, LeadTally
+from db.models import Lead, LeadDayTally, LeadTally, LeadTallyTotal
 from db.models.tallies import CONVERTED, CREATED
 from db.repositories.lead_counts import utc_day
 
 leads: Any = Lead.__table__  # type: ignore[attr-defined]
 tallies: Any = LeadTally.__table__  # type: ignore[attr-defined]
 day_tallies: Any = LeadDayTally.__table__  # type: ignore[attr-defined]
+totals: Any = LeadTallyTotal.__table__  # type: ignore[attr-defined]
 
 _DIMS = ("status", "state_key", "source_key")
 _PAUSE = text("INSERT INTO lead_tally_paused (id) VALUES (1)")
 _RESUME = text("DELETE FROM lead_tally_paused")
+# lead_tally_totals from the tallies (as migration 0015's backfill on PostgreSQL; SQLite's
+# triggers on the tallies keep them as the tallies are written).
+_TOTALS = text(
+    "INSERT INTO lead_tally_totals (workspace_id, dim, key, n, score_sum) "
+    + " UNION ALL ".join(
+        [
+            f"SELECT workspace_id, '{dim}', {column}, sum(n), sum(score_sum) FROM lead_tallies "
+            f"GROUP BY workspace_id, {column}"
+            for dim, column in (
+                ("status", "status"),
+                ("source", "source_key"),
+                ("state", "state_key"),
+                ("owner", "CAST(owner_key AS VARCHAR(100))"),
+            )
+        ]
+        + ["SELECT workspace_id, kind, day, sum(n), 0 FROM lead_day_tallies GROUP BY 1, 2, 3"]
+    )
+)
 
 
 def _dims() -> list[Any]:
@@ -99,9 +118,12 @@ class TallyRepository:
             await self.conn.execute(text("LOCK TABLE leads IN SHARE MODE"))
         await self.conn.execute(delete(tallies))
         await self.conn.execute(delete(day_tallies))
+        await self.conn.execute(delete(totals))
         await self._tally([], add=False, converted=True)
+        if self.conn.dialect.name == "postgresql":
+            await self.conn.execute(_TOTALS)
         found = 0
-        for table in (tallies, day_tallies):
+        for table in (tallies, day_tallies, totals):
             found += int(
                 (await self.conn.execute(select(func.count()).select_from(table))).scalar_one()
             )

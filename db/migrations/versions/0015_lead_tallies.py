@@ -67,6 +67,21 @@ def _tables() -> None:
         sa.Column("n", sa.BigInteger(), nullable=False),
         sqlite_with_rowid=False,
     )
+    # A filter on state (and status) reads its days' cells by seek, not the window's all.
+    op.create_index(
+        "ix_lead_day_tallies_state",
+        "lead_day_tallies",
+        ["workspace_id", "kind", "state_key", "status", "day"],
+    )
+    op.create_table(
+        "lead_tally_totals",
+        sa.Column("workspace_id", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("dim", sa.String(9), primary_key=True, nullable=False),
+        sa.Column("key", sa.String(100), primary_key=True, nullable=False),
+        sa.Column("n", sa.BigInteger(), nullable=False),
+        sa.Column("score_sum", sa.BigInteger(), nullable=False),
+        sqlite_with_rowid=False,
+    )
 
 
 # ------------------------------------------------------------------ SQLite
@@ -103,11 +118,60 @@ def _changed(*columns: str) -> str:
 _MOVES = ("workspace_id", "status", "state_key", "source_key", "owner_id")
 
 
+# lead_tally_totals: per workspace, one dimension at a time (dim status, source, state, owner,
+# CREATED, CONVERTED), the same counts summed over the others: what no filter reads.
+_TOTAL_KEY = "workspace_id, dim, key"
+_TOTALS_OF_CELLS = (
+    ("status", "status"),
+    ("source", "source_key"),
+    ("state", "state_key"),
+    ("owner", "CAST(owner_key AS VARCHAR(100))"),
+)
+
+
+def _sqlite_totals(row: str, sign: str, *, days: bool) -> list[str]:
+    upsert = (
+        f"ON CONFLICT ({_TOTAL_KEY}) DO UPDATE SET n = n + excluded.n, "
+        "score_sum = score_sum + excluded.score_sum;"
+    )
+    if days:
+        return [
+            f"INSERT INTO lead_tally_totals ({_TOTAL_KEY}, n, score_sum) VALUES "
+            f"({row}.workspace_id, {row}.kind, {row}.day, {sign}{row}.n, 0) {upsert}"
+        ]
+    out = []
+    for dim, column in _TOTALS_OF_CELLS:
+        key = (
+            column.replace("owner_key", f"{row}.owner_key") if dim == "owner" else f"{row}.{column}"
+        )
+        out.append(
+            f"INSERT INTO lead_tally_totals ({_TOTAL_KEY}, n, score_sum) VALUES "
+            f"({row}.workspace_id, '{dim}', {key}, {sign}{row}.n, {sign}{row}.score_sum) {upsert}"
+        )
+    return out
+
+
 def _sqlite_triggers() -> list[str]:
     def trigger(name: str, when: str, body: list[str]) -> str:
         return f"CREATE TRIGGER {name} AFTER {when} BEGIN {' '.join(body)} END"
 
+    totals = []
+    for table, days in (("lead_tallies", False), ("lead_day_tallies", True)):
+        totals += [
+            trigger(
+                f"{table}_total_insert", f"INSERT ON {table}", _sqlite_totals("NEW", "+", days=days)
+            ),
+            trigger(
+                f"{table}_total_delete", f"DELETE ON {table}", _sqlite_totals("OLD", "-", days=days)
+            ),
+            trigger(
+                f"{table}_total_update",
+                f"UPDATE ON {table}",
+                _sqlite_totals("OLD", "-", days=days) + _sqlite_totals("NEW", "+", days=days),
+            ),
+        ]
     return [
+        *totals,
         "CREATE TABLE lead_tally_paused (id INTEGER PRIMARY KEY)",
         trigger(
             "lead_tallies_insert",
@@ -168,6 +232,18 @@ def _pg_note(rows: str) -> str:
         HAVING sum(n) <> 0 OR sum(score) <> 0"""
 
 
+_PG_TOTALS = " UNION ALL ".join(
+    [
+        f"SELECT workspace_id, '{dim}' AS dim, {column} AS key, n, score_sum "
+        "FROM lead_tally_deltas WHERE txid = NEW.txid AND kind = ''"
+        for dim, column in _TOTALS_OF_CELLS
+    ]
+    + [
+        "SELECT workspace_id, kind, day, n, 0 FROM lead_tally_deltas "
+        "WHERE txid = NEW.txid AND kind <> ''"
+    ]
+)
+
 _PG_FUNCTIONS = [
     f"""
 CREATE FUNCTION leadgraph_tally_leads() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -211,6 +287,16 @@ BEGIN
         HAVING sum(n) <> 0
         ORDER BY {_DAY_KEY}
     ON CONFLICT ({_DAY_KEY}) DO UPDATE SET n = lead_day_tallies.n + excluded.n;
+    INSERT INTO lead_tally_totals ({_TOTAL_KEY}, n, score_sum)
+        SELECT workspace_id, dim, key, sum(n), sum(score_sum) FROM (
+            {_PG_TOTALS}
+        ) AS totals
+        GROUP BY workspace_id, dim, key
+        HAVING sum(n) <> 0 OR sum(score_sum) <> 0
+        ORDER BY workspace_id, dim, key
+    ON CONFLICT ({_TOTAL_KEY}) DO UPDATE
+        SET n = lead_tally_totals.n + excluded.n,
+            score_sum = lead_tally_totals.score_sum + excluded.score_sum;
     DELETE FROM lead_tally_deltas WHERE txid = NEW.txid;
     DELETE FROM lead_tally_pending WHERE txid = NEW.txid;
     RETURN NULL;
@@ -266,6 +352,19 @@ def backfill_statements(dialect: str) -> list[str]:
     ]
 
 
+def totals_statement() -> str:
+    """lead_tally_totals from the tallies (PostgreSQL's backfill; SQLite's triggers on the
+    tallies keep them)."""
+    parts = [
+        f"SELECT workspace_id, '{dim}', {column}, sum(n), sum(score_sum) FROM lead_tallies "
+        f"GROUP BY workspace_id, {column}"
+        for dim, column in _TOTALS_OF_CELLS
+    ] + ["SELECT workspace_id, kind, day, sum(n), 0 FROM lead_day_tallies GROUP BY 1, 2, 3"]
+    return f"INSERT INTO lead_tally_totals ({_TOTAL_KEY}, n, score_sum) " + " UNION ALL ".join(
+        parts
+    )
+
+
 def upgrade() -> None:
     dialect = op.get_bind().dialect.name
     _tables()
@@ -273,6 +372,8 @@ def upgrade() -> None:
         op.execute(sa.text(statement))
     for statement in backfill_statements(dialect):
         op.execute(sa.text(statement))
+    if dialect != "sqlite":
+        op.execute(sa.text(totals_statement()))
 
 
 def downgrade() -> None:
@@ -280,6 +381,9 @@ def downgrade() -> None:
         for name in ("insert", "delete", "update"):
             op.execute(sa.text(f"DROP TRIGGER lead_tallies_{name}"))
         op.execute(sa.text("DROP TRIGGER lead_day_tallies_update"))
+        for table in ("lead_tallies", "lead_day_tallies"):
+            for name in ("insert", "delete", "update"):
+                op.execute(sa.text(f"DROP TRIGGER {table}_total_{name}"))
         op.execute(sa.text("DROP TABLE lead_tally_paused"))
     else:
         for name in ("insert", "delete", "update"):
@@ -288,5 +392,7 @@ def downgrade() -> None:
         op.execute(sa.text("DROP TABLE lead_tally_deltas"))
         op.execute(sa.text("DROP FUNCTION leadgraph_fold_tallies()"))
         op.execute(sa.text("DROP FUNCTION leadgraph_tally_leads()"))
+    op.drop_table("lead_tally_totals")
+    op.drop_index("ix_lead_day_tallies_state", table_name="lead_day_tallies")
     op.drop_table("lead_day_tallies")
     op.drop_table("lead_tallies")
