@@ -46,8 +46,10 @@ class LeadTally(SQLModel, table=True):
 class LeadDayTally(SQLModel, table=True):
     __tablename__ = "lead_day_tallies"
     __table_args__ = (
-        # A filter on state (and status) seeks its cells of the window's days.
-        Index("ix_lead_day_tallies_state", "workspace_id", "kind", "state_key", "status", "day"),
+        # A filter on state (and status) seeks its cells of the window's days (n: covering).
+        Index(
+            "ix_lead_day_tallies_state", "workspace_id", "kind", "state_key", "status", "day", "n"
+        ),
         {"sqlite_with_rowid": False},
     )
 

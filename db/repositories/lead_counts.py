@@ -366,15 +366,20 @@ class LeadCounts(LeadRepository):
         if tallied is not None and _midnight(start) and _midnight(end):
             if len(tallied) > 1:
                 d = day_tallies.c
-                day, n = d.day, func.sum(d.n)
+                # Grouped on +day on SQLite: grouped on day it read the window's every cell by
+                # the primary key (workspace, kind, day, ...), which gives them in day order,
+                # rather than seek a state's (and statuses') by ix_lead_day_tallies_state.
+                day, n = Unindexed(d.day), func.sum(d.n)
                 where = [*tallied, d.kind == DAY_KINDS[column]]
+                when = d.day
             else:  # no filter: a row per day
                 t = totals.c
                 day, n = t.key, func.sum(t.n)
                 where = [t.workspace_id == self.workspace_id, t.dim == DAY_KINDS[column]]
+                when = t.key
             stmt = (
                 select(day, n)
-                .where(*where, day >= _day(start), day < _day(end))
+                .where(*where, when >= _day(start), when < _day(end))
                 .group_by(day)
                 .having(n > 0)
             )

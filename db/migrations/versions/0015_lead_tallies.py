@@ -67,11 +67,12 @@ def _tables() -> None:
         sa.Column("n", sa.BigInteger(), nullable=False),
         sqlite_with_rowid=False,
     )
-    # A filter on state (and status) reads its days' cells by seek, not the window's all.
+    # A filter on state (and status) reads its days' cells by seek, not the window's all
+    # (covering: n too).
     op.create_index(
         "ix_lead_day_tallies_state",
         "lead_day_tallies",
-        ["workspace_id", "kind", "state_key", "status", "day"],
+        ["workspace_id", "kind", "state_key", "status", "day", "n"],
     )
     op.create_table(
         "lead_tally_totals",
