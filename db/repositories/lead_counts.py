@@ -387,14 +387,14 @@ class LeadCounts(LeadRepository):
         else:
             where, params = self._where(spec)
             col = self.c[column]
-            day = utc_day(col)
+            of_day = utc_day(col)
             stmt = (
-                select(day.label("day"), func.count())
+                select(of_day.label("day"), func.count())
                 # Selective: a window of days is a sliver of a workspace's leads, and its index
                 # (ix_leads_ws_created, ix_leads_ws_converted_at) finds them, whatever the
                 # filter.
                 .where(*where, Selective(col >= start), col < end)
-                .group_by(day)
+                .group_by(of_day)
             )
             rows = await reads.all_rows(self.conn, stmt, params)
         return {date.fromisoformat(d): int(n) for d, n in rows}
