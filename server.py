@@ -64,6 +64,7 @@ from db import migrate
 from db.engine import Database
 from db.errors import StatementTimeout
 from db.models import Role
+from db.repositories.lead_tallies import TallyRepository
 from db.settings import Settings, get_settings
 from resolvers.auth import authenticate, create_key_for_workspace
 from resolvers.imports.runner import ImportRunner
@@ -1145,6 +1146,22 @@ def work(settings: Settings) -> int:
     return 0
 
 
+async def recount(settings: Settings) -> int:
+    """``server.py recount``: every pipeline tally rebuilt from the leads, in one transaction
+    (writes of leads wait for it). The tallies are kept exact by the database on every write
+    (migration 0015); this is for a database whose tallies were edited by hand or restored
+    apart from its leads."""
+    db = Database(settings.database_url, settings)
+    try:
+        await migrate.upgrade(db)
+        async with db.write() as conn:
+            rows = await TallyRepository(conn).recount()
+    finally:
+        await db.dispose()
+    sys.stderr.write(f"Recounted the pipeline tallies from the leads: {rows} tally rows.\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="server.py", description="Leadgraph GraphQL API")
     commands = parser.add_subparsers(dest="command")
@@ -1161,6 +1178,10 @@ def main(argv: list[str] | None = None) -> int:
     key.add_argument("--workspace", required=True, help="the workspace's name")
     key.add_argument("--role", default="OWNER", choices=[r.value for r in Role])
     key.add_argument("--name", default="Command line", help="a label for the key")
+    commands.add_parser(
+        "recount",
+        help="migrate, then rebuild the pipeline tallies (leads { aggregate }) from the leads",
+    )
     export = commands.add_parser("export-schema", help="print the schema SDL")
     export.add_argument("--output", type=Path, help="write the SDL to this file")
     args = parser.parse_args(argv)
@@ -1199,6 +1220,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
 
         return asyncio.run(create_key())
+    if args.command == "recount":
+        return asyncio.run(recount(settings))
     if args.command == "export-schema":
         sdl = build_schema().as_str() + "\n"
         if args.output:

@@ -30,6 +30,7 @@ from db.models.intake import (
 )
 from db.models.leads import Lead, LeadCreate, LeadStatus, LeadUpdate
 from db.models.tags import ClientTag, LeadTag, Tag, TagCreate, TagUpdate
+from db.models.tallies import LeadDayTally, LeadTally, LeadTallyTotal
 from db.models.tickets import (
     Ticket,
     TicketComment,
@@ -78,12 +79,15 @@ __all__ = [
     "ImportStatus",
     "Lead",
     "LeadCreate",
+    "LeadDayTally",
     "LeadExternalId",
     "LeadForm",
     "LeadMatch",
     "LeadMerge",
     "LeadStatus",
     "LeadTag",
+    "LeadTally",
+    "LeadTallyTotal",
     "LeadUpdate",
     "Membership",
     "RateLimit",

@@ -26,6 +26,8 @@ FTS_NAMES = frozenset(
 # Where PostgreSQL writes put their events for the commit trigger to number (migration 0007):
 # a table the application inserts into by name only, with no model.
 EVENT_APPENDS = "event_appends"
+# The tallies' trigger tables (migration 0015), no model either.
+TALLY_MACHINERY = frozenset({"lead_tally_paused", "lead_tally_deltas", "lead_tally_pending"})
 
 
 def search_index(table: str) -> Index:
@@ -44,7 +46,10 @@ def managed_elsewhere(dialect: str) -> tuple[Any, Any]:
     metadata declares for another engine only."""
 
     def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
-        return not (type_ == "table" and (name in FTS_NAMES or name == EVENT_APPENDS))
+        return not (
+            type_ == "table"
+            and (name in FTS_NAMES or name == EVENT_APPENDS or name in TALLY_MACHINERY)
+        )
 
     def include_object(obj: Any, name: str | None, type_: str, reflected: bool, other: Any) -> bool:
         if type_ == "index" and not reflected:

@@ -26,6 +26,7 @@ from db import reads
 from db.models import ImportChunk, ImportJob, ImportRowError, ImportStatus, Lead, LeadExternalId
 from db.models.imports import FINISHED, UPLOADING
 from db.repositories.base import Repository
+from db.repositories.lead_tallies import TallyRepository
 
 jobs: Any = ImportJob.__table__  # type: ignore[attr-defined]
 chunks: Any = ImportChunk.__table__  # type: ignore[attr-defined]
@@ -353,10 +354,33 @@ class ImportQueue:
             params = lead_params(dialect, rows)
         for row, values in zip(rows, params, strict=True):
             values[_ID] = row["id"]
+        # The pipeline tallies (migration 0015): SQLite's row trigger would upsert three tally
+        # cells per lead; instead the batch is tallied in one grouped statement per tally table
+        # after its INSERTs, its ids being one range (they are on SQLite: new_lead_ids) that
+        # holds only its leads. PostgreSQL's statement triggers group each INSERT already.
+        tally = self._tallied_range(rows) if dialect.name == "sqlite" else None
+        if tally is not None:
+            await TallyRepository(self.conn).pause_inserts()
         for start in range(0, len(rows), _ROWS_PER_INSERT):
             part = params[start : start + _ROWS_PER_INSERT]
             flat = tuple(value for values in part for value in values)
             await self.conn.exec_driver_sql(_insert_sql(dialect, len(part)), flat)
+        if tally is not None:
+            first, last = tally
+            converted = any(row.get("converted_at") is not None for row in rows)
+            await TallyRepository(self.conn).tally_inserted(first, last, converted)
+
+    @staticmethod
+    def _tallied_range(rows: Sequence[dict[str, Any]]) -> tuple[int, int] | None:
+        """(first id, last id) when the rows' ids fill that range exactly (ids are unique:
+        the range then holds these leads only)."""
+        if not rows:
+            return None
+        ids = [row["id"] for row in rows]
+        first, last = min(ids), max(ids)
+        if last - first + 1 != len(rows):
+            return None
+        return first, last
 
     async def update_leads(self, workspace_id: int, rows: Sequence[dict[str, Any]]) -> None:
         """Writes each row's columns over the lead of its ``id``."""
