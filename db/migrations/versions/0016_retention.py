@@ -1,0 +1,53 @@
+"""retention policy: the workspace's policy and when its next scheduled run is due
+
+Revision ID: 0016
+Revises: 0014
+Create Date: 2026-12-04
+
+Issue 13. A workspace's retention policy is four columns of its row (null days: keep), and
+``retention_due_at`` says when the scheduler may next run it: a process claims a run by moving
+it forward in one committed conditional UPDATE (so one process runs it, and a restart neither
+skips nor repeats a run). The index lets the scheduler find the due workspaces without reading
+every one.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+import db.types
+
+revision: str = "0016"
+down_revision: str | None = "0014"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("workspaces") as batch:
+        batch.add_column(sa.Column("retention_leads_days", sa.Integer(), nullable=True))
+        batch.add_column(sa.Column("retention_clients_days", sa.Integer(), nullable=True))
+        batch.add_column(sa.Column("retention_events_days", sa.Integer(), nullable=True))
+        batch.add_column(
+            sa.Column(
+                "retention_action",
+                sa.String(16),
+                nullable=False,
+                server_default="DELETE",
+            )
+        )
+        batch.add_column(
+            sa.Column("retention_due_at", db.types.UTCDateTime(timezone=True), nullable=True)
+        )
+    op.create_index("ix_workspaces_retention_due", "workspaces", ["retention_due_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_workspaces_retention_due", table_name="workspaces")
+    with op.batch_alter_table("workspaces") as batch:
+        batch.drop_column("retention_due_at")
+        batch.drop_column("retention_action")
+        batch.drop_column("retention_events_days")
+        batch.drop_column("retention_clients_days")
+        batch.drop_column("retention_leads_days")
