@@ -45,8 +45,10 @@ from db.repositories.retention import (
     RetentionRepository,
     WorkspacePolicies,
     activities,
+    clients,
     comments,
     follow_ups,
+    leads,
     row_errors,
     tickets,
 )
@@ -406,6 +408,8 @@ class _DryRun(Exception):
 
 # Text columns (beside the erased records themselves) where an address may have been typed.
 _TEXT = (
+    (leads, ("notes", "meta")),
+    (clients, ("notes", "meta")),
     (activities, ("body",)),
     (follow_ups, ("title", "notes")),
     (tickets, ("subject", "description", "search_key")),

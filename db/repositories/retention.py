@@ -541,7 +541,7 @@ class RetentionRepository:
         the person again."""
         needle = re.compile(re.escape(key.encode()), re.IGNORECASE)
         stmt = (
-            select(import_chunks.c.id, import_chunks.c.data)
+            select(import_chunks.c.job_id, import_chunks.c.seq, import_chunks.c.data)
             .join(import_jobs, import_jobs.c.id == import_chunks.c.job_id)
             .where(import_jobs.c.workspace_id == self.ws)
         )
@@ -552,7 +552,7 @@ class RetentionRepository:
                 if write:
                     await self.conn.execute(
                         update(import_chunks)
-                        .where(import_chunks.c.id == row.id)
+                        .where(import_chunks.c.job_id == row.job_id, import_chunks.c.seq == row.seq)
                         .values(data=needle.sub(b"", bytes(row.data)))
                     )
         return touched
