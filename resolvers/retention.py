@@ -28,7 +28,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -209,21 +209,29 @@ class RunStats:
 async def _batches(
     db: Database,
     stats: RunStats,
-    step: Callable[[RetentionRepository], Any],
+    find: Callable[[RetentionRepository], Awaitable[list[int]]],
+    apply: Callable[[RetentionRepository, list[int]], Awaitable[None]],
     workspace_id: int,
+    size: int,
     pause: float,
 ) -> None:
-    """Runs ``step`` in its own transaction until it removes nothing; between two, the writer
-    is free for a moment (``pause`` seconds) for the requests that queued behind it."""
+    """Until ``find`` finds fewer than ``size``: the candidates read (outside any write, so
+    the scan holds no lock), then ``apply`` in a transaction of its own, which checks them
+    again by primary key; between two, the writer is free for a moment (``pause`` seconds) for
+    the requests that queued behind it."""
     while True:
+        async with db.read() as conn:
+            ids = await find(RetentionRepository(conn, workspace_id))
+        if not ids:
+            return
         started = time.perf_counter()
         async with db.write() as conn:
-            done = await step(RetentionRepository(conn, workspace_id))
+            await apply(RetentionRepository(conn, workspace_id), ids)
         held = (time.perf_counter() - started) * 1000
         stats.batches += 1
         stats.batch_ms.append(held)
         stats.longest_batch_ms = max(stats.longest_batch_ms, held)
-        if not done:
+        if len(ids) < size:
             return
         await asyncio.sleep(pause)
 
@@ -251,42 +259,48 @@ async def apply_policy(
     if policy.leads_days is not None:
         cutoff = now - timedelta(days=policy.leads_days)
 
-        async def leads_step(repo: RetentionRepository) -> bool:
-            ids = await repo.lead_batch(cutoff, policy.anonymize, size)
+        async def find_leads(repo: RetentionRepository) -> list[int]:
+            return await repo.lead_batch(cutoff, policy.anonymize, size)
+
+        async def remove_leads(repo: RetentionRepository, found: list[int]) -> None:
+            ids = await repo.recheck_leads(found, cutoff, policy.anonymize)
             await _redact_records(repo, ids, [])
             if policy.anonymize:
                 stats.leads += await repo.anonymize_leads(ids)
             else:
                 stats.leads += await repo.delete_leads(ids)
-            return len(ids) == size
 
-        await _batches(db, stats, leads_step, workspace_id, pause)
+        await _batches(db, stats, find_leads, remove_leads, workspace_id, size, pause)
 
     if policy.clients_days is not None:
         cutoff_c = now - timedelta(days=policy.clients_days)
 
-        async def clients_step(repo: RetentionRepository) -> bool:
-            ids = await repo.client_batch(cutoff_c, policy.anonymize, size)
+        async def find_clients(repo: RetentionRepository) -> list[int]:
+            return await repo.client_batch(cutoff_c, policy.anonymize, size)
+
+        async def remove_clients(repo: RetentionRepository, found: list[int]) -> None:
+            ids = await repo.recheck_clients(found, cutoff_c, policy.anonymize)
             await _redact_records(repo, [], ids)
             if policy.anonymize:
                 stats.clients += await repo.anonymize_clients(ids)
             else:
                 stats.clients += await repo.delete_clients(ids)
-            return len(ids) == size
 
-        await _batches(db, stats, clients_step, workspace_id, pause)
+        await _batches(db, stats, find_clients, remove_clients, workspace_id, size, pause)
 
     if policy.events_days is not None:
         cutoff_e = now - timedelta(days=policy.events_days)
 
-        async def events_step(repo: RetentionRepository) -> bool:
-            ids = await repo.event_batch(cutoff_e, size)
-            stats.events += await repo.delete_events(ids)
-            gone = await repo.delete_old_deliveries(cutoff_e, size)
-            stats.deliveries += gone
-            return len(ids) == size or gone == size
+        async def find_events(repo: RetentionRepository) -> list[int]:
+            return await repo.event_batch(cutoff_e, size)
 
-        await _batches(db, stats, events_step, workspace_id, pause)
+        async def remove_events(repo: RetentionRepository, found: list[int]) -> None:
+            ids = await repo.recheck_events(found, cutoff_e)
+            n_events, n_deliveries = await repo.delete_events(ids)
+            stats.events += n_events
+            stats.deliveries += n_deliveries
+
+        await _batches(db, stats, find_events, remove_events, workspace_id, size, pause)
     return stats
 
 

@@ -234,9 +234,33 @@ class RetentionRepository:
         return await self._count(events, self._events(cutoff))
 
     async def count_deliveries(self, cutoff: datetime) -> int:
+        """The webhook deliveries of those events (a delivery is never older than its event,
+        so these are every delivery older than the cutoff)."""
+        old = select(events.c.id).where(*self._events(cutoff))
         return await self._count(
-            deliveries, [deliveries.c.workspace_id == self.ws, deliveries.c.created_at < cutoff]
+            deliveries, [deliveries.c.workspace_id == self.ws, deliveries.c.event_id.in_(old)]
         )
+
+    async def recheck_leads(
+        self, ids: Sequence[int], cutoff: datetime, anonymize: bool
+    ) -> list[int]:
+        """Those of ``ids`` that still qualify (by primary key: the candidates were read
+        outside the write's transaction, which a request may have changed since)."""
+        return await self._recheck(leads, ids, self._leads(cutoff, anonymize))
+
+    async def recheck_clients(
+        self, ids: Sequence[int], cutoff: datetime, anonymize: bool
+    ) -> list[int]:
+        return await self._recheck(clients, ids, self._clients(cutoff, anonymize))
+
+    async def recheck_events(self, ids: Sequence[int], cutoff: datetime) -> list[int]:
+        return await self._recheck(events, ids, self._events(cutoff))
+
+    async def _recheck(self, table: Any, ids: Sequence[int], conditions: list[Any]) -> list[int]:
+        if not ids:
+            return []
+        stmt = select(table.c.id).where(table.c.id.in_(list(ids)), *conditions)
+        return [r.id for r in (await self.conn.execute(stmt)).all()]
 
     async def lead_batch(self, cutoff: datetime, anonymize: bool, limit: int) -> list[int]:
         """The oldest-updated candidates first (ix_leads_ws_updated, in order)."""
@@ -347,12 +371,12 @@ class RetentionRepository:
         )
         return {r.id for r in (await self.conn.execute(stmt)).all()}
 
-    async def delete_events(self, ids: Sequence[int]) -> int:
+    async def delete_events(self, ids: Sequence[int]) -> tuple[int, int]:
         """Deletes these events and the webhook deliveries made of them (their attempts go with
-        them: ON DELETE CASCADE)."""
+        them: ON DELETE CASCADE); (events, deliveries)."""
         if not ids:
-            return 0
-        await self.conn.execute(
+            return 0, 0
+        gone = await self.conn.execute(
             delete(deliveries).where(
                 deliveries.c.workspace_id == self.ws, deliveries.c.event_id.in_(list(ids))
             )
@@ -360,16 +384,7 @@ class RetentionRepository:
         result = await self.conn.execute(
             delete(events).where(events.c.workspace_id == self.ws, events.c.id.in_(list(ids)))
         )
-        return int(result.rowcount)
-
-    async def delete_old_deliveries(self, cutoff: datetime, limit: int) -> int:
-        ids = select(deliveries.c.id).where(
-            deliveries.c.workspace_id == self.ws, deliveries.c.created_at < cutoff
-        )
-        found = [r.id for r in (await self.conn.execute(ids.limit(limit))).all()]
-        if found:
-            await self.conn.execute(delete(deliveries).where(deliveries.c.id.in_(found)))
-        return len(found)
+        return int(result.rowcount), int(gone.rowcount)
 
     # ------------------------------------------------------------------ records
 
