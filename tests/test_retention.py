@@ -389,7 +389,7 @@ def test_serve_applies_the_policy_once_per_interval_across_processes(tmp_path: P
         first.start()
         second.start()
         try:
-            first.wait_for_readyz(200)
+            first.wait_for_readyz(200, timeout=90)
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and _runs(first.log() + second.log()) == 0:
                 time.sleep(0.1)
@@ -402,7 +402,7 @@ def test_serve_applies_the_policy_once_per_interval_across_processes(tmp_path: P
             # Restarted, a process waits for the next run instead of repeating this one.
             first.stop()
             first = ServerProcess(url, tmp_path / "c.log", **settings).start()
-            first.wait_for_readyz(200)
+            first.wait_for_readyz(200, timeout=90)
             time.sleep(1)
             assert _runs(first.log()) == 0
         finally:
