@@ -133,14 +133,19 @@ async def requests(url: str, key: str, stop: asyncio.Event, tag: str) -> dict[st
 
 async def main() -> None:
     n = int(_env("BENCH_RETENTION_N", "111112"))
-    batch = int(_env("BENCH_RETENTION_BATCH", "500"))
+    batch = int(_env("BENCH_RETENTION_BATCH", "200"))
     warmup = float(_env("BENCH_RETENTION_WARMUP_S", "5"))
     log(f"seeding {n:,} leads")
     await seed.seed_sqlite(URL, seed.plan(n))
     path = str(seed.sqlite_path(URL))
     log(f"{add_events(path):,} events")
     con = sqlite3.connect(path)
-    (candidates,) = con.execute("SELECT count(*) FROM leads WHERE converted_at IS NULL").fetchone()
+    cutoff = seed.sqlite_stamp(
+        int((utcnow().replace(tzinfo=None) - timedelta(days=1) - seed.EPOCH).total_seconds() * 1e6)
+    )
+    (candidates,) = con.execute(
+        "SELECT count(*) FROM leads WHERE converted_at IS NULL AND updated_at < ?", (cutoff,)
+    ).fetchone()
     con.close()
     key = await admin_key(URL)
     extra = {
