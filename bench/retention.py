@@ -133,7 +133,7 @@ async def requests(url: str, key: str, stop: asyncio.Event, tag: str) -> dict[st
 
 async def main() -> None:
     n = int(_env("BENCH_RETENTION_N", "111112"))
-    batch = int(_env("BENCH_RETENTION_BATCH", "200"))
+    batch = int(_env("BENCH_RETENTION_BATCH", "100"))
     warmup = float(_env("BENCH_RETENTION_WARMUP_S", "5"))
     log(f"seeding {n:,} leads")
     await seed.seed_sqlite(URL, seed.plan(n))

@@ -157,7 +157,7 @@ class Settings(BaseSettings):
     retention_interval_seconds: float = Field(default=3600, gt=0)
     # Records removed per transaction, and the pause between two (the writer free for the
     # requests queued behind it). bench/README.md, "Retention", measured the default.
-    retention_batch_size: int = Field(default=200, ge=1, le=10_000)
+    retention_batch_size: int = Field(default=100, ge=1, le=10_000)
     retention_batch_pause_ms: float = Field(default=5, ge=0)
 
     @model_validator(mode="after")
