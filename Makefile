@@ -25,7 +25,7 @@ GRAPHIQL_FILES := react@18.2.0:umd/react.production.min.js \
 	@graphiql/plugin-explorer@1.0.2:dist/index.umd.js
 
 .PHONY: run test test-postgres test-fast install graphiql schema lint clean bench bench-fanout \
-	bench-webhooks bench-exports bench-duplicates bench-imports bench-aggregates
+	bench-webhooks bench-exports bench-duplicates bench-imports bench-aggregates bench-retention
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -121,6 +121,11 @@ bench-imports: $(INSTALLED)
 # it) unless BENCH_DATABASE_URL names a PostgreSQL database (bench/README.md).
 bench-aggregates: $(INSTALLED)
 	$(PY) -m bench.aggregates
+
+# Retention (issue 13): ~100,000 unconverted leads deleted by a retention run on SQLite while a
+# client reads and writes; the writer's longest hold and the requests' latency (bench/README.md).
+bench-retention: $(INSTALLED)
+	$(PY) -m bench.retention
 
 schema: $(INSTALLED)
 	$(PY) server.py export-schema --output schema/schema.graphql

@@ -6,6 +6,9 @@ python server.py worker           migrate, then run only the background work: th
                                   sender, the import runner and the follow-up reminders (any
                                   number of them, beside `serve` or instead of its own)
 python server.py migrate          apply the Alembic migrations and exit
+python server.py retention run [--dry-run]
+                                  apply every workspace's retention policy now (or say what
+                                  it would remove) and print the counts
 python server.py export-schema    print the SDL (or write it with --output)
 """
 
@@ -70,6 +73,7 @@ from resolvers.auth import authenticate, create_key_for_workspace
 from resolvers.imports.runner import ImportRunner
 from resolvers.mail import mailer_for
 from resolvers.reminders import Reminders
+from resolvers.retention import Retention, run_all
 from resolvers.subscriptions import EventFeed
 from resolvers.webhooks.sender import Sender
 from schema import build_schema
@@ -940,11 +944,18 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
         app.state.reminders = reminders
         if reminders is not None:
             reminders.start()
+        # Retention policies likewise, unless RETENTION_SCHEDULE=false.
+        retention = Retention(settings, db) if settings.retention_schedule else None
+        app.state.retention = retention
+        if retention is not None:
+            retention.start()
         app.state.feed = EventFeed(db, settings)  # starts with the first subscription
         try:
             yield
         finally:
             await app.state.feed.close()
+            if retention is not None:
+                await retention.stop()
             if reminders is not None:
                 await reminders.stop()
             if importer is not None:
@@ -1115,15 +1126,23 @@ async def _work(settings: Settings) -> None:
             logger.info("SMTP_HOST is not set: reminders go to this log")
         reminders = Reminders(settings, db, mailer_for(settings))
         reminders.start()
+    retention: Retention | None = None
+    if settings.retention_schedule:
+        db = db or Database(settings.database_url, settings)
+        retention = Retention(settings, db)
+        retention.start()
     logger.info(
-        "webhook sender running (pid %d); import runner %s; follow-up reminders %s",
+        "webhook sender running (pid %d); import runner %s; follow-up reminders %s; retention %s",
         os.getpid(),
         "on" if importer is not None else "off",
         "on" if reminders is not None else "off",
+        "on" if retention is not None else "off",
     )
     try:
         await stop.wait()
     finally:
+        if retention is not None:
+            await retention.stop()
         if reminders is not None:
             await reminders.stop()
         if importer is not None:
@@ -1162,16 +1181,47 @@ async def recount(settings: Settings) -> int:
     return 0
 
 
+async def run_retention(settings: Settings, *, dry_run: bool) -> int:
+    """``server.py retention run [--dry-run]``: every workspace's policy now (migrating first);
+    one line per workspace with a policy."""
+    db = Database(settings.database_url, settings)
+    try:
+        await migrate.upgrade(db)
+        results = await run_all(db, settings, dry_run=dry_run)
+    finally:
+        await db.dispose()
+    verb = "would remove" if dry_run else "removed"
+    for workspace_id, policy, found in results:
+        done = "anonymize" if policy.anonymize else "delete"
+        sys.stdout.write(
+            f"workspace {workspace_id}: {verb} {found['leads']} leads, {found['clients']} "
+            f"clients ({done}), {found['events']} events, {found['deliveries']} webhook "
+            "deliveries\n"
+        )
+    if not results:
+        sys.stdout.write("no workspace has a retention policy\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="server.py", description="Leadgraph GraphQL API")
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="migrate, then serve the API (default)")
     commands.add_parser(
         "worker",
-        help="migrate, then run only the background work: webhooks, imports, reminders "
+        help="migrate, then run only the background work: webhooks, imports, reminders, "
+        "retention "
         "(until SIGTERM/SIGINT)",
     )
     commands.add_parser("migrate", help="apply the database migrations and exit")
+    retention = commands.add_parser("retention", help="retention policies")
+    retention_commands = retention.add_subparsers(dest="retention_command", required=True)
+    run = retention_commands.add_parser(
+        "run", help="apply every workspace's retention policy now and print what it removed"
+    )
+    run.add_argument(
+        "--dry-run", action="store_true", help="only count what a run would remove now"
+    )
     key = commands.add_parser(
         "create-api-key", help="create an API key (and the workspace, if it does not exist)"
     )
@@ -1197,6 +1247,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "worker":
         return work(settings)
+    if args.command == "retention":
+        return asyncio.run(run_retention(settings, dry_run=args.dry_run))
     if args.command == "create-api-key":
 
         async def create_key() -> int:

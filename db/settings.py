@@ -150,6 +150,16 @@ class Settings(BaseSettings):
     # How often the scheduler looks for reminders come due.
     reminder_poll_interval_seconds: float = Field(default=5.0, gt=0)
 
+    # Retention (README, Retention and erasure): each workspace's policy is applied from inside
+    # `serve` and `server.py worker` unless this is false, once every interval (a process
+    # claims a workspace's run in the database: one at a time, whatever the processes).
+    retention_schedule: bool = True
+    retention_interval_seconds: float = Field(default=3600, gt=0)
+    # Records removed per transaction, and the pause between two (the writer free for the
+    # requests queued behind it). bench/README.md, "Retention", measured the default.
+    retention_batch_size: int = Field(default=100, ge=1, le=10_000)
+    retention_batch_pause_ms: float = Field(default=5, ge=0)
+
     @model_validator(mode="after")
     def _lease_outlasts_timeout(self) -> Settings:
         if self.webhook_lease_seconds <= self.webhook_timeout_seconds:

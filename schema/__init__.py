@@ -36,6 +36,7 @@ from schema.imports import ImportMutation, ImportQuery
 from schema.leads import LeadMutation, LeadQuery
 from schema.limits import DocumentCache, DocumentLimits, list_size_rule
 from schema.nodes import NodeQuery
+from schema.retention import RetentionMutation, RetentionQuery
 from schema.scalars import JSON, DateTime, JSONValue
 from schema.subscriptions import EventSubscription
 from schema.tags import TagMutation, TagQuery
@@ -155,6 +156,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
         (
             *(NodeQuery, LeadQuery, ClientQuery, EventQuery, WebhookQuery, FormQuery),
             *(DuplicateQuery, ImportQuery, AuthQuery, TagQuery, TicketQuery, FollowUpQuery),
+            RetentionQuery,
         ),
     )
     mutation = merge_types(
@@ -162,7 +164,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
         (
             *(LeadMutation, ClientMutation, WebhookMutation, FormMutation, MergeMutation),
             *(ImportMutation, AuthMutation, TagMutation, ActivityMutation),
-            *(TicketMutation, FollowUpMutation),
+            *(TicketMutation, FollowUpMutation, RetentionMutation),
         ),
     )
     return Schema(

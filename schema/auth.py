@@ -21,6 +21,7 @@ from resolvers.principal import Principal
 from schema.context import Info
 from schema.errors import UserError, user_errors
 from schema.relay import input_values
+from schema.retention import RetentionPolicy
 
 Role = strawberry.enum(_Role, name="Role", description="What a member or API key may do.")
 
@@ -34,10 +35,15 @@ class Workspace:
     id: strawberry.ID
     name: str
     created_at: datetime
+    row: strawberry.Private[Row[Any]]
+
+    @strawberry.field(description="The retention policy (set by an OWNER).")
+    def retention_policy(self) -> RetentionPolicy:
+        return RetentionPolicy.from_row(self.row)
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Workspace:
-        return cls(id=_id("Workspace", row.id), name=row.name, created_at=row.created_at)
+        return cls(id=_id("Workspace", row.id), name=row.name, created_at=row.created_at, row=row)
 
 
 @strawberry.type(description="A person with an account.")

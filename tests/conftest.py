@@ -134,6 +134,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, smtp: Mailbox) -> Iterator[
         webhook_lease_seconds=WEBHOOK_TIMEOUT_SECONDS + 5,
         # Reminder emails are tested with server processes (tests/test_follow_up_reminders.py).
         follow_up_reminders=False,
+        # Retention runs are asked for by the tests that need them (tests/test_retention.py).
+        retention_schedule=False,
         _env_file=None,  # type: ignore[call-arg]
     )
     app = create_app(settings)
@@ -181,7 +183,16 @@ def clean_db(request: pytest.FixtureRequest) -> None:
                 await session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
             await session.execute(delete(Workspace).where(Workspace.id != DEFAULT_WORKSPACE_ID))
             await session.execute(
-                update(Workspace).where(Workspace.id == DEFAULT_WORKSPACE_ID).values(name="Default")
+                update(Workspace)
+                .where(Workspace.id == DEFAULT_WORKSPACE_ID)
+                .values(
+                    name="Default",
+                    retention_leads_days=None,
+                    retention_clients_days=None,
+                    retention_events_days=None,
+                    retention_action="DELETE",
+                    retention_due_at=None,
+                )
             )
             # The suite's own credential: an OWNER key of the default workspace, marked as just
             # used so that no request of a test spends a statement on recording its use.

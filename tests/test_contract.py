@@ -32,7 +32,7 @@ CONTRACT_DIR = ROOT / "tests" / "contract"
 # The contract files whose capability has landed: every name they declare is checked.
 IMPLEMENTED = (
     *("schema.graphql", "access.graphql", "events.graphql", "intake.graphql"),
-    "pipeline.graphql",
+    *("pipeline.graphql", "privacy.graphql"),
 )
 # Files whose capability lands in parts: the names (a type with all it declares, or one
 # "Type.member") of the parts that have landed; only those are checked.

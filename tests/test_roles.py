@@ -56,6 +56,9 @@ MINIMUM_ROLE = {
     "updateMemberRole": "ADMIN",
     "removeMember": "ADMIN",
     "updateWorkspace": "OWNER",
+    "retentionPreview": "ADMIN",
+    "updateRetentionPolicy": "OWNER",
+    "eraseContact": "OWNER",
     "webhookEndpoints": "ADMIN",
     "leadForms": "ADMIN",
     "createLeadForm": "ADMIN",
@@ -255,6 +258,24 @@ mutation ($userId: ID!) {{ removeMember(userId: $userId) {{ removedUserId {USER_
 UPDATE_WORKSPACE = f"""
 mutation ($input: UpdateWorkspaceInput!) {{
   updateWorkspace(input: $input) {{ workspace {{ name }} {USER_ERRORS} }}
+}}
+"""
+RETENTION_PREVIEW = """
+query ($policy: RetentionPolicyInput) {
+  retentionPreview(policy: $policy) { leads clients events }
+}
+"""
+UPDATE_RETENTION_POLICY = f"""
+mutation ($input: RetentionPolicyInput!) {{
+  updateRetentionPolicy(input: $input) {{
+    policy {{ unconvertedLeadsAfterDays action }} {USER_ERRORS}
+  }}
+}}
+"""
+RETENTION_POLICY = "{ me { workspace { retentionPolicy { unconvertedLeadsAfterDays } } } }"
+ERASE_CONTACT = f"""
+mutation ($email: String!) {{
+  eraseContact(email: $email) {{ erased {{ leads clients events other }} {USER_ERRORS} }}
 }}
 """
 CREATE_WEBHOOK_ENDPOINT = f"""
@@ -815,6 +836,38 @@ def then_remove_member(world: World, caller: Caller, payload: Any, variables: An
 def then_update_workspace(world: World, caller: Caller, payload: Any, variables: Any) -> None:
     assert payload == {"workspace": {"name": "Renamed Co"}, "userErrors": []}
     assert world.owner.data(ME)["me"]["workspace"] == {"name": "Renamed Co"}
+
+
+query(
+    "retentionPreview",
+    RETENTION_PREVIEW,
+    lambda w: (w.lead(), {"policy": {"eventsAfterDays": 1, "action": "ANONYMIZE"}})[1],
+)
+
+
+@operation(
+    "updateRetentionPolicy",
+    UPDATE_RETENTION_POLICY,
+    lambda w: {"input": {"unconvertedLeadsAfterDays": 90, "action": "ANONYMIZE"}},
+)
+def then_update_retention_policy(
+    world: World, caller: Caller, payload: Any, variables: Any
+) -> None:
+    assert payload == {
+        "policy": {"unconvertedLeadsAfterDays": 90, "action": "ANONYMIZE"},
+        "userErrors": [],
+    }
+    policy = world.owner.data(RETENTION_POLICY)["me"]["workspace"]["retentionPolicy"]
+    assert policy == {"unconvertedLeadsAfterDays": 90}
+
+
+@operation("eraseContact", ERASE_CONTACT, lambda w: (w.lead(), {"email": "LEAD@example.com"})[1])
+def then_erase_contact(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    assert payload == {
+        "erased": {"leads": 1, "clients": 0, "events": 1, "other": 0},
+        "userErrors": [],
+    }
+    assert world.owner.data(LEADS)["leads"]["nodes"] == []
 
 
 @operation(

@@ -44,6 +44,10 @@ class Activity(SQLModel, table=True):
         # A lead's timeline and a client's (its own and its converted leads'), newest first.
         Index("ix_activities_lead", "workspace_id", "lead_id", "occurred_at", "id"),
         Index("ix_activities_client", "workspace_id", "client_id", "occurred_at", "id"),
+        # A foreign key's own index (migration 0016): deleting the parent row looks its
+        # children up by this column alone (no workspace), once per row deleted.
+        Index("ix_activities_lead_fk", "lead_id"),
+        Index("ix_activities_client_fk", "client_id"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))

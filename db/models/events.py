@@ -44,6 +44,8 @@ class EventType(enum.Enum):
     # A follow-up created or changed: the event's record is the follow-up.
     FOLLOW_UP_CREATED = "FOLLOW_UP_CREATED"
     FOLLOW_UP_UPDATED = "FOLLOW_UP_UPDATED"
+    # eraseContact ran: its record is the workspace, its changes the counts (never the data).
+    CONTACT_ERASED = "CONTACT_ERASED"
 
 
 # Type names (as global IDs spell them) and event type names fit in this.

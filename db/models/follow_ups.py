@@ -59,6 +59,10 @@ class FollowUp(SQLModel, table=True):
     __table_args__ = (
         # Query.followUps: by status, due first (the default) or newest first.
         Index("ix_follow_ups_status_due", "workspace_id", "status", "due_at", "id"),
+        # A foreign key's own index (migration 0016): deleting the parent row looks its
+        # children up by this column alone (no workspace), once per row deleted.
+        Index("ix_follow_ups_lead_fk", "lead_id"),
+        Index("ix_follow_ups_client_fk", "client_id"),
         Index("ix_follow_ups_status_created", "workspace_id", "status", "created_at", "id"),
         # Someone's follow-ups (mine, assigneeId), and unassigning a removed member's.
         Index("ix_follow_ups_assignee", "workspace_id", "assignee_user_id", "status", "due_at"),

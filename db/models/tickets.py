@@ -68,6 +68,9 @@ class Ticket(RecordTable, table=True):
         CheckConstraint("priority IN ('LOW','NORMAL','HIGH','URGENT')", name="ck_tickets_priority"),
         # Every index starts with the workspace (the search's FTS5 plan relies on it).
         Index("uq_tickets_ws_number", "workspace_id", "number", unique=True),
+        # A foreign key's own index (migration 0016): deleting the parent row looks its
+        # children up by this column alone (no workspace), once per row deleted.
+        Index("ix_tickets_client_fk", "client_id"),
         Index("ix_tickets_ws_created", "workspace_id", "created_at", "id"),
         Index("ix_tickets_ws_updated", "workspace_id", "updated_at", "id"),
         Index("ix_tickets_ws_priority", "workspace_id", "priority_rank", "id"),
@@ -99,7 +102,11 @@ class TicketComment(SQLModel, table=True):
     """A reply on a ticket (``internal``: a note for the team). Oldest first by id."""
 
     __tablename__ = "ticket_comments"
-    __table_args__ = (Index("ix_ticket_comments_ws_ticket", "workspace_id", "ticket_id", "id"),)
+    __table_args__ = (
+        Index("ix_ticket_comments_ws_ticket", "workspace_id", "ticket_id", "id"),
+        # The foreign key's own index (migration 0016): deleting a ticket finds its comments.
+        Index("ix_ticket_comments_ticket_fk", "ticket_id"),
+    )
 
     id: int | None = Column_(default=None, primary_key=True)
     workspace_id: int = Column_(

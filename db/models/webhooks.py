@@ -94,6 +94,9 @@ class WebhookDelivery(SQLModel, table=True):
         # An endpoint's deliveries, newest first (with a status filter, the second).
         Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),
         Index("ix_webhook_deliveries_endpoint_status", "endpoint_id", "status", "id"),
+        # The deliveries of an event: retention deletes them with it (migration 0016), and
+        # PostgreSQL checks the foreign key of each event deleted through it.
+        Index("ix_webhook_deliveries_event", "event_id"),
         # What is due, and a record's earlier pending deliveries: pending rows only.
         Index(
             "ix_webhook_deliveries_due",
