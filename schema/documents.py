@@ -9,12 +9,13 @@ under this schema (its ``schema_key``), so that its requests skip parsing and va
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from graphql import GraphQLError, parse
+from graphql import DocumentNode, GraphQLError, parse
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
@@ -88,6 +89,15 @@ class DocumentSupport:
             await self.registry.mark_valid(db, doc, self.schema_key)
 
 
+_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
+
+
+def _stand_in(operation_name: str | None) -> DocumentNode:
+    """A one-operation document answering to the request's operationName, if any."""
+    name = operation_name if operation_name and _NAME.fullmatch(operation_name) else ""
+    return parse(f"query {name} {{ __typename }}")
+
+
 def _privileged(context: Any) -> bool:
     principal = context.principal
     return principal is not None and principal.role.includes(Role.ADMIN)
@@ -101,7 +111,16 @@ class TrustedDocuments(SchemaExtension):
         self.support = support
 
     async def on_operation(self) -> AsyncIterator[None]:
-        await self._resolve(self.execution_context)
+        ec = self.execution_context
+        try:
+            await self._resolve(ec)
+        except GraphQLError as error:
+            # Refused before parsing, as a result with this one error on every transport (an
+            # exception here would escape a WebSocket operation): a stand-in document, already
+            # failed, so that nothing is parsed, validated or run.
+            ec.query = None
+            ec.graphql_document = _stand_in(ec._provided_operation_name)
+            ec.pre_execution_errors = [error]
         yield
 
     async def _resolve(self, ec: ExecutionContext) -> None:

@@ -165,7 +165,8 @@ class DocumentLimits(SchemaExtension):
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
-        query = context.query
+        # None when the request was refused already (schema/documents.py, TrustedDocuments).
+        query = context.query if context.pre_execution_errors is None else None
         if query and (size := _utf8_length_over(query, self.max_bytes)) is not None:
             raise RequestRefused(
                 f"The document is {size} bytes; at most {self.max_bytes} are accepted.",

@@ -20,7 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import GraphQLClient, LiveServer
+from tests.conftest import OWNER_KEY, GraphQLClient, LiveServer
+from tests.test_websocket import results, talk
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -276,3 +277,54 @@ def test_the_cli_refuses_a_wrong_hash_or_an_invalid_document_and_registers_nothi
     )
     not_a_manifest = register(server, tmp_path, ["query { __typename }"])
     assert not_a_manifest.returncode == 2 and "Not a manifest" in not_a_manifest.stderr
+
+
+def test_require_applies_over_websocket_by_the_documents_text(
+    server: LiveServer, gql: GraphQLClient, tmp_path: Path, mode: Any
+) -> None:
+    """graphql-transport-ws sends `query` (Strawberry's handler reads no documentId or
+    extensions): under require, a MEMBER's operation runs if its text is a registered
+    document's, and is refused with the same code otherwise; the connection stays open."""
+    member = gql.data(CREATE_KEY, {"role": "MEMBER"})["createApiKey"]["secret"]
+    trusted = document("websocket: trusted")
+    assert register(server, tmp_path, {sha256(trusted): trusted}).returncode == 0
+    mode("require")
+    answers = results(
+        talk(
+            server,
+            [{"query": document("websocket: free text")}, {"query": trusted}],
+            payload={"Authorization": f"Bearer {member}"},
+        )
+    )
+    assert answers[0][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_IN_LIST"
+    assert answers[1] == {"data": gql.data(trusted)}
+
+
+def test_apollo_clients_persisted_query_link_registers_then_sends_the_hash_alone(
+    server: LiveServer, gql: GraphQLClient
+) -> None:
+    query = "query ApolloApq { leads(first: 1) { totalCount } }"
+    spec = json.dumps({"token": OWNER_KEY, "query": query})
+    out = subprocess.run(
+        ["node", str(ROOT / "tests" / "apollo_client" / "apq.mjs"), f"{server.url}/graphql", spec],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert (
+        got["first"]
+        == got["second"]
+        == {"leads": {"__typename": "LeadConnection", "totalCount": 0}}
+    )
+    # Hash alone (not found), hash and query (registered), then the hash alone.
+    assert [("query" in body, "persistedQuery" in body["extensions"]) for body in got["sent"]] == [
+        (False, True),
+        (True, True),
+        (False, True),
+    ]
+    sent_hash = got["sent"][0]["extensions"]["persistedQuery"]["sha256Hash"]
+    body = gql.http.post("/graphql", json={"documentId": f"sha256:{sent_hash}"}).json()
+    # What Apollo hashed is its printed document, with the __typename it adds.
+    assert body == {"data": got["first"]}, body
