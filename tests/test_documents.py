@@ -13,12 +13,16 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import insert, select
+
+from db.models import TrustedDocument
 
 from tests.conftest import OWNER_KEY, GraphQLClient, LiveServer
 from tests.test_websocket import results, talk
@@ -328,3 +332,41 @@ def test_apollo_clients_persisted_query_link_registers_then_sends_the_hash_alone
     body = gql.http.post("/graphql", json={"documentId": f"sha256:{sent_hash}"}).json()
     # What Apollo hashed is its printed document, with the __typename it adds.
     assert body == {"data": got["first"]}, body
+
+
+def test_a_document_registered_under_another_schema_is_validated_again_once(
+    server: LiveServer, http: httpx.Client, gql: GraphQLClient
+) -> None:
+    """A row whose schema_key is not the running schema's (the schema changed since it was
+    registered) is validated when first used and marked valid under the current key; one no
+    longer valid answers its validation errors."""
+    valid = document("schema changed: still valid")
+    stale = document("schema changed: no longer valid", "leads { removedField }")
+    now = datetime.now(UTC)
+    table: Any = TrustedDocument.__table__  # type: ignore[attr-defined]
+
+    async def plant() -> None:
+        async with server.db.write() as conn:
+            for text in (valid, stale):
+                values = {"hash": sha256(text), "body": text, "source": "manifest"}
+                await conn.execute(
+                    insert(table).values(
+                        **values, trusted=True, schema_key="0" * 64, created_at=now
+                    )
+                )
+
+    async def keys() -> dict[str, str]:
+        async with server.db.read() as conn:
+            rows = await conn.execute(select(table.c.hash, table.c.schema_key))
+            return {row.hash: row.schema_key for row in rows}
+
+    server.run(plant())
+    ran = post(http, {"documentId": f"sha256:{sha256(valid)}"})
+    assert ran.json() == {"data": gql.data(valid)}
+    failed = post(http, {"documentId": f"sha256:{sha256(stale)}"})
+    assert failed.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    stored = server.run(keys())
+    assert stored[sha256(stale)] == "0" * 64
+    listed = cli(server, "list").stdout
+    assert f"sha256:{sha256(valid)}\t-\ttrusted\tvalid\t" in listed
+    assert f"sha256:{sha256(stale)}\t-\ttrusted\tschema changed\t" in listed
