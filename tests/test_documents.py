@@ -13,8 +13,8 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,6 @@ import pytest
 from sqlalchemy import insert, select
 
 from db.models import TrustedDocument
-
 from tests.conftest import OWNER_KEY, GraphQLClient, LiveServer
 from tests.test_websocket import results, talk
 
