@@ -50,7 +50,9 @@ def cli(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
         env={**os.environ, "DATABASE_URL": server.settings.database_url},
         capture_output=True,
         text=True,
-        timeout=60,
+        # Generous: it starts Python, builds the schema and checks the migrations, on a
+        # machine the suite shares (one call took over 60 s at load 10 on 2 cores).
+        timeout=240,
     )
 
 
