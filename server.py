@@ -48,7 +48,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, process_result
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -70,6 +70,7 @@ from db.models import Role
 from db.repositories.lead_tallies import TallyRepository
 from db.settings import Settings, get_settings
 from resolvers.auth import authenticate, create_key_for_workspace
+from resolvers.documents import ManifestError, add_manifest, list_documents
 from resolvers.imports.runner import ImportRunner
 from resolvers.mail import mailer_for
 from resolvers.reminders import Reminders
@@ -78,6 +79,7 @@ from resolvers.subscriptions import EventFeed
 from resolvers.webhooks.sender import Sender
 from schema import build_schema
 from schema.context import Context
+from schema.documents import HTTP_STATUS as DOCUMENT_STATUS
 from schema.execution import LiveOperation, SharedData, live_operation
 from schema.extensions import INTERNAL_MESSAGE
 from schema.http import exports, forms
@@ -407,6 +409,16 @@ class LeadgraphView(GraphQL[Context, None]):
             feed=state.feed,
         )
 
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # A GET naming a persisted document (documentId, or an APQ hash in extensions) is a
+        # request, as one with `query` is, whatever its Accept header.
+        params = request.query_params
+        return (
+            params.get("documentId") is None
+            and params.get("extensions") is None
+            and super().should_render_graphql_ide(request)
+        )
+
     async def render_graphql_ide(self, request: Request) -> Response:
         from starlette.responses import HTMLResponse
 
@@ -484,6 +496,37 @@ class LeadgraphView(GraphQL[Context, None]):
     def decode_json(self, data: str | bytes) -> object:
         return decode_request_json(data)
 
+    async def execute_operation(  # type: ignore[override]
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: None,
+        sub_response: Response,
+    ) -> Any:
+        if isinstance(request_data, GraphQLRequestData):
+            context.document_id = await self.document_id(request_adapter)
+        return await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
+
+    async def document_id(self, request: AsyncHTTPRequestAdapter) -> str | None:
+        """The request's documentId (persisted documents: in the query string of a GET, beside
+        `query` in a JSON body), or None. Strawberry's parsing does not read it; a body is
+        read again only if it names one."""
+        if request.method == "GET":
+            value = request.query_params.get("documentId")
+        else:
+            body = await request.get_body()
+            if b'"documentId"' not in body:
+                return None
+            data = self.parse_json(body)
+            value = data.get("documentId") if isinstance(data, dict) else None
+        if value is not None and not isinstance(value, str):
+            raise HTTPException(400, "The request's `documentId` must be a string, if provided.")
+        return value or None
+
     def parse_json(self, data: str | bytes, within: str | None = None) -> Any:
         try:
             return decode_request_json(data, within)
@@ -530,7 +573,9 @@ class LeadgraphView(GraphQL[Context, None]):
             # expect 200 for every well-formed GraphQL response.
             response.pop("data", None)
             if media_type == GRAPHQL_RESPONSE_JSON:
-                sub_response.status_code = 400
+                codes = {(e.extensions or {}).get("code") for e in result.errors or []}
+                statuses = {DOCUMENT_STATUS.get(code, 400) for code in codes}
+                sub_response.status_code = statuses.pop() if len(statuses) == 1 else 400
         elif _wholly_unauthenticated(result):
             sub_response.status_code = 401
             sub_response.headers["WWW-Authenticate"] = 'Bearer realm="leadgraph"'
@@ -905,6 +950,9 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
         if settings.graphiql
         else None
     )
+    if settings.graphiql:
+        # Its starting document signs in: it runs under TRUSTED_DOCUMENTS=require too.
+        schema.documents.registry.add_builtin(GRAPHIQL_DOCUMENT, schema.documents.schema_key)
     view = LeadgraphView(
         schema,
         graphql_ide="graphiql" if settings.graphiql else None,
@@ -1203,6 +1251,55 @@ async def run_retention(settings: Settings, *, dry_run: bool) -> int:
     return 0
 
 
+_OPERATION_NAME = re.compile(r"\b(query|mutation|subscription)\s+([_A-Za-z][_0-9A-Za-z]*)")
+
+
+async def documents_command(settings: Settings, args: argparse.Namespace) -> int:
+    """``server.py documents add <manifest>`` / ``documents list``: the exit status."""
+    support = build_schema(settings).documents
+    db = Database(settings.database_url, settings)
+    try:
+        await migrate.upgrade(db)
+        if args.documents_command == "list":
+            for row in await list_documents(db):
+                names = ", ".join(" ".join(m) for m in _OPERATION_NAME.findall(row.body))
+                sys.stdout.write(
+                    "\t".join(
+                        (
+                            f"sha256:{row.hash}",
+                            row.alias or "-",
+                            "trusted" if row.trusted else "apq",
+                            "valid" if row.schema_key == support.schema_key else "schema changed",
+                            names or "(anonymous)",
+                        )
+                    )
+                    + "\n"
+                )
+            return 0
+        try:
+            manifest = decode_request_json(args.manifest.read_bytes())
+        except OSError as exc:
+            sys.stderr.write(f"Cannot read {args.manifest}: {exc.strerror}.\n")
+            return 2
+        except json.JSONDecodeError as exc:
+            reason = exc.reason if isinstance(exc, RefusedJSON) else str(exc)
+            sys.stderr.write(f"{args.manifest} is not JSON: {reason}\n")
+            return 2
+        try:
+            added, total = await add_manifest(db, manifest, support.problems_of, support.schema_key)
+        except ManifestError as exc:
+            sys.stderr.write(f"Nothing was registered from {args.manifest}:\n")
+            sys.stderr.write("".join(f"  {problem}\n" for problem in exc.problems))
+            return 2
+        sys.stderr.write(
+            f"{total} documents in {args.manifest}: {added} registered now, "
+            f"{total - added} already were.\n"
+        )
+        return 0
+    finally:
+        await db.dispose()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="server.py", description="Leadgraph GraphQL API")
     commands = parser.add_subparsers(dest="command")
@@ -1232,6 +1329,17 @@ def main(argv: list[str] | None = None) -> int:
         "recount",
         help="migrate, then rebuild the pipeline tallies (leads { aggregate }) from the leads",
     )
+
+    documents = commands.add_parser(
+        "documents", help="trusted documents: register a client's manifest, list them"
+    )
+    documents_commands = documents.add_subparsers(dest="documents_command", required=True)
+    add = documents_commands.add_parser(
+        "add",
+        help="register every document of a manifest (graphql-codegen, Relay, Apollo), or none",
+    )
+    add.add_argument("manifest", type=Path, help="the manifest's JSON file")
+    documents_commands.add_parser("list", help="the registered documents, oldest first")
     export = commands.add_parser("export-schema", help="print the schema SDL")
     export.add_argument("--output", type=Path, help="write the SDL to this file")
     args = parser.parse_args(argv)
@@ -1274,6 +1382,9 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(create_key())
     if args.command == "recount":
         return asyncio.run(recount(settings))
+
+    if args.command == "documents":
+        return asyncio.run(documents_command(settings, args))
     if args.command == "export-schema":
         sdl = build_schema().as_str() + "\n"
         if args.output:

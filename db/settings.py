@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     # Parsed documents kept for reuse, by estimated size (a document's text plus ~640 bytes a
     # token); one document may take at most an eighth of it, larger ones are parsed each time.
     document_cache_bytes: int = Field(default=32 * 1024 * 1024, ge=0)
+    # Trusted documents (README, Trusted documents): requests by documentId or Apollo's APQ
+    # hash. off: neither is understood; allow: both, besides free text; require: only
+    # registered documents run, except for ADMIN/OWNER credentials.
+    trusted_documents: Literal["off", "allow", "require"] = "allow"
 
     # Subscriptions (README, Subscriptions). Events one subscription may have waiting to be
     # sent: a subscriber further behind is disconnected (close code 1013) and resumes with

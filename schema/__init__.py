@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError
+from graphql import ASTValidationRule, GraphQLError, specified_rules
 from strawberry.extensions import AddValidationRules, MaxTokensLimiter
 from strawberry.extensions.max_aliases import create_validator as alias_limit
 from strawberry.extensions.query_depth_limiter import create_validator as depth_limit
@@ -21,12 +21,14 @@ from strawberry.utils.inspect import get_func_args
 
 from db.models import Role
 from db.settings import Settings
+from resolvers.documents import DocumentRegistry
 from resolvers.errors import BadInput
 from schema import execution
 from schema.activities import ActivityMutation
 from schema.auth import AuthMutation, AuthQuery
 from schema.clients import ClientMutation, ClientQuery
 from schema.context import Context
+from schema.documents import DocumentSupport, TrustedDocuments
 from schema.duplicates import DuplicateQuery, MergeMutation
 from schema.events import EventQuery
 from schema.extensions import AnonymousIntrospection, ErrorPolicy, SettledLoads
@@ -48,6 +50,8 @@ from schema.webhooks import WebhookMutation, WebhookQuery
 class Schema(strawberry.federation.Schema):
     """The federation schema, without Strawberry's logging of every error at ERROR level:
     client mistakes are not server errors, and ErrorPolicy logs the unexpected ones."""
+
+    documents: DocumentSupport  # trusted documents (schema/documents.py)
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -151,6 +155,22 @@ def build_schema(settings: Settings | None = None) -> Schema:
         list_size_rule(settings.max_list_size),
     ]
     documents = DocumentCache(settings.document_cache_bytes)
+    support = DocumentSupport(
+        schema=None,
+        registry=DocumentRegistry(),
+        cache=documents,
+        # What every request is validated under: Strawberry's rules, then AddValidationRules'.
+        rules=(*specified_rules, *limits),
+        parse_options={"max_tokens": settings.max_query_tokens},
+        max_bytes=settings.max_document_bytes,
+        limits=(
+            settings.max_query_depth,
+            settings.max_aliases,
+            settings.max_list_size,
+            settings.max_query_tokens,
+            settings.max_document_bytes,
+        ),
+    )
     query = merge_types(
         "Query",
         (
@@ -167,7 +187,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
             *(TicketMutation, FollowUpMutation, RetentionMutation),
         ),
     )
-    return Schema(
+    schema = Schema(
         query=query,
         mutation=mutation,
         subscription=merge_types("Subscription", (EventSubscription,)),
@@ -177,6 +197,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
             lambda: AddValidationRules(limits),
+            lambda: TrustedDocuments(support),
             AnonymousIntrospection,
             lambda: DocumentLimits(documents, settings.max_document_bytes),
             ErrorPolicy,
@@ -184,6 +205,9 @@ def build_schema(settings: Settings | None = None) -> Schema:
             FederatedTracing,  # only when a gateway asks for it (see schema/tracing.py)
         ],
     )
+    support.schema = schema
+    schema.documents = support
+    return schema
 
 
 schema = build_schema()

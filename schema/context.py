@@ -38,6 +38,8 @@ class Context:
     credential_error: Exception | None = None
     # The process's live readers of the change-event log (subscriptions).
     feed: EventFeed | None = None
+    # The request's documentId (GraphQL over HTTP's persisted documents), set by the view.
+    document_id: str | None = None
 
     def require(self, role: Role) -> Principal:
         """The caller, if signed in with at least ``role``; UNAUTHENTICATED/FORBIDDEN otherwise."""

@@ -43,6 +43,8 @@ _ENTRY_OVERHEAD = 1024
 # No single document may take more than this share of the cache: one huge document would
 # otherwise push out all the ordinary ones.
 _LARGEST_ENTRY_SHARE = 8
+# Registered documents kept parsed (as many as the registry keeps, resolvers/documents.py).
+_PINNED_DOCUMENTS = 4096
 
 
 class RequestRefused(CannotGetOperationTypeError):
@@ -78,6 +80,11 @@ class DocumentCache:
         self._entries: LRUCache[tuple[str, tuple[tuple[str, Any], ...]], _Entry] = LRUCache(
             maxsize=max_bytes, getsizeof=lambda entry: entry.size
         )
+        # Registered documents (schema/documents.py), outside the bytes bound: their number is
+        # the registry's to bound, and they are never pushed out by other documents.
+        self._pinned: LRUCache[tuple[str, tuple[tuple[str, Any], ...]], _Entry] = LRUCache(
+            maxsize=_PINNED_DOCUMENTS
+        )
 
     @property
     def size(self) -> int:
@@ -90,12 +97,30 @@ class DocumentCache:
     def parse(self, query: str, options: Mapping[str, Any]) -> _Entry:
         """The parsed document (cached if it fits); raises GraphQLError if it does not parse."""
         key = (query, tuple(sorted(options.items())))
-        entry = self._entries.get(key)
+        entry = self._pinned.get(key) or self._entries.get(key)
         if entry is None:
             document = parse(query, **options)
             entry = _Entry(document, _estimated_size(query, document))
             if entry.size <= self.max_entry_bytes:
                 self._entries[key] = entry
+        return entry
+
+    def pinned(self, query: str, options: Mapping[str, Any]) -> _Entry | None:
+        return self._pinned.get((query, tuple(sorted(options.items()))))
+
+    def pin(self, query: str, options: Mapping[str, Any], valid_under: Rules | None) -> _Entry:
+        """A registered document, parsed once and kept apart from the others; ``valid_under``:
+        the rules it is known to pass (validated when it was registered, under this schema),
+        so that requests skip its validation as well. Raises GraphQLError if it does not
+        parse."""
+        key = (query, tuple(sorted(options.items())))
+        entry = self._pinned.get(key)
+        if entry is None:
+            document = parse(query, **options)
+            entry = _Entry(document, _estimated_size(query, document))
+            self._pinned[key] = entry
+        if valid_under is not None:
+            entry.validated.add(valid_under)
         return entry
 
     @staticmethod
@@ -140,7 +165,8 @@ class DocumentLimits(SchemaExtension):
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
-        query = context.query
+        # None when the request was refused already (schema/documents.py, TrustedDocuments).
+        query = context.query if context.pre_execution_errors is None else None
         if query and (size := _utf8_length_over(query, self.max_bytes)) is not None:
             raise RequestRefused(
                 f"The document is {size} bytes; at most {self.max_bytes} are accepted.",

@@ -12,6 +12,7 @@ from db.models.auth import (
     User,
 )
 from db.models.clients import Client, ClientCreate, ClientStatus, ClientUpdate
+from db.models.documents import TrustedDocument
 from db.models.events import Event, EventCounter, EventType
 from db.models.follow_ups import DueWindow, FollowUp, FollowUpStatus
 from db.models.imports import (
@@ -101,6 +102,7 @@ __all__ = [
     "TicketCounter",
     "TicketPriority",
     "TicketStatus",
+    "TrustedDocument",
     "User",
     "WebhookAttempt",
     "WebhookDelivery",
