@@ -17,7 +17,14 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import Role, TicketStatus
-from db.models.tickets import OPEN_STATUSES, CommentCreate, TicketCreate, TicketUpdate
+from db.models.activities import editable
+from db.models.tickets import (
+    OPEN_STATUSES,
+    CommentCreate,
+    CommentUpdate,
+    TicketCreate,
+    TicketUpdate,
+)
 from db.repositories import (
     ClientRepository,
     CommentRepository,
@@ -240,6 +247,55 @@ async def add_comment(ctx: Context, values: dict[str, Any]) -> Outcome:
         row = await repo.update(current, changes | actor_columns(principal, created=False))
         also = [{"field": "comment", "from": None, "to": to_global_id(COMMENT, comment.id)}]
         unit.record(TICKETS, Write.COMMENTED, current, row, also=also)
+        return Outcome(ticket=row, comment=comment)
+
+    return await written(ctx, step)
+
+
+async def update_comment(ctx: Context, id_: str, values: dict[str, Any]) -> Outcome:
+    """Edits a comment's body: its author within 15 minutes of writing it (as an activity's),
+    an ADMIN at any time. A TICKET_UPDATED event names the comment, without its text."""
+    principal = ctx.require(Role.MEMBER)
+    pk, bad_id = pk_for_mutation(id_, COMMENT, ["id"])
+    data, invalid = validated(CommentUpdate, values)
+    problems = ([bad_id] if bad_id else []) + invalid
+    if problems or pk is None:
+        return Outcome(problems=problems)
+
+    async def step(unit: Unit) -> Outcome:
+        comments_ = CommentRepository(unit.conn, ctx.workspace_id)
+        current = await comments_.get(pk, for_update=True)
+        if current is None:
+            raise Abort(
+                [Problem("No ticket comment with this ID.", UserErrorCode.NOT_FOUND, ["id"])]
+            )
+        author = (current.author_user_id, current.author_api_key_id) == (
+            principal.user_id,
+            principal.api_key_id,
+        ) and (principal.user_id, principal.api_key_id) != (None, None)
+        admin = principal.role.includes(Role.ADMIN)
+        if not editable(current.created_at, utcnow(), author=author, admin=admin):
+            raise Abort(
+                [
+                    Problem(
+                        "Only its author may edit a comment, within 15 minutes of writing it "
+                        "(an ADMIN at any time).",
+                        UserErrorCode.FORBIDDEN,
+                        ["id"],
+                    )
+                ]
+            )
+        tickets_ = TicketRepository(unit.conn, ctx.workspace_id)
+        ticket = await tickets_.get(current.ticket_id, for_update=True)
+        assert ticket is not None  # a comment goes with its ticket (ON DELETE CASCADE)
+        if data.body == current.body:
+            return Outcome(ticket=ticket, comment=current)
+        comment = await comments_.set_body(pk, data.body)
+        row = await tickets_.update(ticket, actor_columns(principal, created=False))
+        gid = to_global_id(COMMENT, comment.id)
+        unit.record(
+            TICKETS, Write.UPDATED, ticket, row, also=[{"field": "comment", "from": gid, "to": gid}]
+        )
         return Outcome(ticket=row, comment=comment)
 
     return await written(ctx, step)

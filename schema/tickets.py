@@ -174,6 +174,11 @@ class TicketPayload:
     user_errors: list[UserError]
 
 
+@strawberry.input
+class UpdateTicketCommentInput:
+    body: str
+
+
 @strawberry.type
 class TicketCommentPayload:
     comment: TicketComment | None
@@ -232,6 +237,20 @@ class TicketMutation:
         self, info: Info, input: AddTicketCommentInput
     ) -> TicketCommentPayload:
         out = await resolve.add_comment(info.context, input_values(input))
+        return TicketCommentPayload(
+            comment=TicketComment.maybe(out.comment),
+            ticket=Ticket.maybe(out.ticket),
+            user_errors=user_errors(out.problems),
+        )
+
+    @strawberry.mutation(
+        description="Edits a comment's body: its author within 15 minutes of writing it, an "
+        "ADMIN at any time."
+    )
+    async def update_ticket_comment(
+        self, info: Info, id: strawberry.ID, input: UpdateTicketCommentInput
+    ) -> TicketCommentPayload:
+        out = await resolve.update_comment(info.context, id, input_values(input))
         return TicketCommentPayload(
             comment=TicketComment.maybe(out.comment),
             ticket=Ticket.maybe(out.ticket),

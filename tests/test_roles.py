@@ -85,6 +85,7 @@ MINIMUM_ROLE = {
     "createTicket": "MEMBER",
     "updateTicket": "MEMBER",
     "addTicketComment": "MEMBER",
+    "updateTicketComment": "MEMBER",  # its author within 15 minutes, an ADMIN at any time
     "followUps": "VIEWER",
     "createFollowUp": "MEMBER",
     "updateFollowUp": "MEMBER",
@@ -1023,6 +1024,42 @@ def then_update_ticket(world: World, caller: Caller, payload: Any, variables: An
 )
 def then_add_ticket_comment(world: World, caller: Caller, payload: Any, variables: Any) -> None:
     assert payload == {"comment": {"body": "On it", "author": caller.actor}, "userErrors": []}
+
+
+UPDATE_TICKET_COMMENT = f"""
+mutation ($id: ID!, $input: UpdateTicketCommentInput!) {{
+  updateTicketComment(id: $id, input: $input) {{ comment {{ id body }} {USER_ERRORS} }}
+}}
+"""
+
+
+ADD_TICKET_COMMENT_ID = f"""
+mutation ($input: AddTicketCommentInput!) {{
+  addTicketComment(input: $input) {{ comment {{ id }} {USER_ERRORS} }}
+}}
+"""
+
+
+def ticket_comment_of(world: World) -> str:
+    """A comment on a new ticket, written by the OWNER's key."""
+    variables = {"input": {"ticketId": ticket_of(world), "body": "Written"}}
+    payload = world.owner.data(ADD_TICKET_COMMENT_ID, variables)
+    assert payload["addTicketComment"]["userErrors"] == []
+    comment_id: str = payload["addTicketComment"]["comment"]["id"]
+    return comment_id
+
+
+@operation(
+    "updateTicketComment",
+    UPDATE_TICKET_COMMENT,
+    lambda w: {"id": ticket_comment_of(w), "input": {"body": "Edited"}},
+)
+def then_update_ticket_comment(world: World, caller: Caller, payload: Any, variables: Any) -> None:
+    if caller.role in ("OWNER", "ADMIN"):  # anyone's comment, at any time
+        assert payload == {"comment": {"id": variables["id"], "body": "Edited"}, "userErrors": []}
+    else:  # a MEMBER edits only their own (this one is the OWNER key's)
+        assert payload["comment"] is None
+        assert [(e["field"], e["code"]) for e in payload["userErrors"]] == [(["id"], "FORBIDDEN")]
 
 
 def forbidden(field: str, minimum: str, role: str) -> dict[str, Any]:

@@ -9,13 +9,18 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import update as sql_update
+
 from db.models import DEFAULT_WORKSPACE_ID, Role
+from db.models import TicketComment as TicketCommentModel
 from db.repositories.auth import MembershipRepository, SessionRepository, UserRepository
 from db.types import utcnow
 from resolvers.auth import create_key_for_workspace
 from resolvers.ids import to_global_id
 from resolvers.security import SESSION_PREFIX, new_token, token_hash
 from tests.conftest import GraphQLClient, LiveServer
+
+TicketCommentTable: Any = TicketCommentModel.__table__  # type: ignore[attr-defined]
 
 USER_ERRORS = "userErrors { field code message }"
 WHO = "{ __typename ... on User { email } ... on ApiKey { name } }"
@@ -38,6 +43,15 @@ mutation ($input: AddTicketCommentInput!) {{
   addTicketComment(input: $input) {{
     comment {{ id body internal createdAt author {WHO} }}
     ticket {{ id updatedAt firstResponseAt }}
+    {USER_ERRORS}
+  }}
+}}
+"""
+EDIT_COMMENT = f"""
+mutation ($id: ID!, $input: UpdateTicketCommentInput!) {{
+  updateTicketComment(id: $id, input: $input) {{
+    comment {{ id body internal author {WHO} }}
+    ticket {{ id updatedAt }}
     {USER_ERRORS}
   }}
 }}
@@ -167,6 +181,100 @@ def error(field: list[str], code: str, message: str) -> dict[str, Any]:
 
 def missing(type_name: str) -> str:
     return base64.b64encode(f"{type_name}:999999".encode()).decode()
+
+
+# ------------------------------------------------------------------ editing a comment
+
+
+def bodies(gql: GraphQLClient, ticket_id: str) -> list[str]:
+    nodes = gql.data(COMMENTS, {"id": ticket_id})["node"]["comments"]["nodes"]
+    return [n["body"] for n in nodes]
+
+
+def edit(gql: GraphQLClient, comment_id: str, body: str) -> dict[str, Any]:
+    payload: dict[str, Any] = gql.data(EDIT_COMMENT, {"id": comment_id, "input": {"body": body}})
+    return payload["updateTicketComment"]
+
+
+def test_the_author_edits_their_comment_and_the_ticket_logs_it(gql: GraphQLClient) -> None:
+    tid = ticket(gql, client(gql))["id"]
+    written = comment(gql, tid, "Helo", internal=True)
+    cid = written["comment"]["id"]
+
+    payload = edit(gql, cid, "  Hello  ")
+
+    assert payload["userErrors"] == []
+    assert payload["comment"]["id"] == cid
+    assert payload["comment"]["body"] == "Hello"
+    assert payload["comment"]["internal"] is True  # as written
+    assert payload["ticket"]["updatedAt"] > written["ticket"]["updatedAt"]
+    assert bodies(gql, tid) == ["Hello"]
+    changes = [
+        (e["type"], c["field"], c["from"], c["to"])
+        for e in gql.data(EVENTS, {"id": tid})["events"]["nodes"]
+        for c in e["changes"]
+        if c["field"] == "comment"
+    ]
+    assert ("TICKET_UPDATED", "comment", cid, cid) in changes
+
+
+def test_another_member_cannot_edit_a_comment_and_an_admin_can(
+    server: LiveServer, gql: GraphQLClient
+) -> None:
+    tid = ticket(gql, client(gql))["id"]
+    _, author = member(server, gql, "author@example.com")
+    _, other = member(server, gql, "other@example.com")
+    _, admin = member(server, gql, "admin@example.com", "ADMIN")
+    cid = comment(author, tid, "first")["comment"]["id"]
+
+    refused = edit(other, cid, "not mine")
+    assert refused["comment"] is None
+    assert [(e["field"], e["code"]) for e in refused["userErrors"]] == [(["id"], "FORBIDDEN")]
+    assert bodies(gql, tid) == ["first"]
+
+    assert edit(admin, cid, "redacted")["userErrors"] == []
+    assert bodies(gql, tid) == ["redacted"]
+
+
+def test_the_author_cannot_edit_a_comment_after_15_minutes(
+    server: LiveServer, gql: GraphQLClient
+) -> None:
+    tid = ticket(gql, client(gql))["id"]
+    _, author = member(server, gql, "late@example.com")
+    cid = comment(author, tid, "old")["comment"]["id"]
+    pk = int(base64.b64decode(cid).decode().split(":")[1])
+
+    async def age() -> None:  # written 16 minutes ago
+        async with server.db.write() as conn:
+            await conn.execute(
+                sql_update(TicketCommentTable)
+                .where(TicketCommentTable.c.id == pk)
+                .values(created_at=utcnow() - timedelta(minutes=16))
+            )
+
+    server.run(age())
+    payload = edit(author, cid, "new")
+
+    assert [(e["field"], e["code"]) for e in payload["userErrors"]] == [(["id"], "FORBIDDEN")]
+    assert bodies(gql, tid) == ["old"]
+
+
+def test_a_comment_edit_needs_a_body_and_a_comment(gql: GraphQLClient) -> None:
+    tid = ticket(gql, client(gql))["id"]
+    cid = comment(gql, tid, "kept")["comment"]["id"]
+
+    blank = edit(gql, cid, "   ")
+    not_found = edit(gql, missing("TicketComment"), "x")
+    wrong_type = edit(gql, tid, "x")
+    invalid = edit(gql, "not-an-id", "x")
+
+    assert [(e["field"], e["code"]) for e in blank["userErrors"]] == [
+        (["input", "body"], "REQUIRED")
+    ]
+    assert [(e["field"], e["code"]) for e in not_found["userErrors"]] == [(["id"], "NOT_FOUND")]
+    assert [(e["field"], e["code"]) for e in wrong_type["userErrors"]] == [(["id"], "NOT_FOUND")]
+    assert [(e["field"], e["code"]) for e in invalid["userErrors"]] == [(["id"], "INVALID")]
+    assert bodies(gql, tid) == ["kept"]
 
 
 # ------------------------------------------------------------------ create

@@ -165,3 +165,12 @@ class CommentCreate(BaseModel):
 
     body: Body
     internal: bool = False
+
+
+class CommentUpdate(BaseModel):
+    """What updateTicketComment accepts: the body (whether it is internal stays as written:
+    a note made public later would change when the ticket was first answered)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    body: Body

@@ -169,6 +169,16 @@ class CommentRepository(Repository):
         row = {"created_at": utcnow(), **values, "workspace_id": self.workspace_id}
         return (await self.conn.execute(insert(comments).values(row).returning(comments))).one()
 
+    async def set_body(self, id_: int, body: str) -> Row[Any]:
+        """The comment with its new body."""
+        stmt = (
+            update(comments)
+            .where(*self.scoped(comments.c.id == id_))
+            .values(body=body)
+            .returning(comments)
+        )
+        return (await self.conn.execute(stmt)).one()
+
     async def of_tickets(
         self, ticket_ids: Sequence[int], after_id: int | None, limit: int
     ) -> list[Row[Any]]:
