@@ -5,7 +5,7 @@ clients archived, and events (with their webhook deliveries) are removed; leads 
 deleted or anonymised (``ANONYMIZE``: the record stays, with its status, source, state, score,
 owner, tags and dates, so counts and aggregates stay right; every personal field is blanked,
 its events' personal values too). A run works in batches of RETENTION_BATCH_SIZE, each its own
-short transaction, so the SQLite writer is never held for long and requests keep flowing.
+short transaction, so the database's writer is never held for long and requests keep flowing.
 
 ``Retention`` applies every workspace's policy on a schedule, as a task of ``server.py serve``
 and ``server.py worker`` (RETENTION_SCHEDULE=false leaves it out): every
