@@ -175,10 +175,7 @@ async def update(ctx: Context, id_: str, values: dict[str, Any]) -> ActivityOutc
         current = await repo.get(pk, for_update=True)
         if current is None:
             raise Abort([not_found("activity")])
-        author = (current.author_user_id, current.author_api_key_id) == (
-            principal.user_id,
-            principal.api_key_id,
-        ) and (principal.user_id, principal.api_key_id) != (None, None)
+        author = principal.wrote(current)
         admin = principal.role.includes(Role.ADMIN)
         if not editable(current.created_at, utcnow(), author=author, admin=admin):
             raise Abort([_not_editable()])

@@ -33,6 +33,12 @@ class Principal:
     api_key_id: int | None = None
     session_id: int | None = None
 
+    def wrote(self, row: Any) -> bool:
+        """Whether this caller is the author of ``row`` (its ``author_user_id`` and
+        ``author_api_key_id``): an activity or a ticket comment."""
+        mine = (self.user_id, self.api_key_id)
+        return mine != (None, None) and (row.author_user_id, row.author_api_key_id) == mine
+
 
 def session_touch_every(idle: timedelta) -> timedelta:
     """How stale a session's last_used_at may get: a minute, or a tenth of a shorter idle

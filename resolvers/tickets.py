@@ -269,10 +269,7 @@ async def update_comment(ctx: Context, id_: str, values: dict[str, Any]) -> Outc
             raise Abort(
                 [Problem("No ticket comment with this ID.", UserErrorCode.NOT_FOUND, ["id"])]
             )
-        author = (current.author_user_id, current.author_api_key_id) == (
-            principal.user_id,
-            principal.api_key_id,
-        ) and (principal.user_id, principal.api_key_id) != (None, None)
+        author = principal.wrote(current)
         admin = principal.role.includes(Role.ADMIN)
         if not editable(current.created_at, utcnow(), author=author, admin=admin):
             raise Abort(
