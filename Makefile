@@ -24,7 +24,7 @@ GRAPHIQL_FILES := react@18.2.0:umd/react.production.min.js \
 	@graphiql/plugin-explorer@1.0.2:dist/style.css \
 	@graphiql/plugin-explorer@1.0.2:dist/index.umd.js
 
-.PHONY: run test test-postgres test-fast install graphiql schema lint clean bench bench-fanout \
+.PHONY: run test test-deps test-postgres test-fast install graphiql schema lint clean bench bench-fanout \
 	bench-webhooks bench-exports bench-duplicates bench-imports bench-aggregates bench-retention
 
 $(PY):
@@ -72,11 +72,14 @@ $(CHROMIUM):
 run: $(INSTALLED) $(GRAPHIQL_STAMP)
 	$(PY) server.py serve
 
+# What the suite needs installed (.ci/run installs it once, then runs both suites at once).
+test-deps: $(INSTALLED) $(GRAPHIQL_STAMP) $(NODE_STAMPS) $(CHROMIUM)
+
 # SQLite, whatever TEST_DATABASE_URL the environment holds.
-test: $(INSTALLED) $(GRAPHIQL_STAMP) $(NODE_STAMPS) $(CHROMIUM)
+test: test-deps
 	env -u TEST_DATABASE_URL $(PY) -m pytest
 
-test-postgres: $(INSTALLED) $(GRAPHIQL_STAMP) $(NODE_STAMPS) $(CHROMIUM)
+test-postgres: test-deps
 	TEST_DATABASE_URL='$(TEST_DATABASE_URL)' $(PY) -m tests.run_postgres
 
 # The benchmark (issues 5 and 9): on PostgreSQL (database leadgraph_bench) and on SQLite, seeds,
