@@ -24,8 +24,9 @@ GRAPHIQL_FILES := react@18.2.0:umd/react.production.min.js \
 	@graphiql/plugin-explorer@1.0.2:dist/style.css \
 	@graphiql/plugin-explorer@1.0.2:dist/index.umd.js
 
-.PHONY: run test test-deps test-postgres test-fast install graphiql schema lint clean bench bench-fanout \
-	bench-webhooks bench-exports bench-duplicates bench-imports bench-aggregates bench-retention
+.PHONY: run test test-deps test-postgres test-fast install graphiql schema lint clean bench \
+	bench-fanout bench-webhooks bench-exports bench-duplicates bench-imports bench-aggregates \
+	bench-retention bench-limits
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -129,6 +130,10 @@ bench-aggregates: $(INSTALLED)
 # client reads and writes; the writer's longest hold and the requests' latency (bench/README.md).
 bench-retention: $(INSTALLED)
 	$(PY) -m bench.retention
+
+# Cost and rate limits (issue 13): Q1 with them on and off, two servers, alternating rounds.
+bench-limits: $(INSTALLED)
+	$(PY) -m bench.limits
 
 schema: $(INSTALLED)
 	$(PY) server.py export-schema --output schema/schema.graphql

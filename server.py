@@ -73,6 +73,7 @@ from resolvers.auth import authenticate, create_key_for_workspace
 from resolvers.documents import ManifestError, add_manifest, list_documents
 from resolvers.imports.runner import ImportRunner
 from resolvers.mail import mailer_for
+from resolvers.ratelimit import Limiter
 from resolvers.reminders import Reminders
 from resolvers.retention import Retention, run_all
 from resolvers.subscriptions import EventFeed
@@ -407,6 +408,7 @@ class LeadgraphView(GraphQL[Context, None]):
             rejected=rejected,
             credential=authorization,
             feed=state.feed,
+            limiter=state.limiter,
         )
 
     def should_render_graphql_ide(self, request: Any) -> bool:
@@ -567,7 +569,11 @@ class LeadgraphView(GraphQL[Context, None]):
             and bool(result.errors)
             and all(e.path is None for e in result.errors or [])
         )
-        if failed_before_execution:
+        if sub_response.status_code == 429:
+            # Throttled (RATE_LIMITED, schema/limits.py set the status and Retry-After): 429
+            # whatever the media type, as HTTP says.
+            response.pop("data", None)
+        elif failed_before_execution:
             # The request never reached execution, so the result has no data entry (GraphQL
             # spec). Only graphql-response+json clients get a 4xx: application/json ones
             # expect 200 for every well-formed GraphQL response.
@@ -998,9 +1004,16 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool = Tru
         if retention is not None:
             retention.start()
         app.state.feed = EventFeed(db, settings)  # starts with the first subscription
+        # Rate limits: this process's leases of the credentials' shared buckets.
+        limiter = Limiter(settings) if settings.rate_limits else None
+        app.state.limiter = limiter
+        if limiter is not None:
+            limiter.start()
         try:
             yield
         finally:
+            if limiter is not None:
+                await limiter.stop()
             await app.state.feed.close()
             if retention is not None:
                 await retention.stop()

@@ -1,18 +1,21 @@
-"""Fixed-window rate limits kept in the database, so every server process shares them."""
+"""Rate limits kept in the database, so every server process shares them: fixed-window
+counters (the account flows' attempts) and leaky buckets of query cost (``take``/``give_back``,
+written once per lease a process takes, not once per request: resolvers/ratelimit.py)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, update
+from sqlalchemy import case, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.models import RateLimit
+from db.models import RateBucket, RateLimit
 
 _table: Any = RateLimit.__table__  # type: ignore[attr-defined]
+_buckets: Any = RateBucket.__table__  # type: ignore[attr-defined]
 
 
 async def count(
@@ -48,3 +51,61 @@ async def undo(conn: AsyncConnection, key: str) -> None:
     """Takes back one attempt counted under ``key``, for one that did not happen after all."""
     stmt = update(_table).where(_table.c.key == key, _table.c.count > 0)
     await conn.execute(stmt.values(count=_table.c.count - 1))
+
+
+async def _bucket_level(
+    conn: AsyncConnection, key: str, maximum: float, rate: float, now: float
+) -> float:
+    """The bucket's level now (refilled since it was last written), its row locked until the
+    transaction ends (PostgreSQL; SQLite's one writer serialises anyway). A new bucket is full."""
+    dialect = conn.dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    await conn.execute(
+        insert(_buckets)
+        .values(key=key, available=maximum, updated_at=now)
+        .on_conflict_do_nothing(index_elements=[_buckets.c.key])
+    )
+    row = (
+        await conn.execute(
+            select(_buckets.c.available, _buckets.c.updated_at)
+            .where(_buckets.c.key == key)
+            .with_for_update()
+        )
+    ).one()
+    return float(min(maximum, row.available + rate * max(0.0, now - row.updated_at)))
+
+
+async def take(
+    conn: AsyncConnection,
+    key: str,
+    *,
+    ask: float,
+    least: float,
+    give: float,
+    maximum: float,
+    rate: float,
+    now: float,
+) -> tuple[float, float]:
+    """Gives ``give`` points back to the bucket under ``key`` (a lease's unspent rest), then
+    takes up to ``ask`` points from it, but only if it holds at least ``least``: (points taken,
+    the level left). ``now``: seconds since the epoch."""
+    level = min(maximum, await _bucket_level(conn, key, maximum, rate, now) + give)
+    taken = min(ask, level) if level >= least else 0.0
+    await conn.execute(
+        update(_buckets)
+        .where(_buckets.c.key == key)
+        .values(available=level - taken, updated_at=now)
+    )
+    return taken, level - taken
+
+
+async def give_back(
+    conn: AsyncConnection, returns: dict[str, tuple[float, float, float]], now: float
+) -> None:
+    """Gives each bucket its points back: ``returns[key] = (points, maximum, rate)``."""
+    for key in sorted(returns):  # one order for every process: no deadlock between two
+        points, maximum, rate = returns[key]
+        level = min(maximum, await _bucket_level(conn, key, maximum, rate, now) + points)
+        await conn.execute(
+            update(_buckets).where(_buckets.c.key == key).values(available=level, updated_at=now)
+        )

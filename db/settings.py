@@ -68,6 +68,19 @@ class Settings(BaseSettings):
     # registered documents run, except for ADMIN/OWNER credentials.
     trusted_documents: Literal["off", "allow", "require"] = "allow"
 
+    # Cost and rate limits (README, Cost and rate limits). A document's static cost (object
+    # fields 1, scalars 0, lists and connections times first/last or the default page size,
+    # mutations 10) over MAX_QUERY_COST is refused before it runs; 0: no limit.
+    max_query_cost: int = Field(default=1000, ge=0)
+    # One leaky bucket of cost points per credential (API key, session; anonymous callers per
+    # address), shared by every process: it holds RATE_LIMIT_MAXIMUM points and regains
+    # RATE_LIMIT_RESTORE_RATE a second (an API key may have its own, createApiKey's rateLimit).
+    # A process takes points from the shared bucket for RATE_LIMIT_LEASE_SECONDS at a time.
+    rate_limits: bool = True
+    rate_limit_maximum: int = Field(default=1000, ge=1)
+    rate_limit_restore_rate: int = Field(default=50, ge=1)
+    rate_limit_lease_seconds: float = Field(default=1.0, gt=0, le=60)
+
     # Subscriptions (README, Subscriptions). Events one subscription may have waiting to be
     # sent: a subscriber further behind is disconnected (close code 1013) and resumes with
     # `after`. How often the credentials of open subscriptions are looked up again (a revoked

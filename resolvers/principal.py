@@ -32,6 +32,8 @@ class Principal:
     user_id: int | None = None
     api_key_id: int | None = None
     session_id: int | None = None
+    # An API key's own rate limit, (maximum, restore rate per second); None: the server's.
+    rate: tuple[int, int] | None = None
 
     def wrote(self, row: Any) -> bool:
         """Whether this caller is the author of ``row`` (its ``author_user_id`` and
@@ -91,7 +93,8 @@ async def authenticate(
                 or (key.expires_at is not None and key.expires_at <= now)
             ):
                 return None, True
-            principal = Principal(key.workspace_id, Role(key.role), api_key_id=key.id)
+            rate = (key.rate_maximum, key.rate_restore) if key.rate_restore is not None else None
+            principal = Principal(key.workspace_id, Role(key.role), api_key_id=key.id, rate=rate)
             if key.last_used_at is None or now - key.last_used_at > TOUCH_EVERY:
                 touch = (ApiKeyRepository.touch, key.id)
         else:

@@ -23,7 +23,7 @@ from db.models import Role
 from db.settings import Settings
 from resolvers.documents import DocumentRegistry
 from resolvers.errors import BadInput
-from schema import execution
+from schema import cost, execution
 from schema.activities import ActivityMutation
 from schema.auth import AuthMutation, AuthQuery
 from schema.clients import ClientMutation, ClientQuery
@@ -36,7 +36,7 @@ from schema.follow_ups import FollowUpMutation, FollowUpQuery
 from schema.forms import FormMutation, FormQuery
 from schema.imports import ImportMutation, ImportQuery
 from schema.leads import LeadMutation, LeadQuery
-from schema.limits import DocumentCache, DocumentLimits, list_size_rule
+from schema.limits import CostLimits, DocumentCache, DocumentLimits, list_size_rule
 from schema.nodes import NodeQuery
 from schema.retention import RetentionMutation, RetentionQuery
 from schema.scalars import JSON, DateTime, JSONValue
@@ -187,7 +187,10 @@ def build_schema(settings: Settings | None = None) -> Schema:
             *(TicketMutation, FollowUpMutation, RetentionMutation),
         ),
     )
-    schema = Schema(
+    cost.weigh_mutations(mutation)
+    costs: list[cost.Costs] = []  # the schema's, once it is built
+    limits_on = settings.rate_limits or settings.max_query_cost > 0
+    built = Schema(
         query=query,
         mutation=mutation,
         subscription=merge_types("Subscription", (EventSubscription,)),
@@ -203,11 +206,25 @@ def build_schema(settings: Settings | None = None) -> Schema:
             ErrorPolicy,
             SettledLoads,
             FederatedTracing,  # only when a gateway asks for it (see schema/tracing.py)
+            *(
+                [
+                    lambda: CostLimits(
+                        lambda: costs[0], settings.max_query_cost, settings.max_list_size
+                    )
+                ]
+                if limits_on
+                else []
+            ),
         ],
     )
-    support.schema = schema
-    schema.documents = support
-    return schema
+    if cost.publish(built._schema):
+        # The first build in a process: @listSize went onto the (shared) fields only now, after
+        # federation wrote the schema's @link imports (printed from schema_directives).
+        cost.import_list_size(built)
+    costs.append(cost.Costs(built._schema))
+    support.schema = built
+    built.documents = support
+    return built
 
 
 schema = build_schema()

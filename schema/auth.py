@@ -65,6 +65,14 @@ class User:
         )
 
 
+@strawberry.type(
+    description="A leaky bucket of query cost: what each response's extensions.cost reports."
+)
+class RateLimit:
+    maximum_available: int
+    restore_rate: int
+
+
 @strawberry.type(description="A credential for servers and CRM sync; its secret is shown once.")
 class ApiKey:
     id: strawberry.ID
@@ -77,6 +85,9 @@ class ApiKey:
         description="When the key was last used (to the minute)."
     )
     revoked_at: datetime | None
+    rate_limit: RateLimit | None = strawberry.field(
+        description="The key's own rate limit; null: the server's."
+    )
     created_by_user_id: strawberry.Private[int | None]
 
     @strawberry.field
@@ -94,6 +105,9 @@ class ApiKey:
             expires_at=row.expires_at,
             last_used_at=row.last_used_at,
             revoked_at=row.revoked_at,
+            rate_limit=RateLimit(maximum_available=row.rate_maximum, restore_rate=row.rate_restore)
+            if row.rate_restore is not None
+            else None,
             created_by_user_id=row.created_by_user_id,
         )
 
@@ -276,11 +290,24 @@ class AcceptInvitationInput:
     )
 
 
+@strawberry.input(
+    description="A key's own leaky bucket of query cost (README, Cost and rate limits)."
+)
+class RateLimitInput:
+    maximum_available: int = strawberry.field(description="The most points the bucket holds.")
+    restore_rate: int = strawberry.field(description="Points it regains per second.")
+
+
 @strawberry.input
 class CreateApiKeyInput:
     name: str
     role: Role  # type: ignore[valid-type]
     expires_at: datetime | None = strawberry.UNSET
+    rate_limit: RateLimitInput | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="The key's own rate limit; left out: the server's (RATE_LIMIT_MAXIMUM, "
+        "RATE_LIMIT_RESTORE_RATE).",
+    )
 
 
 @strawberry.input

@@ -16,6 +16,7 @@ from db.settings import Settings
 from resolvers.loaders import Loaders
 from resolvers.mail import Mailer
 from resolvers.principal import Principal, authenticate, require
+from resolvers.ratelimit import Limiter
 from resolvers.subscriptions import EventFeed
 
 
@@ -38,6 +39,8 @@ class Context:
     credential_error: Exception | None = None
     # The process's live readers of the change-event log (subscriptions).
     feed: EventFeed | None = None
+    # The process's rate-limit leases (None: RATE_LIMITS=false).
+    limiter: Limiter | None = None
     # The request's documentId (GraphQL over HTTP's persisted documents), set by the view.
     document_id: str | None = None
 

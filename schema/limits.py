@@ -1,12 +1,13 @@
 """What one request may ask of the server, checked before anything runs: the document's size,
-one operation per document (or an operationName), list sizes, and a parse/validation cache
-bounded by the memory it holds. Depth, aliases and tokens are Strawberry's own limits, set in
-``build_schema``."""
+one operation per document (or an operationName), list sizes, a parse/validation cache
+bounded by the memory it holds, and the operation's cost (over MAX_QUERY_COST, or more than
+the caller's rate-limit bucket holds). Depth, aliases and tokens are Strawberry's own limits,
+set in ``build_schema``."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ from cachetools import LRUCache
 from graphql import (
     ASTValidationRule,
     DocumentNode,
+    ExecutionResult,
     GraphQLError,
     GraphQLInputObjectType,
     GraphQLInputType,
@@ -30,9 +32,15 @@ from graphql import (
 )
 from graphql.language import ArgumentNode, VariableDefinitionNode
 from graphql.pyutils import print_path_list
+from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.schema.schema import validate_document
+from strawberry.types.graphql import OperationType
+
+from resolvers.auth.common import client_address
+from resolvers.ratelimit import Policy, Status
+from schema.cost import Costs
 
 Rules = tuple[type[ASTValidationRule], ...]
 
@@ -304,3 +312,146 @@ def variable_list_error(
                 )
         return None
     return None
+
+
+# ------------------------------------------------------------------ cost and rate limits
+
+
+def bucket_of(context: Any) -> tuple[str, Policy] | None:
+    """The caller's bucket: its API key's (with the key's own rate, if it has one), its
+    session's, or its client address's without credentials."""
+    limiter = context.limiter
+    if limiter is None:
+        return None
+    principal = context.principal
+    policy = limiter.default_policy()
+    if principal is None:
+        return f"ip:{client_address(context)[:64]}", policy
+    if principal.api_key_id is not None:
+        if principal.rate is not None:
+            policy = Policy(maximum=principal.rate[0], rate=principal.rate[1])
+        return f"key:{principal.api_key_id}", policy
+    return f"session:{principal.session_id}", policy
+
+
+def rate_limit_headers(status: Status) -> dict[str, str]:
+    """IETF httpapi-ratelimit-headers (draft 9): the policy (its quota and the seconds the
+    bucket takes to refill from empty) and what remains (and the seconds until it is full)."""
+    window = max(1, -(-status.maximum // status.rate))
+    return {
+        "RateLimit-Policy": f'"cost";q={status.maximum};w={window}',
+        "RateLimit": f'"cost";r={int(status.available)};t={status.full_in}',
+    }
+
+
+class CostLimits(SchemaExtension):
+    """Per operation: its static cost, refused over ``max_cost`` (MAX_COST_EXCEEDED, with the
+    cost) and when the caller's bucket cannot pay it (RATE_LIMITED, Retry-After, HTTP 429);
+    once it ran, the actual cost is charged instead (what was reserved beyond it goes back).
+    Every result carries ``extensions.cost`` (Shopify's shape), every HTTP response the
+    RateLimit headers."""
+
+    def __init__(
+        self, costs: Callable[[], Costs], max_cost: int, max_list_size: int | None = None
+    ) -> None:
+        self.costs = costs
+        self.max_cost = max_cost
+        self.max_list_size = max_list_size
+        self.requested: int | None = None
+        self.actual: int | None = None
+        self.status: Status | None = None
+
+    def _refuse(self, message: str, extensions: dict[str, Any]) -> None:
+        if self.execution_context.operation_type is OperationType.SUBSCRIPTION:
+            # Strawberry's subscriptions do not take a result set here; an error raised is
+            # answered as one (a single `next` with the error, then `complete`).
+            raise GraphQLError(message, extensions=extensions)
+        self.execution_context.result = ExecutionResult(
+            data=None, errors=[GraphQLError(message, extensions=extensions)]
+        )
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if document is None:
+            yield
+            return
+        costs = self.costs()
+        if (
+            self.max_list_size is not None
+            and context.variables
+            and variable_list_error(
+                costs.table.schema,
+                document,
+                context.operation_name,
+                context.variables,
+                self.max_list_size,
+            )
+        ):
+            # Bad input first: execution refuses the variable's list (BAD_USER_INPUT, naming
+            # it) before anything runs; the operation has no cost, as one that did not validate.
+            yield
+            return
+        requested = costs.requested(document, context.operation_name, context.variables)
+        self.requested = requested
+        if self.max_cost and requested > self.max_cost:
+            self._refuse(
+                f"The query costs {requested}; at most {self.max_cost} is accepted. Ask for "
+                "fewer items (first/last) or fewer nested lists.",
+                {"code": "MAX_COST_EXCEEDED", "cost": requested, "maximumCost": self.max_cost},
+            )
+            yield
+            return
+        request_context = context.context
+        bucket = bucket_of(request_context)
+        reserved = 0
+        if bucket is not None:
+            key, policy = bucket
+            limiter = request_context.limiter
+            decision = await limiter.reserve(key, policy, requested)
+            self.status = decision.status
+            if not decision.allowed:
+                retry = decision.retry_after
+                response = getattr(request_context, "response", None)
+                if isinstance(response, Response):  # HTTP: 429 (server.py keeps it)
+                    response.status_code = 429
+                    response.headers["Retry-After"] = str(retry)
+                self._refuse(
+                    f"Rate limited: the query costs {requested} and "
+                    f"{int(decision.status.available)} of {policy.maximum} points are available "
+                    f"(they come back at {policy.rate} a second); try again in {retry} seconds.",
+                    {"code": "RATE_LIMITED", "cost": requested, "retryAfter": retry},
+                )
+                yield
+                return
+            reserved = requested
+        yield
+        result = context.result
+        data = getattr(result, "data", None)
+        streamed = context.operation_type is OperationType.SUBSCRIPTION
+        self.actual = (
+            requested if streamed else costs.actual(document, context.operation_name, data)
+        )
+        if bucket is not None:
+            self.status = request_context.limiter.settle(bucket[0], reserved, self.actual)
+
+    def get_results(self) -> dict[str, Any]:
+        if self.requested is None:
+            return {}
+        context = self.execution_context.context
+        if self.status is None and (bucket := bucket_of(context)) is not None:
+            self.status = context.limiter.status(*bucket)
+        cost: dict[str, Any] = {
+            "requestedQueryCost": self.requested,
+            "actualQueryCost": self.actual,
+        }
+        if self.status is not None:
+            cost["throttleStatus"] = {
+                "maximumAvailable": self.status.maximum,
+                "currentlyAvailable": int(self.status.available),
+                "restoreRate": self.status.rate,
+            }
+            response = getattr(context, "response", None)
+            if isinstance(response, Response):  # not over a WebSocket
+                response.headers.update(rate_limit_headers(self.status))
+        return {"cost": cost}

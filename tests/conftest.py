@@ -134,6 +134,12 @@ def server(tmp_path_factory: pytest.TempPathFactory, smtp: Mailbox) -> Iterator[
         webhook_lease_seconds=WEBHOOK_TIMEOUT_SECONDS + 5,
         # Reminder emails are tested with server processes (tests/test_follow_up_reminders.py).
         follow_up_reminders=False,
+        # The suite's key is not rate limited in practice; tests/test_rate_limits.py makes keys
+        # with small buckets of their own.
+        rate_limit_maximum=10_000_000,
+        # The suite's documents predate cost limits; tests/test_rate_limits.py goes over this.
+        max_query_cost=1_000_000,
+        rate_limit_restore_rate=10_000_000,
         # Retention runs are asked for by the tests that need them (tests/test_retention.py).
         retention_schedule=False,
         _env_file=None,  # type: ignore[call-arg]
@@ -212,6 +218,8 @@ def clean_db(request: pytest.FixtureRequest) -> None:
             await wipe()
 
     live.run(wipe_with_sender_paused())
+    if live.app.state.limiter is not None:
+        live.app.state.limiter.forget()  # the buckets' rows went with the wipe
     http: httpx.Client = request.getfixturevalue("http")
     http.headers["Authorization"] = f"Bearer {OWNER_KEY}"
 
@@ -222,9 +230,42 @@ def http(server: LiveServer) -> Iterator[httpx.Client]:
         yield client
 
 
+COST_KEYS = {"requestedQueryCost", "actualQueryCost", "throttleStatus"}
+THROTTLE_KEYS = {"maximumAvailable", "currentlyAvailable", "restoreRate"}
+
+
+def check_cost(cost: Any) -> None:
+    """``extensions.cost`` has the contract's shape (tests/contract/privacy.graphql, Shopify's):
+    whole numbers, the actual cost null only when the operation did not run."""
+    assert isinstance(cost, dict) and set(cost) <= COST_KEYS, cost
+    assert {"requestedQueryCost", "actualQueryCost"} <= set(cost), cost
+    assert isinstance(cost["requestedQueryCost"], int) and cost["requestedQueryCost"] >= 0, cost
+    actual = cost["actualQueryCost"]
+    assert actual is None or (isinstance(actual, int) and actual >= 0), cost
+    if "throttleStatus" in cost:
+        throttle = cost["throttleStatus"]
+        assert set(throttle) == THROTTLE_KEYS, cost
+        assert all(isinstance(v, int) and v >= 0 for v in throttle.values()), cost
+        assert throttle["currentlyAvailable"] <= throttle["maximumAvailable"], cost
+
+
+def without_cost(body: dict[str, Any]) -> dict[str, Any]:
+    """The response body without its top-level ``extensions.cost`` (checked for the contract's
+    shape first; tests/test_rate_limits.py tests its values), and without ``extensions`` if
+    nothing else was in it: for tests that compare whole bodies."""
+    extensions = body.get("extensions")
+    if not isinstance(extensions, dict) or "cost" not in extensions:
+        return body
+    check_cost(extensions["cost"])
+    rest = {k: v for k, v in extensions.items() if k != "cost"}
+    out = {k: v for k, v in body.items() if k != "extensions"}
+    return out | {"extensions": rest} if rest else out
+
+
 class GraphQLClient:
     """Posts GraphQL documents over HTTP and returns the decoded body. ``token`` is sent as the
-    bearer credential (the suite's OWNER key by default; None sends no credential)."""
+    bearer credential (the suite's OWNER key by default; None sends no credential). The body's
+    ``extensions.cost`` is checked and left out (``without_cost``) unless ``cost=True``."""
 
     def __init__(self, http: httpx.Client, token: str | None = OWNER_KEY) -> None:
         self.http = http
@@ -235,7 +276,12 @@ class GraphQLClient:
         return GraphQLClient(self.http, token)
 
     def __call__(
-        self, query: str, variables: dict[str, Any] | None = None, *, status: int = 200
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        status: int = 200,
+        cost: bool = False,
     ) -> dict[str, Any]:
         # An empty header overrides the shared client's default credential.
         headers = {"Authorization": f"Bearer {self.token}" if self.token else ""}
@@ -244,7 +290,7 @@ class GraphQLClient:
         )
         assert response.status_code == status, response.text
         body: dict[str, Any] = response.json()
-        return body
+        return body if cost else without_cost(body)
 
     def data(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """The data of a request that must succeed without errors."""

@@ -53,6 +53,11 @@ class ServerProcess:
             "PORT": str(self.port),
             "LOG_LEVEL": "warning",
             "GRAPHIQL": "false",
+            # As the suite's own server (conftest.py): the tests' documents and request rates
+            # predate cost limits; tests/test_rate_limits.py gives its keys small buckets.
+            "MAX_QUERY_COST": "1000000",
+            "RATE_LIMIT_MAXIMUM": "10000000",
+            "RATE_LIMIT_RESTORE_RATE": "10000000",
             **settings,
         }
         self.process: subprocess.Popen[bytes] | None = None

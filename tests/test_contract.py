@@ -9,6 +9,8 @@ part, the types and members of its file that have landed (``PARTS``)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -202,6 +204,25 @@ def test_committed_sdl_is_current() -> None:
     assert committed == build_leadgraph_schema().as_str() + "\n", (
         "schema/schema.graphql is stale: run `make schema` and commit it"
     )
+
+
+def test_a_fresh_process_prints_the_committed_sdl_with_the_cost_directives_imported() -> None:
+    # The first Schema built in a process (schema.schema, at import) is the one whose fields
+    # get @listSize only after the build: its @link must import the directive all the same.
+    printed = subprocess.run(
+        [sys.executable, "-c", "import sys, schema; sys.stdout.write(schema.schema.as_str())"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout
+    first_line = printed.splitlines()[0]
+    assert 'import: ["@cost", "@key", "@listSize"]' in first_line, first_line
+    assert printed + "\n" == (ROOT / "schema" / "schema.graphql").read_text()
+    assert "leads(" in printed
+    assert '@listSize(assumedSize: 20, slicingArguments: ["first", "last"]' in printed
+    assert "@cost(weight: 10)" in printed
 
 
 @pytest.mark.parametrize("type_name", ["Lead", "Client"])

@@ -24,7 +24,7 @@ from db.models import DEFAULT_WORKSPACE_ID, ImportJob
 from db.repositories.auth import MembershipRepository, UserRepository, WorkspaceRepository
 from db.types import utcnow
 from resolvers.ids import to_global_id
-from tests.conftest import OWNER_KEY, GraphQLClient, LiveServer, Mailbox
+from tests.conftest import OWNER_KEY, GraphQLClient, LiveServer, Mailbox, without_cost
 
 ROLES = ["OWNER", "ADMIN", "MEMBER", "VIEWER"]  # highest first; each includes those below
 
@@ -1078,6 +1078,8 @@ def forbidden(field: str, minimum: str, role: str) -> dict[str, Any]:
 
 
 def without_locations(body: dict[str, Any]) -> dict[str, Any]:
+    """The body without its errors' locations, nor its ``extensions.cost`` (``without_cost``)."""
+    body = without_cost(body)
     errors = [{k: v for k, v in e.items() if k != "locations"} for e in body.get("errors", [])]
     return body | {"errors": errors}
 

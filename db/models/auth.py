@@ -5,7 +5,16 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 from db.models import fields as f
@@ -118,6 +127,10 @@ class ApiKey(SQLModel, table=True):
     expires_at: datetime | None = _dt()
     last_used_at: datetime | None = _dt()
     revoked_at: datetime | None = _dt()
+    # The key's own leaky bucket (README, Cost and rate limits): points restored per second and
+    # the most it holds; null: the server's RATE_LIMIT_RESTORE_RATE / RATE_LIMIT_MAXIMUM.
+    rate_restore: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    rate_maximum: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
 
 
 class EmailCode(SQLModel, table=True):
@@ -149,3 +162,16 @@ class RateLimit(SQLModel, table=True):
     key: str = Field(sa_column=Column(String(300), primary_key=True))
     window_start: datetime = _dt(nullable=False)
     count: int = Field(sa_column=Column(Integer, nullable=False))
+
+
+class RateBucket(SQLModel, table=True):
+    """A credential's leaky bucket of query cost, shared by every server process. Processes
+    take leases of points from it and give back what they did not spend (resolvers/ratelimit.py),
+    so it is written once per lease, not once per request."""
+
+    __tablename__ = "rate_buckets"
+
+    key: str = Field(sa_column=Column(String(100), primary_key=True))
+    # Points left at ``updated_at`` (seconds since the epoch); refilled on each take.
+    available: float = Field(sa_column=Column(Float, nullable=False))
+    updated_at: float = Field(sa_column=Column(Float, nullable=False))

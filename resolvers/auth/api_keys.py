@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pydantic import Field
 from sqlalchemy import Row
 
 from db.engine import Database
@@ -21,10 +22,16 @@ from resolvers.outcome import Abort
 from resolvers.security import API_KEY_PREFIX, new_token, token_hash
 
 
+class RateLimitIn(In):
+    maximum_available: int = Field(ge=1, le=1_000_000_000)
+    restore_rate: int = Field(ge=1, le=1_000_000_000)
+
+
 class ApiKeyIn(In):
     name: f.RequiredName
     role: Role
     expires_at: datetime | None = None
+    rate_limit: RateLimitIn | None = None
 
 
 async def create_api_key(ctx: Context, values: dict[str, Any]) -> AuthOutcome:
@@ -52,6 +59,8 @@ async def create_api_key(ctx: Context, values: dict[str, Any]) -> AuthOutcome:
             created_by_user_id=principal.user_id,
             created_at=utcnow(),
             expires_at=data.expires_at,
+            rate_maximum=data.rate_limit.maximum_available if data.rate_limit else None,
+            rate_restore=data.rate_limit.restore_rate if data.rate_limit else None,
         )
         return AuthOutcome(api_key=row, token=secret)
 

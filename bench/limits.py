@@ -1,0 +1,124 @@
+"""Cost and rate limits (issue 13): what they cost a request. Q1 against two servers on one
+database, one with the limits on (MAX_QUERY_COST and a rate-limit bucket per credential, the
+bucket large enough never to throttle) and one with them off (``RATE_LIMITS=false``,
+``MAX_QUERY_COST=0``). ``python -m bench.limits`` (``make bench-limits``; bench/README.md, "Cost
+and rate limits").
+
+1. A database of BENCH_N leads (20,000 by default: Q1 reads the first page) at
+   bench/.data/documents.db (shared with bench.documents), or the PostgreSQL database
+   BENCH_DATABASE_URL names (it must contain "bench"); reused when it already holds BENCH_N.
+2. Both servers (one worker each, no webhook sender) and one ADMIN key.
+3. Both answers checked to hold the same data (and the limited one ``extensions.cost``); then
+   BENCH_ROUNDS rounds, each a wrk run of BENCH_DURATION seconds with BENCH_CONNECTIONS
+   connections against each server, the side that goes first alternating: req/s and the
+   server's CPU per request (user + system, from /proc), and their medians and ratio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+import httpx
+from sqlalchemy.engine import make_url
+
+from bench import load, seed
+from bench.documents import Q1, SQLITE_URL, VARIABLES, _leads
+from bench.harness import DATA, _safe
+from bench.webhooks import admin_key, fresh_database, server
+
+SIDES = {
+    "limits on": {
+        "MAX_QUERY_COST": "1000",
+        "RATE_LIMITS": "true",
+        # Never throttled: what is measured is the checking and the charging.
+        "RATE_LIMIT_MAXIMUM": "1000000000",
+        "RATE_LIMIT_RESTORE_RATE": "100000000",
+    },
+    "limits off": {"MAX_QUERY_COST": "0", "RATE_LIMITS": "false"},
+}
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+def log(message: str) -> None:
+    print(f"[bench.limits] {message}", flush=True)
+
+
+def main() -> int:
+    url = _env("BENCH_DATABASE_URL", SQLITE_URL)
+    n = int(_env("BENCH_N", "20000"))
+    rounds = int(_env("BENCH_ROUNDS", "6"))
+    duration = float(_env("BENCH_DURATION", "5"))
+    connections = int(_env("BENCH_CONNECTIONS", "10"))
+    DATA.mkdir(parents=True, exist_ok=True)
+    if asyncio.run(_leads(url)) != n:
+        log(f"Seeding {n:,} leads into {_safe(url)} ...")
+        asyncio.run(fresh_database(url))
+        asyncio.run(seed.seed(url, seed.plan(n)))
+    key = asyncio.run(admin_key(url))
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    body = json.dumps({"query": Q1, "variables": VARIABLES})
+    spec = load.LoadSpec("/graphql", headers, body)
+    results: dict[str, list[tuple[float, float]]] = {side: [] for side in SIDES}
+    with (
+        server(url, sender=False, **SIDES["limits on"]) as on,
+        server(url, sender=False, **SIDES["limits off"]) as off,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        servers = {"limits on": on, "limits off": off}
+        answers = {}
+        for side, svc in servers.items():
+            with httpx.Client(base_url=svc.url, timeout=60) as client:
+                answers[side] = client.post("/graphql", content=body, headers=headers).json()
+        limited, plain = answers["limits on"], answers["limits off"]
+        assert "errors" not in limited and limited["data"] == plain["data"], answers
+        cost = limited["extensions"]["cost"]
+        assert "cost" not in plain.get("extensions", {}), plain
+        log(f"Q1's cost: requested {cost['requestedQueryCost']}, actual {cost['actualQueryCost']}")
+        for svc in servers.values():  # warm-up
+            load.run("wrk", svc.url, spec, connections, 2, Path(tmp))
+        for round_ in range(rounds):
+            order = list(servers) if round_ % 2 == 0 else list(reversed(servers))
+            for side in order:
+                svc = servers[side]
+                svc.wait_idle()
+                cpu = svc.cpu_seconds()
+                result = load.run("wrk", svc.url, spec, connections, duration, Path(tmp))
+                cpu = svc.cpu_seconds() - cpu
+                assert result.errors == 0, result
+                results[side].append((result.rps, cpu * 1e6 / result.requests))
+                log(
+                    f"round {round_ + 1} {side}: {result.rps:.0f} req/s, "
+                    f"{cpu * 1e6 / result.requests:.0f} µs CPU/request"
+                )
+    engine = "SQLite" if make_url(url).get_backend_name() == "sqlite" else "PostgreSQL"
+    print(
+        f"\n{engine}, Q1 (leads(first: 20)), {rounds} rounds of {duration:.0f} s, "
+        f"{connections} connections, load {os.getloadavg()[0]:.1f}:\n"
+    )
+    print("| server | req/s (median) | CPU µs/request (median) | req/s each round |")
+    print("|---|---|---|---|")
+    medians = {}
+    for side, runs in results.items():
+        rps = [r for r, _ in runs]
+        cpu = [c for _, c in runs]
+        medians[side] = (statistics.median(rps), statistics.median(cpu))
+        each = " ".join(f"{r:.0f}" for r in rps)
+        print(f"| {side} | {medians[side][0]:.0f} | {medians[side][1]:.0f} | {each} |")
+    ratios = [a[0] / b[0] for a, b in zip(results["limits on"], results["limits off"], strict=True)]
+    print(
+        f"\nreq/s with limits on / off: {medians['limits on'][0] / medians['limits off'][0]:.2f} x "
+        f"(medians); per round {' '.join(f'{r:.2f}' for r in ratios)}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
