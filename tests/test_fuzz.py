@@ -637,6 +637,10 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         smtp_host=None,  # emails go to the log
         # Fuzzed endpoints are saved (one of WEBHOOK_URLS is public) but never sent to.
         webhook_sender=False,
+        # Thousands of documents in a minute from one key: a bucket that never empties, so
+        # that each operation is fuzzed, not refused as RATE_LIMITED (MAX_QUERY_COST stays).
+        rate_limit_maximum=10_000_000,
+        rate_limit_restore_rate=10_000_000,
         _env_file=None,  # type: ignore[call-arg]
     )
     headers = {"Authorization": f"Bearer {asyncio.run(_owner_key(settings_))}"}
