@@ -4,6 +4,7 @@ written once per lease a process takes, not once per request: resolvers/ratelimi
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,15 +55,18 @@ async def undo(conn: AsyncConnection, key: str) -> None:
 
 
 async def _bucket_level(
-    conn: AsyncConnection, key: str, maximum: float, rate: float, now: float
-) -> float:
-    """The bucket's level now (refilled since it was last written), its row locked until the
-    transaction ends (PostgreSQL; SQLite's one writer serialises anyway). A new bucket is full."""
+    conn: AsyncConnection, key: str, maximum: float, rate: float
+) -> tuple[float, float]:
+    """The bucket's level now (refilled since it was last written) and that now (seconds since
+    the epoch), its row locked until the transaction ends (PostgreSQL; SQLite's one writer
+    serialises anyway). A new bucket is full. The time is read once the row is locked: a
+    process that waited for another's write must not see that write as being in its future
+    (its refill would count from a later time than its own clock, and come out as nothing)."""
     dialect = conn.dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     await conn.execute(
         insert(_buckets)
-        .values(key=key, available=maximum, updated_at=now)
+        .values(key=key, available=maximum, updated_at=time.time())
         .on_conflict_do_nothing(index_elements=[_buckets.c.key])
     )
     row = (
@@ -72,7 +76,9 @@ async def _bucket_level(
             .with_for_update()
         )
     ).one()
-    return float(min(maximum, row.available + rate * max(0.0, now - row.updated_at)))
+    now = time.time()
+    level = min(maximum, row.available + rate * max(0.0, now - row.updated_at))
+    return float(level), now
 
 
 async def take(
@@ -84,28 +90,28 @@ async def take(
     give: float,
     maximum: float,
     rate: float,
-    now: float,
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     """Gives ``give`` points back to the bucket under ``key`` (a lease's unspent rest), then
     takes up to ``ask`` points from it, but only if it holds at least ``least``: (points taken,
-    the level left). ``now``: seconds since the epoch."""
-    level = min(maximum, await _bucket_level(conn, key, maximum, rate, now) + give)
+    the level left, when: seconds since the epoch)."""
+    level, now = await _bucket_level(conn, key, maximum, rate)
+    level = min(maximum, level + give)
     taken = min(ask, level) if level >= least else 0.0
     await conn.execute(
         update(_buckets)
         .where(_buckets.c.key == key)
         .values(available=level - taken, updated_at=now)
     )
-    return taken, level - taken
+    return taken, level - taken, now
 
 
-async def give_back(
-    conn: AsyncConnection, returns: dict[str, tuple[float, float, float]], now: float
-) -> None:
+async def give_back(conn: AsyncConnection, returns: dict[str, tuple[float, float, float]]) -> None:
     """Gives each bucket its points back: ``returns[key] = (points, maximum, rate)``."""
     for key in sorted(returns):  # one order for every process: no deadlock between two
         points, maximum, rate = returns[key]
-        level = min(maximum, await _bucket_level(conn, key, maximum, rate, now) + points)
+        level, now = await _bucket_level(conn, key, maximum, rate)
         await conn.execute(
-            update(_buckets).where(_buckets.c.key == key).values(available=level, updated_at=now)
+            update(_buckets)
+            .where(_buckets.c.key == key)
+            .values(available=min(maximum, level + points), updated_at=now)
         )

@@ -15,7 +15,8 @@ Bounds, with N processes serving one credential:
   out above its requested cost (a plain list longer than its assumed size): that request's
   difference, a debt paid by the next ones.
 - Undershoot: a process may refuse while another holds unspent points: at most (N - 1) leases,
-  each at most a request's cost + ``rate * lease_seconds``, for at most two lease periods.
+  each at most a request's cost + ``min(rate * lease_seconds, maximum / 10)``, for at most two
+  lease periods.
 A refused request does not write either: until the row could have refilled enough (the level
 the last take saw, plus the rate since), a process refuses from memory.
 """
@@ -37,6 +38,8 @@ logger = logging.getLogger("leadgraph.ratelimit")
 
 # Local state of a key idle this long is forgotten (its lease was given back long before).
 _FORGET_SECONDS = 300.0
+# The most of a bucket one lease takes beyond the request's cost.
+_LEASE_SHARE = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +142,7 @@ class Limiter:
                 del self._local[key]
         if returns:
             async with self.db.write() as conn:
-                await ratelimit.give_back(conn, returns, now)
+                await ratelimit.give_back(conn, returns)
 
     def forget(self) -> None:
         """Drops every lease unreturned (the test suite's wipe empties the buckets' rows)."""
@@ -165,19 +168,22 @@ class Limiter:
             now = time.time()
             if local.lease < cost and local.lease + local.shared(now) >= cost:
                 need = cost - local.lease
+                # A lease's extra: the points of a lease period, but never more than a tenth of
+                # the bucket (a bucket that refills within a lease period would otherwise go
+                # whole to one process, and every other one would refuse meanwhile).
+                extra = min(policy.rate * self.lease_seconds, policy.maximum * _LEASE_SHARE)
                 async with self.db.write() as conn:
-                    taken, level = await ratelimit.take(
+                    taken, level, seen = await ratelimit.take(
                         conn,
                         key,
-                        ask=need + policy.rate * self.lease_seconds,
+                        ask=need + extra,
                         least=need,
                         give=0.0,
                         maximum=policy.maximum,
                         rate=policy.rate,
-                        now=now,
                     )
                 local.lease += taken
-                local.level, local.seen_at = level, now
+                local.level, local.seen_at = level, seen
             if local.lease >= cost:
                 local.lease -= cost
                 return Decision(True, local.status(now))

@@ -16,6 +16,7 @@ from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
 from db import ratelimit
+from resolvers.ratelimit import Decision, Limiter, Policy
 from tests.conftest import GraphQLClient, LiveServer, check_cost
 from tests.databases import scratch_database
 from tests.factories import create_leads, lead_values
@@ -297,7 +298,7 @@ def test_concurrent_takes_from_one_bucket_never_hand_out_more_than_it_holds(
     async def take_all() -> list[float]:
         async def take() -> float:
             async with server.db.write() as conn:
-                taken, _ = await ratelimit.take(
+                taken, _, _ = await ratelimit.take(
                     conn,
                     "test:concurrent",
                     ask=7,
@@ -305,7 +306,6 @@ def test_concurrent_takes_from_one_bucket_never_hand_out_more_than_it_holds(
                     give=0.0,
                     maximum=100,
                     rate=0.001,
-                    now=time.time(),
                 )
                 return taken
 
@@ -313,3 +313,22 @@ def test_concurrent_takes_from_one_bucket_never_hand_out_more_than_it_holds(
 
     taken = server.run(take_all())
     assert sorted(taken, reverse=True) == [7.0] * 14 + [0.0] * 26
+
+
+def test_one_process_leases_a_share_of_a_fast_bucket_not_all_of_it(server: LiveServer) -> None:
+    """A bucket that refills within a lease period (restore rate x lease >= maximum): one
+    process's lease takes the request's cost and at most a tenth of the bucket more, so another
+    process's request right after it is served (a lease of the whole bucket refused it)."""
+    policy = Policy(maximum=1000, rate=1000)
+
+    async def two_processes() -> tuple[Decision, Decision]:
+        # Two limiters: two processes' leases of one bucket row.
+        first, second = Limiter(server.settings, server.db), Limiter(server.settings, server.db)
+        return (
+            await first.reserve("test:share", policy, 35),
+            await second.reserve("test:share", policy, 35),
+        )
+
+    first, second = server.run(two_processes())
+    assert first.allowed and second.allowed, (first, second)
+    assert second.status.available >= 1000 - 2 * (35 + 100)
