@@ -8,7 +8,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -64,18 +64,25 @@ async def _bucket_level(
     (its refill would count from a later time than its own clock, and come out as nothing)."""
     dialect = conn.dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    await conn.execute(
-        insert(_buckets)
-        .values(key=key, available=maximum, updated_at=time.time())
-        .on_conflict_do_nothing(index_elements=[_buckets.c.key])
-    )
-    row = (
+    for _ in range(2):
         await conn.execute(
-            select(_buckets.c.available, _buckets.c.updated_at)
-            .where(_buckets.c.key == key)
-            .with_for_update()
+            insert(_buckets)
+            .values(key=key, available=maximum, updated_at=time.time())
+            .on_conflict_do_nothing(index_elements=[_buckets.c.key])
         )
-    ).one()
+        row = (
+            await conn.execute(
+                select(_buckets.c.available, _buckets.c.updated_at)
+                .where(_buckets.c.key == key)
+                .with_for_update()
+            )
+        ).one_or_none()
+        if row is not None:
+            break
+        # PostgreSQL: ``prune`` deleted the row (a full bucket) between the two statements;
+        # the next INSERT sees that and makes it again. (SQLite's one writer runs them in turn.)
+    else:
+        raise RuntimeError(f"rate-limit bucket {key!r} vanished twice")
     now = time.time()
     level = min(maximum, row.available + rate * max(0.0, now - row.updated_at))
     return float(level), now
@@ -115,3 +122,16 @@ async def give_back(conn: AsyncConnection, returns: dict[str, tuple[float, float
             .where(_buckets.c.key == key)
             .values(available=min(maximum, level + points), updated_at=now)
         )
+
+
+async def prune(conn: AsyncConnection, *, full_after: float, keep_prefix: str) -> int:
+    """Deletes the buckets not written for ``full_after`` seconds, which have refilled since (a
+    bucket without a row is full), except those under ``keep_prefix`` (keys with rates of
+    their own, which may refill slower): a row per client address or session ever seen would
+    otherwise stay forever. The number deleted."""
+    stmt = delete(_buckets).where(
+        _buckets.c.updated_at < time.time() - full_after,
+        ~_buckets.c.key.startswith(keep_prefix, autoescape=True),
+    )
+    result = await conn.execute(stmt)
+    return int(getattr(result, "rowcount", 0) or 0)

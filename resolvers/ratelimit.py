@@ -40,6 +40,10 @@ logger = logging.getLogger("leadgraph.ratelimit")
 _FORGET_SECONDS = 300.0
 # The most of a bucket one lease takes beyond the request's cost.
 _LEASE_SHARE = 0.1
+# How often a process deletes the rows of full buckets (resolvers: ``Limiter.prune``).
+_PRUNE_SECONDS = 600.0
+# The prefix of an API key's bucket (schema/limits.py's ``bucket_of``).
+API_KEY_BUCKET = "key:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +123,26 @@ class Limiter:
         await self.db.dispose()
 
     async def _run(self) -> None:
+        last_prune = time.monotonic()
         while True:
             await asyncio.sleep(self.lease_seconds)
             try:
                 await self.flush()
+                if time.monotonic() - last_prune >= _PRUNE_SECONDS:
+                    last_prune = time.monotonic()
+                    await self.prune()
             except Exception:
                 logger.exception("giving back rate-limit leases failed; trying again")
+
+    async def prune(self) -> int:
+        """Deletes the shared buckets of the server's policy (sessions, client addresses) that
+        are full again: they are as if they had no row. API keys' buckets stay (a key may have
+        a rate of its own, and there are only as many as keys)."""
+        policy = self.default_policy()
+        async with self.db.write() as conn:
+            return await ratelimit.prune(
+                conn, full_after=policy.maximum / policy.rate + 1, keep_prefix=API_KEY_BUCKET
+            )
 
     async def flush(self, *, everything: bool = False) -> None:
         """Gives back the leases unused for a lease period (all of them with ``everything``)."""

@@ -39,7 +39,7 @@ from strawberry.schema.schema import validate_document
 from strawberry.types.graphql import OperationType
 
 from resolvers.auth.common import client_address
-from resolvers.ratelimit import Policy, Status
+from resolvers.ratelimit import API_KEY_BUCKET, Policy, Status
 from schema.cost import Costs
 
 Rules = tuple[type[ASTValidationRule], ...]
@@ -330,7 +330,7 @@ def bucket_of(context: Any) -> tuple[str, Policy] | None:
     if principal.api_key_id is not None:
         if principal.rate is not None:
             policy = Policy(maximum=principal.rate[0], rate=principal.rate[1])
-        return f"key:{principal.api_key_id}", policy
+        return f"{API_KEY_BUCKET}{principal.api_key_id}", policy
     return f"session:{principal.session_id}", policy
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
@@ -332,3 +333,43 @@ def test_one_process_leases_a_share_of_a_fast_bucket_not_all_of_it(server: LiveS
     first, second = server.run(two_processes())
     assert first.allowed and second.allowed, (first, second)
     assert second.status.available >= 1000 - 2 * (35 + 100)
+
+
+def test_full_buckets_of_sessions_and_addresses_are_pruned_and_api_keys_kept(
+    server: LiveServer, http: httpx.Client
+) -> None:
+    """A row per client address (or session) ever seen would stay forever: a process deletes
+    the rows of the server's policy that are full again (no row is a full bucket), and keeps
+    API keys' (a key may refill slower than the server's rate)."""
+    # A request without credentials (the client address's bucket) and one with the key, each
+    # with a cost (one of 0 takes nothing from a bucket).
+    page = {"query": "{ leads(first: 1) { nodes { id } } }"}
+    http.post("/graphql", json=page, headers={"Authorization": ""})
+    http.post("/graphql", json=page)
+    limiter = server.app.state.limiter
+    policy = limiter.default_policy()
+    full_after = policy.maximum / policy.rate + 1
+    rows = "SELECT key FROM rate_buckets ORDER BY key"
+
+    async def age_all_and_prune() -> tuple[list[str], int, list[str]]:
+        await limiter.flush(everything=True)  # the leases go back to the rows first
+        async with server.db.write() as conn:
+            before = [r.key for r in await conn.execute(text(rows))]
+            old = time.time() - full_after - 5
+            await conn.execute(text("UPDATE rate_buckets SET updated_at = :t"), {"t": old})
+        pruned = await limiter.prune()
+        async with server.db.read() as conn:
+            after = [r.key for r in await conn.execute(text(rows))]
+        return before, pruned, after
+
+    before, pruned, after = server.run(age_all_and_prune())
+    assert {k.split(":")[0] for k in before} == {"ip", "key"}, before
+    assert after == [k for k in before if k.startswith("key:")]
+    assert pruned == len(before) - len(after)
+    # A bucket without its row is full again, and the next request makes the row again.
+    anonymous = http.post(
+        "/graphql", json={"query": "{ __typename }"}, headers={"Authorization": ""}
+    )
+    assert anonymous.status_code == 200
+    throttle = anonymous.json()["extensions"]["cost"]["throttleStatus"]
+    assert throttle["currentlyAvailable"] == throttle["maximumAvailable"]
