@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,56 @@ def register(url: str, text: str) -> None:
         )
 
 
+def seeded(url: str, n: int, log: Callable[[str], None]) -> None:
+    """The database at ``url`` holding ``n`` leads: reused if it does, made afresh if not."""
+    DATA.mkdir(parents=True, exist_ok=True)
+    if asyncio.run(_leads(url)) != n:
+        log(f"Seeding {n:,} leads into {_safe(url)} ...")
+        asyncio.run(fresh_database(url))
+        asyncio.run(seed.seed(url, seed.plan(n)))
+
+
+def ab_rounds(
+    sides: dict[str, tuple[Any, load.LoadSpec]],
+    rounds: int,
+    duration: float,
+    connections: int,
+    log: Callable[[str], None],
+) -> dict[str, list[tuple[float, float]]]:
+    """A warm-up, then ``rounds`` wrk runs of each side (a server and what to send it), the side
+    that goes first alternating: (req/s, the server's CPU µs per request) per side and round."""
+    results: dict[str, list[tuple[float, float]]] = {side: [] for side in sides}
+    with tempfile.TemporaryDirectory() as tmp:
+        for svc, spec in sides.values():
+            load.run("wrk", svc.url, spec, connections, 2, Path(tmp))
+        for round_ in range(rounds):
+            order = list(sides) if round_ % 2 == 0 else list(reversed(sides))
+            for side in order:
+                svc, spec = sides[side]
+                svc.wait_idle()
+                cpu = svc.cpu_seconds()
+                result = load.run("wrk", svc.url, spec, connections, duration, Path(tmp))
+                cpu = svc.cpu_seconds() - cpu
+                assert result.errors == 0, result
+                results[side].append((result.rps, cpu * 1e6 / result.requests))
+                log(
+                    f"round {round_ + 1} {side}: {result.rps:.0f} req/s, "
+                    f"{cpu * 1e6 / result.requests:.0f} µs CPU/request"
+                )
+    return results
+
+
+def table(results: dict[str, list[tuple[float, float]]], first_column: str) -> None:
+    """Each side's medians, and its req/s in every round, as a Markdown table."""
+    print(f"| {first_column} | req/s (median) | CPU µs/request (median) | req/s each round |")
+    print("|---|---|---|---|")
+    for side, runs in results.items():
+        rps = [r for r, _ in runs]
+        cpu = [c for _, c in runs]
+        each = " ".join(f"{r:.0f}" for r in rps)
+        print(f"| {side} | {statistics.median(rps):.0f} | {statistics.median(cpu):.0f} | {each} |")
+
+
 def parse_and_validate_ms(n: int = 300) -> tuple[float, float]:
     """Q1's parse and its validation (the rules every request runs), ms each, uncached."""
     schema = build_schema()
@@ -99,11 +150,7 @@ def main() -> int:
     rounds = int(_env("BENCH_ROUNDS", "6"))
     duration = float(_env("BENCH_DURATION", "5"))
     connections = int(_env("BENCH_CONNECTIONS", "10"))
-    DATA.mkdir(parents=True, exist_ok=True)
-    if asyncio.run(_leads(url)) != n:
-        log(f"Seeding {n:,} leads into {_safe(url)} ...")
-        asyncio.run(fresh_database(url))
-        asyncio.run(seed.seed(url, seed.plan(n)))
+    seeded(url, n, log)
     register(url, Q1)
     key = asyncio.run(admin_key(url))
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
@@ -112,43 +159,23 @@ def main() -> int:
         "query": json.dumps({"query": Q1, "variables": VARIABLES}),
         "documentId": json.dumps({"documentId": document_id, "variables": VARIABLES}),
     }
-    results: dict[str, list[tuple[float, float]]] = {side: [] for side in bodies}
-    with server(url, sender=False) as svc, tempfile.TemporaryDirectory() as tmp:
+    with server(url, sender=False) as svc:
         with httpx.Client(base_url=svc.url, timeout=60) as client:
             answers = [
                 client.post("/graphql", content=body, headers=headers).json()
                 for body in bodies.values()
             ]
-        assert "errors" not in answers[0] and answers[0] == answers[1], answers
-        specs = {side: load.LoadSpec("/graphql", headers, body) for side, body in bodies.items()}
-        for spec in specs.values():  # warm-up
-            load.run("wrk", svc.url, spec, connections, 2, Path(tmp))
-        for round_ in range(rounds):
-            order = list(specs) if round_ % 2 == 0 else list(reversed(specs))
-            for side in order:
-                svc.wait_idle()
-                cpu = svc.cpu_seconds()
-                result = load.run("wrk", svc.url, specs[side], connections, duration, Path(tmp))
-                cpu = svc.cpu_seconds() - cpu
-                assert result.errors == 0, result
-                results[side].append((result.rps, cpu * 1e6 / result.requests))
-                log(
-                    f"round {round_ + 1} {side}: {result.rps:.0f} req/s, "
-                    f"{cpu * 1e6 / result.requests:.0f} µs CPU/request"
-                )
+        # Alike but for the rate-limit bucket's level in extensions.cost.
+        assert "errors" not in answers[0] and answers[0]["data"] == answers[1]["data"], answers
+        sides = {side: (svc, load.LoadSpec("/graphql", headers, b)) for side, b in bodies.items()}
+        results = ab_rounds(sides, rounds, duration, connections, log)
     parse_ms, validate_ms = parse_and_validate_ms()
     engine = "SQLite" if make_url(url).get_backend_name() == "sqlite" else "PostgreSQL"
     print(
         f"\n{engine}, Q1 (leads(first: 20)), {rounds} rounds of {duration:.0f} s, "
         f"{connections} connections, load {os.getloadavg()[0]:.1f}:\n"
     )
-    print("| sent as | req/s (median) | CPU µs/request (median) | req/s each round |")
-    print("|---|---|---|---|")
-    for side, runs in results.items():
-        rps = [r for r, _ in runs]
-        cpu = [c for _, c in runs]
-        each = " ".join(f"{r:.0f}" for r in rps)
-        print(f"| {side} | {statistics.median(rps):.0f} | {statistics.median(cpu):.0f} | {each} |")
+    table(results, "sent as")
     print(f"\nQ1 uncached, in-process: parse {parse_ms:.3f} ms, validate {validate_ms:.3f} ms")
     return 0
 

@@ -20,16 +20,13 @@ import asyncio
 import json
 import os
 import statistics
-import tempfile
-from pathlib import Path
 
 import httpx
 from sqlalchemy.engine import make_url
 
-from bench import load, seed
-from bench.documents import Q1, SQLITE_URL, VARIABLES, _leads
-from bench.harness import DATA, _safe
-from bench.webhooks import admin_key, fresh_database, server
+from bench import load
+from bench.documents import Q1, SQLITE_URL, VARIABLES, ab_rounds, seeded, table
+from bench.webhooks import admin_key, server
 
 SIDES = {
     "limits on": {
@@ -57,20 +54,14 @@ def main() -> int:
     rounds = int(_env("BENCH_ROUNDS", "6"))
     duration = float(_env("BENCH_DURATION", "5"))
     connections = int(_env("BENCH_CONNECTIONS", "10"))
-    DATA.mkdir(parents=True, exist_ok=True)
-    if asyncio.run(_leads(url)) != n:
-        log(f"Seeding {n:,} leads into {_safe(url)} ...")
-        asyncio.run(fresh_database(url))
-        asyncio.run(seed.seed(url, seed.plan(n)))
+    seeded(url, n, log)
     key = asyncio.run(admin_key(url))
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     body = json.dumps({"query": Q1, "variables": VARIABLES})
     spec = load.LoadSpec("/graphql", headers, body)
-    results: dict[str, list[tuple[float, float]]] = {side: [] for side in SIDES}
     with (
         server(url, sender=False, **SIDES["limits on"]) as on,
         server(url, sender=False, **SIDES["limits off"]) as off,
-        tempfile.TemporaryDirectory() as tmp,
     ):
         servers = {"limits on": on, "limits off": off}
         answers = {}
@@ -82,39 +73,18 @@ def main() -> int:
         cost = limited["extensions"]["cost"]
         assert "cost" not in plain.get("extensions", {}), plain
         log(f"Q1's cost: requested {cost['requestedQueryCost']}, actual {cost['actualQueryCost']}")
-        for svc in servers.values():  # warm-up
-            load.run("wrk", svc.url, spec, connections, 2, Path(tmp))
-        for round_ in range(rounds):
-            order = list(servers) if round_ % 2 == 0 else list(reversed(servers))
-            for side in order:
-                svc = servers[side]
-                svc.wait_idle()
-                cpu = svc.cpu_seconds()
-                result = load.run("wrk", svc.url, spec, connections, duration, Path(tmp))
-                cpu = svc.cpu_seconds() - cpu
-                assert result.errors == 0, result
-                results[side].append((result.rps, cpu * 1e6 / result.requests))
-                log(
-                    f"round {round_ + 1} {side}: {result.rps:.0f} req/s, "
-                    f"{cpu * 1e6 / result.requests:.0f} µs CPU/request"
-                )
+        sides = {side: (svc, spec) for side, svc in servers.items()}
+        results = ab_rounds(sides, rounds, duration, connections, log)
     engine = "SQLite" if make_url(url).get_backend_name() == "sqlite" else "PostgreSQL"
     print(
         f"\n{engine}, Q1 (leads(first: 20)), {rounds} rounds of {duration:.0f} s, "
         f"{connections} connections, load {os.getloadavg()[0]:.1f}:\n"
     )
-    print("| server | req/s (median) | CPU µs/request (median) | req/s each round |")
-    print("|---|---|---|---|")
-    medians = {}
-    for side, runs in results.items():
-        rps = [r for r, _ in runs]
-        cpu = [c for _, c in runs]
-        medians[side] = (statistics.median(rps), statistics.median(cpu))
-        each = " ".join(f"{r:.0f}" for r in rps)
-        print(f"| {side} | {medians[side][0]:.0f} | {medians[side][1]:.0f} | {each} |")
+    table(results, "server")
+    medians = {side: statistics.median(r for r, _ in runs) for side, runs in results.items()}
     ratios = [a[0] / b[0] for a, b in zip(results["limits on"], results["limits off"], strict=True)]
     print(
-        f"\nreq/s with limits on / off: {medians['limits on'][0] / medians['limits off'][0]:.2f} x "
+        f"\nreq/s with limits on / off: {medians['limits on'] / medians['limits off']:.2f} x "
         f"(medians); per round {' '.join(f'{r:.2f}' for r in ratios)}"
     )
     return 0
