@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     # hash. off: neither is understood; allow: both, besides free text; require: only
     # registered documents run, except for ADMIN/OWNER credentials.
     trusted_documents: Literal["off", "allow", "require"] = "allow"
+    # The most documents APQ stores for callers below ADMIN (untrusted ones; a manifest's and
+    # ADMIN/OWNER's are not counted): past it, a document sent with its hash runs without being
+    # stored, so no key can grow the table without bound. 0: APQ stores none of theirs.
+    apq_documents_max: int = Field(default=10_000, ge=0)
 
     # Cost and rate limits (README, Cost and rate limits). A document's static cost (object
     # fields 1, scalars 0, lists and connections times first/last or the default page size,

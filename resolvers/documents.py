@@ -7,6 +7,7 @@ validation, the schema's key) is the schema layer's: it is passed in here as fun
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from cachetools import LRUCache
 from db.engine import Database
 from db.repositories import documents as repository
 from db.repositories.documents import NewDocument
+
+logger = logging.getLogger("leadgraph.documents")
 
 SHA256_ID = re.compile(r"sha256:([0-9a-f]{64})")
 _HEX = re.compile(r"[0-9a-fA-F]+")
@@ -152,10 +155,21 @@ class DocumentRegistry:
         self._by_id[document_id] = doc
         return doc
 
-    async def register(self, db: Database, body: str, trusted: bool, schema_key: str) -> Document:
-        """Stores a document sent with its hash (APQ), already checked to be valid."""
+    async def register(
+        self, db: Database, body: str, trusted: bool, schema_key: str, untrusted_max: int
+    ) -> Document | None:
+        """Stores a document sent with its hash (APQ), already checked to be valid; None when
+        it is untrusted and ``untrusted_max`` untrusted documents are stored already."""
         new = NewDocument(sha256_hex(body), body, None, "apq", trusted)
         async with db.write() as conn:
+            full = not trusted and await repository.untrusted_count(conn) >= untrusted_max
+            if full and not await repository.find(conn, hash=new.hash):
+                logger.warning(
+                    "APQ_DOCUMENTS_MAX (%d) documents are stored: a document sent with its "
+                    "hash ran without being stored",
+                    untrusted_max,
+                )
+                return None
             await repository.register(conn, [new], schema_key, datetime.now(UTC))
         return await self.find(db, f"sha256:{new.hash}", fresh=True) or Document(
             new.hash, body, trusted, schema_key

@@ -219,5 +219,9 @@ class TrustedDocuments(SchemaExtension):
         if self.support.problems_of(query):
             return None
         return await self.support.registry.register(
-            context.db, query, privileged, self.support.schema_key
+            context.db,
+            query,
+            privileged,
+            self.support.schema_key,
+            context.settings.apq_documents_max,
         )

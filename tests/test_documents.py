@@ -372,3 +372,39 @@ def test_a_document_registered_under_another_schema_is_validated_again_once(
     listed = cli(server, "list").stdout
     assert f"sha256:{sha256(valid)}\t-\ttrusted\tvalid\t" in listed
     assert f"sha256:{sha256(stale)}\t-\ttrusted\tschema changed\t" in listed
+
+
+def test_apq_stores_at_most_apq_documents_max_for_callers_below_admin(
+    server: LiveServer, http: httpx.Client, gql: GraphQLClient
+) -> None:
+    """Past APQ_DOCUMENTS_MAX untrusted documents, a document sent with its hash still runs but
+    is not stored (no key grows the table without bound); one stored already is found as
+    before, and ADMIN/OWNER registrations (trusted) are not counted."""
+    member = gql.data(CREATE_KEY, {"role": "MEMBER"})["createApiKey"]["secret"]
+    before = server.settings.apq_documents_max
+    server.settings.apq_documents_max = 1
+    try:
+
+        def apq(text: str, token: str, with_query: bool = True) -> httpx.Response:
+            extensions = {"persistedQuery": {"version": 1, "sha256Hash": sha256(text)}}
+            body = (
+                {"query": text, "extensions": extensions}
+                if with_query
+                else {"extensions": extensions}
+            )
+            return post(http, body, token=token)
+
+        first, second, owners = (document(f"apq cap {n}") for n in (1, 2, 3))
+        assert "errors" not in apq(first, member).json()  # stored: the one allowed
+        ran = apq(second, member)  # runs, not stored
+        assert without_cost(ran.json()) == {"data": gql.data(second)}
+        assert code_of(apq(second, member, with_query=False)) == "PERSISTED_QUERY_NOT_FOUND"
+        assert "errors" not in apq(first, member, with_query=False).json()
+        assert "errors" not in apq(first, member).json()  # sent again: still stored, once
+        # The OWNER's registration is trusted: not counted, stored.
+        assert "errors" not in apq(owners, OWNER_KEY).json()
+        assert "errors" not in apq(owners, member, with_query=False).json()
+    finally:
+        server.settings.apq_documents_max = before
+    listed = cli(server, "list").stdout
+    assert sha256(first) in listed and sha256(owners) in listed and sha256(second) not in listed

@@ -94,3 +94,9 @@ async def all_documents(conn: AsyncConnection) -> list[Row[Any]]:
     return list(
         await conn.execute(select(documents).order_by(documents.c.created_at, documents.c.hash))
     )
+
+
+async def untrusted_count(conn: AsyncConnection) -> int:
+    """How many documents are stored untrusted (APQ's, from callers below ADMIN)."""
+    stmt = select(func.count()).select_from(documents).where(documents.c.trusted.is_(False))
+    return int((await conn.execute(stmt)).scalar_one())
