@@ -307,7 +307,9 @@ def test_search_is_indexed_and_the_index_goes_with_its_migration(scratch_url: st
 
 def test_every_index_of_a_searchable_table_starts_with_the_workspace(scratch_url: str) -> None:
     # The search plan that fetches FTS5 candidates by rowid relies on it: `+workspace_id = ?`
-    # leaves the rowid as the only way in (db/repositories/search.py).
+    # leaves the rowid as the only way in (db/repositories/search.py). The one exception is the
+    # foreign key's index on converted_client_id (migration 0020), partial: only a condition on
+    # that column can use it, and no search has one.
     async def run(db: Database) -> dict[str, list[list[str]]]:
         await migrate.upgrade(db)
         return await inspected(
@@ -317,11 +319,24 @@ def test_every_index_of_a_searchable_table_starts_with_the_workspace(scratch_url
                     i["column_names"]
                     for i in inspect(c).get_indexes(t)
                     if not i["name"].endswith("_search_trgm")
+                    and i["name"] != "ix_leads_converted_client"
                 ]
                 for t in ("leads", "clients")
             },
         )
 
+    async def foreign_key_index(db: Database) -> list[Any]:
+        return await inspected(
+            db,
+            lambda c: [
+                (i["column_names"], bool(i.get("dialect_options")))
+                for i in inspect(c).get_indexes("leads")
+                if i["name"] == "ix_leads_converted_client"
+            ],
+        )
+
     for table, indexes in on_database(scratch_url, run).items():
         assert indexes, table
         assert all(columns[0] == "workspace_id" for columns in indexes), (table, indexes)
+    # Partial (its WHERE is a dialect option of the index), on the one column.
+    assert on_database(scratch_url, foreign_key_index) == [(["converted_client_id"], True)]

@@ -47,6 +47,13 @@ class Lead(RecordTable, table=True):
         Index("ix_leads_ws_source", "workspace_id", "source_key"),
         # convertedFrom: the leads converted into a page of clients.
         Index("ix_leads_ws_converted", "workspace_id", "converted_client_id"),
+        # The foreign key's check when a client is deleted (migration 0020): by the column alone.
+        Index(
+            "ix_leads_converted_client",
+            "converted_client_id",
+            sqlite_where=text("converted_client_id IS NOT NULL"),
+            postgresql_where=text("converted_client_id IS NOT NULL"),
+        ),
         # convertedPerDay: the conversions of the last days (migration 0014). Partial: only a
         # window's range implies its condition, so no other query takes it for its order.
         Index(
