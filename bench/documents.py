@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,27 @@ def register(url: str, text: str) -> None:
             env={**os.environ, "DATABASE_URL": url},
             check=True,
         )
+
+
+@dataclass(frozen=True)
+class ABSettings:
+    """An A/B bench's settings, from the environment (bench/README.md)."""
+
+    url: str
+    n: int
+    rounds: int
+    duration: float
+    connections: int
+
+
+def ab_settings() -> ABSettings:
+    return ABSettings(
+        url=_env("BENCH_DATABASE_URL", SQLITE_URL),
+        n=int(_env("BENCH_N", "20000")),
+        rounds=int(_env("BENCH_ROUNDS", "6")),
+        duration=float(_env("BENCH_DURATION", "5")),
+        connections=int(_env("BENCH_CONNECTIONS", "10")),
+    )
 
 
 def seeded(url: str, n: int, log: Callable[[str], None]) -> None:
@@ -145,12 +167,9 @@ def parse_and_validate_ms(n: int = 300) -> tuple[float, float]:
 
 
 def main() -> int:
-    url = _env("BENCH_DATABASE_URL", SQLITE_URL)
-    n = int(_env("BENCH_N", "20000"))
-    rounds = int(_env("BENCH_ROUNDS", "6"))
-    duration = float(_env("BENCH_DURATION", "5"))
-    connections = int(_env("BENCH_CONNECTIONS", "10"))
-    seeded(url, n, log)
+    ab = ab_settings()
+    url, rounds, duration, connections = ab.url, ab.rounds, ab.duration, ab.connections
+    seeded(url, ab.n, log)
     register(url, Q1)
     key = asyncio.run(admin_key(url))
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}

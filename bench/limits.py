@@ -25,7 +25,7 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from bench import load
-from bench.documents import Q1, SQLITE_URL, VARIABLES, ab_rounds, seeded, table
+from bench.documents import Q1, VARIABLES, ab_rounds, ab_settings, seeded, table
 from bench.webhooks import admin_key, server
 
 SIDES = {
@@ -40,21 +40,14 @@ SIDES = {
 }
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name) or default
-
-
 def log(message: str) -> None:
     print(f"[bench.limits] {message}", flush=True)
 
 
 def main() -> int:
-    url = _env("BENCH_DATABASE_URL", SQLITE_URL)
-    n = int(_env("BENCH_N", "20000"))
-    rounds = int(_env("BENCH_ROUNDS", "6"))
-    duration = float(_env("BENCH_DURATION", "5"))
-    connections = int(_env("BENCH_CONNECTIONS", "10"))
-    seeded(url, n, log)
+    ab = ab_settings()
+    url, rounds, duration, connections = ab.url, ab.rounds, ab.duration, ab.connections
+    seeded(url, ab.n, log)
     key = asyncio.run(admin_key(url))
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     body = json.dumps({"query": Q1, "variables": VARIABLES})

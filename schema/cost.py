@@ -342,7 +342,7 @@ class _Plan:
             if isinstance(v.default_value, IntValueNode)
         }
         recorded = _Recorded({**defaults, **given})
-        walk = _Walk(table, _fragments(self.document), recorded)
+        walk = _Walk(table, self.actual.fragments, recorded)
         cost = walk.selection(operation.selection_set, _root(table.schema, operation), {})
         if self.sizing is None:
             self.sizing = tuple(sorted(recorded.read))
